@@ -1,0 +1,471 @@
+//! Code generation from a validated method: the forward step, the symplectic-partner backward
+//! step, rustdoc, and the impls that connect the user's struct to the runtime and to dfdx.
+//! `step` and `adjoint` read the same IR; exact zeros produce no code.
+
+use num_rational::BigRational;
+use num_traits::{One, Zero};
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::attr::Grad;
+use crate::rational::{to_f64, Coef};
+use crate::validate::Method;
+
+/// A float literal token for an exact value (negative values as `-lit`).
+fn float(q: &BigRational) -> TokenStream {
+    let v = to_f64(q);
+    let lit = Literal::f64_unsuffixed(v.abs());
+    if v < 0.0 {
+        quote!(-#lit)
+    } else {
+        quote!(#lit)
+    }
+}
+
+/// `h * lit::<E>(q)`, or `h` when `q` is one.
+fn h_times(q: &BigRational) -> TokenStream {
+    if q.is_one() {
+        quote!(h)
+    } else {
+        let v = float(q);
+        quote!(h * ::neural_ode::__private::lit::<E>(#v))
+    }
+}
+
+/// The time of stage `i` (0-based): `t`, `t + h` or `t + h * c_i`.
+fn stage_time(c: &Coef) -> TokenStream {
+    if c.is_zero() {
+        quote!(t)
+    } else {
+        let hc = h_times(&c.value);
+        quote!(t + #hc)
+    }
+}
+
+fn k(i: usize) -> Ident {
+    format_ident!("k{}", i + 1)
+}
+fn x(i: usize) -> Ident {
+    if i == 0 {
+        format_ident!("x1")
+    } else {
+        format_ident!("x{}", i + 1)
+    }
+}
+fn k_bar(i: usize) -> Ident {
+    format_ident!("k{}_bar", i + 1)
+}
+fn x_bar(i: usize) -> Ident {
+    format_ident!("x{}_bar", i + 1)
+}
+
+/// `stage(x, &[(h * a_i1, &k1), …])` for row `i`, or `x.clone()` when the row is all zeros.
+fn stage_state(m: &Method, i: usize) -> TokenStream {
+    let terms: Vec<TokenStream> = m.a[i]
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| !a.is_zero())
+        .map(|(j, a)| {
+            let coef = h_times(&a.value);
+            let kj = k(j);
+            quote!((#coef, &#kj))
+        })
+        .collect();
+    if terms.is_empty() {
+        quote!(::core::clone::Clone::clone(x))
+    } else {
+        quote!(::neural_ode::__private::stage(x, &[#(#terms),*]))
+    }
+}
+
+/// The body of `RungeKutta::step`.
+pub fn step(m: &Method) -> TokenStream {
+    let s = m.s;
+    let mut body = Vec::new();
+    body.push(quote! {
+        let mut evals = 0usize;
+        let k1 = match k1 {
+            ::core::option::Option::Some(k1) => k1,
+            ::core::option::Option::None => {
+                evals += 1;
+                f.eval(t, ::core::clone::Clone::clone(x))
+            }
+        };
+    });
+    for i in 1..s {
+        let xi = x(i);
+        let ki = k(i);
+        let ti = stage_time(&m.t.c[i]);
+        let state = stage_state(m, i);
+        if m.fsal && i == s - 1 {
+            // The last stage state is the step's result.
+            body.push(quote! {
+                let y = #state;
+                evals += 1;
+                let #ki = f.eval(#ti, ::core::clone::Clone::clone(&y));
+            });
+        } else {
+            body.push(quote! {
+                let #xi = #state;
+                evals += 1;
+                let #ki = f.eval(#ti, #xi);
+            });
+        }
+    }
+    if !m.fsal {
+        let terms: Vec<TokenStream> = m
+            .t
+            .b
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !b.is_zero())
+            .map(|(j, b)| {
+                let coef = h_times(&b.value);
+                let kj = k(j);
+                quote!((#coef, &#kj))
+            })
+            .collect();
+        body.push(quote!(let y = ::neural_ode::__private::stage(x, &[#(#terms),*]);));
+    }
+    let err = match &m.e {
+        Some(e) => {
+            let terms: Vec<TokenStream> = e
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| !w.is_zero())
+                .map(|(j, w)| {
+                    let coef = h_times(w);
+                    let kj = k(j);
+                    quote!((#coef, &#kj))
+                })
+                .collect();
+            let (first, rest) = terms.split_first().map(|(f, r)| (f.clone(), r.to_vec())).unwrap_or_default();
+            quote!(::core::option::Option::Some(::neural_ode::__private::combine(#first, &[#(#rest),*])))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let k_last = if m.fsal {
+        let ks = k(s - 1);
+        quote!(::core::option::Option::Some(#ks))
+    } else {
+        quote!(::core::option::Option::None)
+    };
+    quote! {
+        #(#body)*
+        let err = #err;
+        ::neural_ode::__private::Step { y, err, k1, k_last: #k_last, evals }
+    }
+}
+
+/// Which stages can influence the step's result: `b_i ≠ 0`, or some later live stage uses
+/// `k_i`. Dead stages (such as the FSAL stage) are neither rebuilt nor differentiated.
+pub fn live_stages(m: &Method) -> Vec<bool> {
+    let s = m.s;
+    let mut live = vec![false; s];
+    for i in (0..s).rev() {
+        live[i] = !m.t.b[i].is_zero() || (i + 1..s).any(|j| live[j] && !m.a[j][i].is_zero());
+    }
+    live
+}
+
+/// The body of `RungeKutta::adjoint_step`: reverse-mode differentiation of `step`.
+///
+/// With stage states `X_i = x + h Σ_j a_ij k_j`, `k_i = f(t + c_i h, X_i)` and
+/// `y = x + h Σ_i b_i k_i`, the cotangents are, for `i = s … 1`,
+/// `k̄_i = h (b_i ȳ + Σ_{j>i} a_ji X̄_j)`, `X̄_i = J_f(X_i)ᵀ k̄_i`, and `x̄ = ȳ + Σ_i X̄_i`.
+/// No division by `b_i`, so stages with `b_i = 0` need no special case.
+pub fn adjoint(m: &Method) -> TokenStream {
+    let s = m.s;
+    let live = live_stages(m);
+    // k_j is needed while rebuilding iff a later live stage uses it.
+    let needs_k: Vec<bool> = (0..s).map(|j| (j + 1..s).any(|i| live[i] && !m.a[i][j].is_zero())).collect();
+
+    let mut rebuild = Vec::new();
+    for i in 0..s {
+        if !live[i] {
+            continue;
+        }
+        let xi = x(i);
+        let state = if i == 0 { quote!(::core::clone::Clone::clone(x)) } else { stage_state(m, i) };
+        rebuild.push(quote!(let #xi = #state;));
+        if needs_k[i] {
+            let ki = k(i);
+            let ti = stage_time(&m.t.c[i]);
+            rebuild.push(quote! {
+                evals += 1;
+                let #ki = f.eval(#ti, ::core::clone::Clone::clone(&#xi));
+            });
+        }
+    }
+    let live_xs: Vec<Ident> = (0..s).filter(|&i| live[i]).map(x).collect();
+
+    let mut sweep = Vec::new();
+    for i in (0..s).rev() {
+        if !live[i] {
+            continue;
+        }
+        let mut terms = Vec::new();
+        if !m.t.b[i].is_zero() {
+            let coef = h_times(&m.t.b[i].value);
+            terms.push(quote!((#coef, y_bar)));
+        }
+        for j in i + 1..s {
+            if live[j] && !m.a[j][i].is_zero() {
+                let coef = h_times(&m.a[j][i].value);
+                let xj_bar = x_bar(j);
+                terms.push(quote!((#coef, &#xj_bar)));
+            }
+        }
+        let (first, rest) = terms.split_first().map(|(f, r)| (f.clone(), r.to_vec())).unwrap_or_default();
+        let ki_bar = k_bar(i);
+        let xi = x(i);
+        let xi_bar = x_bar(i);
+        let ti = stage_time(&m.t.c[i]);
+        sweep.push(quote! {
+            let #ki_bar = ::neural_ode::__private::combine(#first, &[#(#rest),*]);
+            let #xi_bar = vjp(#ti, #xi, #ki_bar)?;
+        });
+    }
+    let sum_terms: Vec<TokenStream> = (0..s)
+        .filter(|&i| live[i])
+        .map(|i| {
+            let xi_bar = x_bar(i);
+            quote!((::neural_ode::__private::lit::<E>(1.0), &#xi_bar))
+        })
+        .collect();
+    quote! {
+        let mut evals = 0usize;
+        let (#(#live_xs,)*) = {
+            #(#rebuild)*
+            (#(#live_xs,)*)
+        };
+        #(#sweep)*
+        let x_bar = ::neural_ode::__private::stage(y_bar, &[#(#sum_terms),*]);
+        ::core::result::Result::Ok(::neural_ode::__private::AdjointStep { x_bar, evals })
+    }
+}
+
+/// Rustdoc for the solver type: method, order, stages, FSAL, reference and the tableau itself.
+pub fn docs(m: &Method) -> String {
+    let t = &m.t;
+    let mut d = format!("{} (`{}`): explicit Runge–Kutta method of order {}", t.title, t.name, t.order);
+    match t.embedded_order {
+        Some(q) => d += &format!(" with an embedded order-{q} error estimate (adaptive steps)"),
+        None => d += " (fixed steps)",
+    }
+    d += &format!(", {} stage{}", m.s, if m.s == 1 { "" } else { "s" });
+    if m.fsal {
+        d += ", first same as last";
+    }
+    d += ".\n\n";
+    d += &format!("Reference: {}.\n\n", t.reference.trim_end_matches('.'));
+    d += "Generated by `#[neural_ode]` from this Butcher tableau (`c | a` over `b`";
+    if t.b_hat.is_some() {
+        d += " and `b_hat`";
+    }
+    d += "):\n\n```text\n";
+    for i in 0..m.s {
+        let row: Vec<&str> = m.a[i].iter().map(|c| c.text.as_str()).collect();
+        d += &format!("{:>12} | {}\n", t.c[i].text, row.join("  "));
+    }
+    d += &format!("{:>12} + {}\n", "", "-".repeat(8 * m.s.min(8)));
+    let b: Vec<&str> = t.b.iter().map(|c| c.text.as_str()).collect();
+    d += &format!("{:>12} | {}\n", "b", b.join("  "));
+    if let Some(bh) = &t.b_hat {
+        let bh: Vec<&str> = bh.iter().map(|c| c.text.as_str()).collect();
+        d += &format!("{:>12} | {}\n", "b_hat", bh.join("  "));
+    }
+    d += "```\n";
+    d
+}
+
+/// `const NAME … ; const A … ;` for the `RungeKutta` impl.
+pub fn constants(m: &Method) -> TokenStream {
+    let t = &m.t;
+    let (name, title, reference) = (&t.name, &t.title, &t.reference);
+    let stages = m.s;
+    let order = t.order;
+    let embedded = match t.embedded_order {
+        Some(q) => quote!(::core::option::Option::Some(#q)),
+        None => quote!(::core::option::Option::None),
+    };
+    let fsal = m.fsal;
+    let list = |v: &[Coef]| {
+        let items: Vec<TokenStream> = v.iter().map(|c| float(&c.value)).collect();
+        quote!(&[#(#items),*])
+    };
+    let c = list(&t.c);
+    let b = list(&t.b);
+    let rows: Vec<TokenStream> = m.a.iter().map(|row| list(row)).collect();
+    let b_err = match &m.e {
+        Some(e) => {
+            let items: Vec<TokenStream> = e.iter().map(float).collect();
+            quote!(::core::option::Option::Some(&[#(#items),*]))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        const NAME: &'static str = #name;
+        const TITLE: &'static str = #title;
+        const REFERENCE: &'static str = #reference;
+        const STAGES: usize = #stages;
+        const ORDER: u32 = #order;
+        const EMBEDDED_ORDER: ::core::option::Option<u32> = #embedded;
+        const FSAL: bool = #fsal;
+        const C: &'static [f64] = #c;
+        const A: &'static [&'static [f64]] = &[#(#rows),*];
+        const B: &'static [f64] = #b;
+        const B_ERR: ::core::option::Option<&'static [f64]> = #b_err;
+    }
+}
+
+/// The whole `impl RungeKutta for #solver`.
+pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
+    let constants = constants(m);
+    let step = step(m);
+    let adjoint = adjoint(m);
+    let p = quote!(::neural_ode::__private);
+    quote! {
+        #[automatically_derived]
+        impl #p::RungeKutta for #solver {
+            #constants
+
+            #[allow(clippy::too_many_lines, clippy::many_single_char_names)]
+            fn step<S, E, D, F>(
+                f: &F,
+                t: E,
+                h: E,
+                x: &#p::Tensor<S, E, D>,
+                k1: ::core::option::Option<#p::Tensor<S, E, D>>,
+            ) -> #p::Step<S, E, D>
+            where
+                S: #p::StateShape,
+                E: #p::Real,
+                D: #p::Backend<E>,
+                F: #p::VectorField<S, E, D> + ?::core::marker::Sized,
+            {
+                #step
+            }
+
+            #[allow(clippy::too_many_lines, clippy::many_single_char_names)]
+            fn adjoint_step<S, E, D, F, V, Er>(
+                f: &F,
+                t: E,
+                h: E,
+                x: &#p::Tensor<S, E, D>,
+                y_bar: &#p::Tensor<S, E, D>,
+                vjp: &mut V,
+            ) -> ::core::result::Result<#p::AdjointStep<S, E, D>, Er>
+            where
+                S: #p::StateShape,
+                E: #p::Real,
+                D: #p::Backend<E>,
+                F: #p::VectorField<S, E, D> + ?::core::marker::Sized,
+                V: ::core::ops::FnMut(E, #p::Tensor<S, E, D>, #p::Tensor<S, E, D>) -> ::core::result::Result<#p::Tensor<S, E, D>, Er>,
+            {
+                #adjoint
+            }
+        }
+    }
+}
+
+/// `impl NeuralOde for #ident { type Solver = #solver; const GRAD = … }`.
+pub fn neural_ode_impl(item: &syn::ItemStruct, solver: &TokenStream, grad: Grad) -> TokenStream {
+    let ident = &item.ident;
+    let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
+    let variant = Ident::new(grad.variant(), Span::call_site());
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::neural_ode::NeuralOde for #ident #ty_generics #where_clause {
+            type Solver = #solver;
+            const GRAD: ::neural_ode::GradMethod = ::neural_ode::GradMethod::#variant;
+        }
+    }
+}
+
+/// dfdx's `TensorCollection` for the struct's fields (except `#[neural_ode(skip)]` ones), so
+/// `alloc_grads`, optimisers and safetensors work with no boilerplate. The struct cannot be
+/// rebuilt at another dtype or device through this impl, so `To` is a marker type.
+pub fn tensor_collection_impl(item: &syn::ItemStruct, skipped: &[bool]) -> TokenStream {
+    let ident = &item.ident;
+    let p = quote!(::neural_ode::__private);
+    let mut generics = item.generics.clone();
+    generics.params.push(syn::parse_quote!(__E: #p::Dtype));
+    generics.params.push(syn::parse_quote!(__D: #p::Device<__E>));
+    let (_, ty_generics, _) = item.generics.split_for_impl();
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let mut predicates: Vec<TokenStream> = where_clause.map(|w| w.predicates.iter().map(|p| quote!(#p)).collect()).unwrap_or_default();
+    let mut fields = Vec::new();
+    for (i, (field, skip)) in item.fields.iter().zip(skipped).enumerate() {
+        if *skip {
+            continue;
+        }
+        let ty = &field.ty;
+        predicates.push(quote!(#ty: #p::TensorCollection<__E, __D>));
+        let (member, name) = match &field.ident {
+            Some(id) => (quote!(#id), id.to_string()),
+            None => {
+                let index = syn::Index::from(i);
+                (quote!(#index), i.to_string())
+            }
+        };
+        fields.push(quote!(Self::module(#name, |s| &s.#member, |s| &mut s.#member)));
+    }
+    // dfdx implements `ModuleFields` for tuples of up to six fields; nest longer lists.
+    let grouped = group(fields);
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics #p::TensorCollection<__E, __D> for #ident #ty_generics
+        where #(#predicates,)*
+        {
+            type To<__E2: #p::Dtype, __D2: #p::Device<__E2>> = #p::NotConvertible;
+
+            fn iter_tensors<__V: #p::ModuleVisitor<Self, __E, __D>>(
+                visitor: &mut __V,
+            ) -> ::core::result::Result<::core::option::Option<Self::To<__V::E2, __V::D2>>, __V::Err> {
+                visitor.visit_fields(#grouped, |_| #p::NotConvertible)
+            }
+        }
+    }
+}
+
+fn group(items: Vec<TokenStream>) -> TokenStream {
+    if items.len() <= 6 {
+        return quote!((#(#items,)*));
+    }
+    let chunks: Vec<TokenStream> = items.chunks(6).map(|c| group(c.to_vec())).collect();
+    group(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::shipped_text;
+    use crate::tableau::parse;
+    use crate::validate::validate;
+
+    fn method(name: &str) -> Method {
+        validate(parse(shipped_text(name).unwrap()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn fsal_stage_is_dead_in_the_backward_step() {
+        assert_eq!(live_stages(&method("dopri5")), [true, true, true, true, true, true, false]);
+        assert_eq!(live_stages(&method("tsit5")), [true, true, true, true, true, true, false]);
+        assert_eq!(live_stages(&method("bosh3")), [true, true, true, false]);
+        // midpoint: b1 = 0, but stage 2 uses k1.
+        assert_eq!(live_stages(&method("midpoint")), [true, true]);
+        assert!(live_stages(&method("rk4")).iter().all(|&l| l));
+        assert!(live_stages(&method("dopri8")).iter().all(|&l| l));
+    }
+
+    #[test]
+    fn zero_coefficients_produce_no_code() {
+        let code = adjoint(&method("dopri5")).to_string();
+        assert!(!code.contains("k7"), "the FSAL stage is not rebuilt: {code}");
+        assert!(!code.contains("x7"), "the FSAL stage is not differentiated: {code}");
+        let code = step(&method("rk4")).to_string();
+        // rk4's a31 = 0, so x3 is built from k2 alone.
+        assert!(code.contains("let x3 = :: neural_ode :: __private :: stage (x , & [(h * :: neural_ode :: __private :: lit :: < E > (0.5) , & k2)])"), "{code}");
+    }
+}

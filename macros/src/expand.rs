@@ -1,0 +1,114 @@
+//! The pipeline: attribute → tableau file → IR → validation → code. Only here are the pieces
+//! joined; each is a plain function that unit tests call directly.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use crate::{attr, codegen, load, tableau, validate};
+
+/// Expands `#[neural_ode(args)] item`.
+pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
+    let mut item: syn::ItemStruct = match syn::parse2(input) {
+        Ok(item) => item,
+        Err(e) => {
+            return syn::Error::new(e.span(), "#[neural_ode] applies to a struct whose fields are dfdx modules").to_compile_error();
+        }
+    };
+    let skipped = match strip_field_attrs(&mut item) {
+        Ok(s) => s,
+        Err(e) => return fallback(&item, &[], e),
+    };
+    match generate(args, &item, &skipped) {
+        Ok(tokens) => tokens,
+        Err(e) => fallback(&item, &skipped, e),
+    }
+}
+
+/// Parses `args` and produces the struct plus everything generated for it.
+pub fn generate(args: TokenStream, item: &syn::ItemStruct, skipped: &[bool]) -> syn::Result<TokenStream> {
+    let attr = attr::parse(args)?;
+    let (method, loaded_track) = method(&attr.source)?;
+    let solver = format_ident!("{}Solver", item.ident);
+    let vis = &item.vis;
+    let docs = codegen::docs(&method);
+    let rk = codegen::runge_kutta_impl(&method, &solver);
+    let neural_ode = codegen::neural_ode_impl(item, &quote!(#solver), attr.grad);
+    let collection = codegen::tensor_collection_impl(item, skipped);
+    let track = loaded_track.map(|path| {
+        let path = path.to_string_lossy().into_owned();
+        quote!(const _: &[u8] = ::core::include_bytes!(#path);)
+    });
+    Ok(quote! {
+        #item
+
+        #[doc = #docs]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #vis struct #solver;
+
+        #rk
+        #neural_ode
+        #collection
+        #track
+    })
+}
+
+/// Loads, parses and validates the tableau that `source` names. Semantic problems are combined
+/// into one error spanned on the attribute's path literal. Also returns the file to track.
+pub fn method(source: &attr::Source) -> syn::Result<(validate::Method, Option<std::path::PathBuf>)> {
+    let loaded = load::load(source)?;
+    let span = source.span();
+    let fail = |problems: Vec<String>| {
+        let mut errors = problems.into_iter().map(|p| syn::Error::new(span, format!("in `{}`: {p}", loaded.display)));
+        let mut first = errors.next().unwrap_or_else(|| syn::Error::new(span, "invalid tableau"));
+        for e in errors {
+            first.combine(e);
+        }
+        first
+    };
+    let tableau = tableau::parse(&loaded.text).map_err(fail)?;
+    let method = validate::validate(tableau).map_err(fail)?;
+    Ok((method, loaded.track))
+}
+
+/// Removes `#[neural_ode(skip)]` from fields, returning which fields had it.
+fn strip_field_attrs(item: &mut syn::ItemStruct) -> syn::Result<Vec<bool>> {
+    let mut skipped = Vec::new();
+    for field in item.fields.iter_mut() {
+        let mut skip = false;
+        let mut error = None;
+        field.attrs.retain(|a| {
+            if !a.path().is_ident("neural_ode") {
+                return true;
+            }
+            match a.parse_args::<syn::Ident>() {
+                Ok(id) if id == "skip" => skip = true,
+                _ => error = Some(syn::Error::new_spanned(a, "unknown field attribute, expected `#[neural_ode(skip)]`")),
+            }
+            false
+        });
+        if let Some(e) = error {
+            return Err(e);
+        }
+        skipped.push(skip);
+    }
+    Ok(skipped)
+}
+
+/// On error: the error, the struct itself and stand-in impls, so that the user's other code
+/// does not drown in follow-on errors.
+fn fallback(item: &syn::ItemStruct, skipped: &[bool], error: syn::Error) -> TokenStream {
+    let error = error.to_compile_error();
+    let stub = quote!(::neural_ode::__private::Invalid);
+    let neural_ode = codegen::neural_ode_impl(item, &stub, attr::Grad::Symplectic);
+    let collection = if skipped.len() == item.fields.len() {
+        codegen::tensor_collection_impl(item, skipped)
+    } else {
+        TokenStream::new()
+    };
+    quote! {
+        #error
+        #item
+        #neural_ode
+        #collection
+    }
+}

@@ -1,0 +1,35 @@
+//! The `#[neural_ode]` attribute of [neural-ode](https://docs.rs/neural-ode).
+//!
+//! This crate only holds the entry point; the work is a pipeline of plain functions that unit
+//! tests can call: [`attr`] (parse the attribute) → [`load`] (read the tableau file) →
+//! [`tableau`] (exact-rational IR) → [`validate`] (consistency and rooted-tree order conditions)
+//! → [`codegen`] (forward step, symplectic-partner backward step, docs, trait impls).
+
+extern crate proc_macro;
+
+mod attr;
+mod codegen;
+mod expand;
+mod load;
+mod rational;
+mod tableau;
+mod trees;
+mod validate;
+
+/// Generates a Runge–Kutta solver from a Butcher tableau file for the annotated model struct.
+///
+/// ```ignore
+/// #[neural_ode(solver = "dopri5", grad = "symplectic")]
+/// #[derive(Clone, Debug)]
+/// struct Model { mlp: (Linear<2, 64, f64, Cpu>, Tanh, Linear<64, 2, f64, Cpu>) }
+/// ```
+///
+/// Keys: `solver = "name"` (a tableau shipped in `tableaux/`, default `dopri5`) or
+/// `tableau = "path.toml"` (relative to the crate's `Cargo.toml`; the environment variable
+/// `NEURAL_ODE_TABLEAU_DIR` overrides that directory), and `grad = "symplectic" | "checkpoint"
+/// | "backprop" | "adjoint"` (default `symplectic`). Fields marked `#[neural_ode(skip)]` are left
+/// out of the generated `TensorCollection` impl.
+#[proc_macro_attribute]
+pub fn neural_ode(args: proc_macro::TokenStream, input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    expand::expand(args.into(), input.into()).into()
+}

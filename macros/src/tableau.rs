@@ -1,0 +1,159 @@
+//! The tableau IR: a TOML document turned into exact coefficients.
+
+use crate::rational::{self, Coef};
+
+/// An explicit Runge–Kutta method as read from its file (not yet validated).
+#[derive(Clone, Debug)]
+pub struct Tableau {
+    pub name: String,
+    pub title: String,
+    pub reference: String,
+    pub order: u32,
+    pub embedded_order: Option<u32>,
+    pub c: Vec<Coef>,
+    /// Row `i` as written (validation checks it has `i` entries).
+    pub a: Vec<Vec<Coef>>,
+    pub b: Vec<Coef>,
+    pub b_hat: Option<Vec<Coef>>,
+    /// Absolute tolerance for the checks, when the published numbers are approximations.
+    pub tolerance: Option<Coef>,
+}
+
+const KEYS: &[&str] = &["name", "title", "reference", "order", "embedded_order", "c", "a", "b", "b_hat", "tolerance"];
+
+/// Parses a tableau document. Malformed TOML stops at once (`Err` with one message); problems
+/// with individual keys are all collected (`Err` with every message).
+pub fn parse(text: &str) -> Result<Tableau, Vec<String>> {
+    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        vec![format!("malformed TOML: {}", e.message().trim_end_matches('\n'))]
+    })?;
+    let mut problems = Vec::new();
+    for key in doc.keys() {
+        if !KEYS.contains(&key.as_str()) {
+            let hint = crate::attr::did_you_mean(key, KEYS);
+            problems.push(format!("unknown key `{key}`{hint}"));
+        }
+    }
+    let name = string(&doc, "name", &mut problems);
+    let title = string(&doc, "title", &mut problems);
+    let reference = string(&doc, "reference", &mut problems);
+    let order = integer(&doc, "order", true, &mut problems).unwrap_or(0);
+    let embedded_order = integer(&doc, "embedded_order", false, &mut problems);
+    let c = vector(&doc, "c", true, &mut problems).unwrap_or_default();
+    let b = vector(&doc, "b", true, &mut problems).unwrap_or_default();
+    let b_hat = vector(&doc, "b_hat", false, &mut problems);
+    let tolerance = match doc.get("tolerance") {
+        None => None,
+        Some(v) => coefs(std::slice::from_ref(v), "tolerance", &mut problems).pop(),
+    };
+    let a = match doc.get("a") {
+        None => {
+            problems.push("missing key `a`".into());
+            Vec::new()
+        }
+        Some(toml::Value::Array(rows)) => rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| match row {
+                toml::Value::Array(items) => coefs(items, &format!("a[{i}]"), &mut problems),
+                other => {
+                    problems.push(format!("`a[{i}]` is a {}, expected an array of coefficient strings", other.type_str()));
+                    Vec::new()
+                }
+            })
+            .collect(),
+        Some(other) => {
+            problems.push(format!("`a` is a {}, expected an array of rows", other.type_str()));
+            Vec::new()
+        }
+    };
+    if problems.is_empty() {
+        Ok(Tableau { name, title, reference, order, embedded_order, c, a, b, b_hat, tolerance })
+    } else {
+        Err(problems)
+    }
+}
+
+fn string(doc: &toml::Table, key: &str, problems: &mut Vec<String>) -> String {
+    match doc.get(key) {
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(other) => {
+            problems.push(format!("`{key}` is a {}, expected a string", other.type_str()));
+            String::new()
+        }
+        None => {
+            problems.push(format!("missing key `{key}`"));
+            String::new()
+        }
+    }
+}
+
+fn integer(doc: &toml::Table, key: &str, required: bool, problems: &mut Vec<String>) -> Option<u32> {
+    match doc.get(key) {
+        Some(toml::Value::Integer(n)) if (1..=64).contains(n) => Some(*n as u32),
+        Some(toml::Value::Integer(n)) => {
+            problems.push(format!("`{key}` is {n}, expected a positive integer"));
+            None
+        }
+        Some(other) => {
+            problems.push(format!("`{key}` is a {}, expected a positive integer", other.type_str()));
+            None
+        }
+        None => {
+            if required {
+                problems.push(format!("missing key `{key}`"));
+            }
+            None
+        }
+    }
+}
+
+fn vector(doc: &toml::Table, key: &str, required: bool, problems: &mut Vec<String>) -> Option<Vec<Coef>> {
+    match doc.get(key) {
+        Some(toml::Value::Array(items)) => Some(coefs(items, key, problems)),
+        Some(other) => {
+            problems.push(format!("`{key}` is a {}, expected an array of coefficient strings", other.type_str()));
+            None
+        }
+        None => {
+            if required {
+                problems.push(format!("missing key `{key}`"));
+            }
+            None
+        }
+    }
+}
+
+fn coefs(items: &[toml::Value], key: &str, problems: &mut Vec<String>) -> Vec<Coef> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(j, item)| {
+            let at = format!("{key}[{j}]");
+            match item {
+                toml::Value::String(s) => rational::parse(s).unwrap_or_else(|msg| {
+                    problems.push(format!("`{at}`: {msg}"));
+                    zero()
+                }),
+                toml::Value::Float(x) => {
+                    problems.push(format!(
+                        "`{at}` is the TOML float {x}, which cannot hold most coefficients exactly; write it as a string, e.g. `\"{x}\"` or an exact fraction like `\"1/3\"`"
+                    ));
+                    zero()
+                }
+                toml::Value::Integer(n) => {
+                    problems.push(format!("`{at}` is the TOML integer {n}; write coefficients as strings, e.g. `\"{n}\"`"));
+                    zero()
+                }
+                other => {
+                    problems.push(format!("`{at}` is a {}, expected a coefficient string like `\"44/45\"`", other.type_str()));
+                    zero()
+                }
+            }
+        })
+        .collect()
+}
+
+fn zero() -> Coef {
+    Coef { value: num_traits::Zero::zero(), decimal: false, text: "0".into() }
+}

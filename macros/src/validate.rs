@@ -1,0 +1,266 @@
+//! Checks a tableau before any code is generated: shape, explicitness, consistency and the
+//! rooted-tree order conditions, all in exact rational arithmetic (with a small tolerance only
+//! when some coefficient was written as a decimal). Every problem is reported, not just the first.
+
+use num_rational::BigRational;
+use num_traits::{Signed, Zero};
+
+use crate::rational::Coef;
+use crate::tableau::Tableau;
+use crate::trees::{Fixed, Forest};
+
+/// The highest order whose conditions are checked.
+pub const MAX_ORDER: u32 = 8;
+
+/// A tableau that passed validation, with the properties derived from it.
+#[derive(Clone, Debug)]
+pub struct Method {
+    pub t: Tableau,
+    /// Number of stages.
+    pub s: usize,
+    /// `a` as an `s`-row lower-triangular matrix (row `i` has `i` entries).
+    pub a: Vec<Vec<Coef>>,
+    /// First same as last: the last row of `a` equals `b` and the last node is 1.
+    pub fsal: bool,
+    /// Error weights `b − b̂`, exact, for adaptive methods.
+    pub e: Option<Vec<BigRational>>,
+}
+
+/// Validates `t`, returning every problem found.
+pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
+    let mut problems = Vec::new();
+    let s = t.c.len();
+    let decimal = t.c.iter().chain(t.b.iter()).chain(t.a.iter().flatten()).chain(t.b_hat.iter().flatten()).any(|c| c.decimal);
+    // Decimal tableaux (e.g. tsit5) are published to about 16 digits.
+    let tol = match &t.tolerance {
+        Some(tol) => tol.value.abs(),
+        None if decimal => BigRational::new(1.into(), 1_000_000_000_000i64.into()),
+        None => BigRational::zero(),
+    };
+    let close = |x: &BigRational, y: &BigRational| (x - y).abs() <= tol;
+
+    if s == 0 {
+        problems.push("`c` is empty, expected one node per stage".into());
+        return Err(problems);
+    }
+    if !t.c[0].is_zero() {
+        problems.push(format!("`c[0]` is {}, expected 0 (the first stage of an explicit method is at the step's start)", t.c[0].value));
+    }
+    if t.name.is_empty() || !t.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+        problems.push(format!("`name` is `{}`, expected an identifier of letters, digits and `_`", t.name));
+    }
+
+    // Shape and explicitness of `a`.
+    if t.a.len() != s {
+        problems.push(format!("`a` has {} rows, expected {s} (one per entry of `c`)", t.a.len()));
+    }
+    let mut a: Vec<Vec<Coef>> = Vec::with_capacity(s);
+    for (i, row) in t.a.iter().enumerate() {
+        if row.len() == i {
+            a.push(row.clone());
+        } else if row.len() > i && row.len() <= s {
+            // Accept a full row only if everything on and above the diagonal is zero.
+            let mut explicit = true;
+            for (j, coef) in row.iter().enumerate().skip(i) {
+                if !coef.is_zero() {
+                    explicit = false;
+                    problems.push(format!(
+                        "the method is not explicit: `a[{i}][{j}]` is {}, expected 0 (only entries below the diagonal may be nonzero)",
+                        coef.value
+                    ));
+                }
+            }
+            if explicit {
+                a.push(row[..i].to_vec());
+            }
+        } else {
+            problems.push(format!("`a[{i}]` has {} {}, expected {i}", row.len(), entries(row.len())));
+        }
+    }
+    if t.b.len() != s {
+        problems.push(format!("`b` has {} {}, expected {s}", t.b.len(), entries(t.b.len())));
+    }
+    match (&t.b_hat, t.embedded_order) {
+        (Some(bh), _) if bh.len() != s => problems.push(format!("`b_hat` has {} {}, expected {s}", bh.len(), entries(bh.len()))),
+        (Some(_), None) => problems.push("`b_hat` is given but `embedded_order` is missing".into()),
+        (None, Some(_)) => problems.push("`embedded_order` is given but `b_hat` is missing".into()),
+        _ => {}
+    }
+    if !problems.is_empty() || a.len() != s {
+        return Err(problems);
+    }
+
+    // Consistency: row sums equal the nodes; weights sum to one.
+    for i in 0..s {
+        let sum: BigRational = a[i].iter().map(|x| x.value.clone()).sum();
+        if !close(&sum, &t.c[i].value) {
+            problems.push(format!("row sum of `a[{i}]` is {sum} but `c[{i}]` is {}", t.c[i].value));
+        }
+    }
+    let one = BigRational::from_integer(1.into());
+    let weight_sum = |w: &[Coef]| w.iter().map(|x| x.value.clone()).sum::<BigRational>();
+    let sb = weight_sum(&t.b);
+    if !close(&sb, &one) {
+        problems.push(format!("weights `b` sum to {sb}, expected 1"));
+    }
+    if let Some(bh) = &t.b_hat {
+        let sbh = weight_sum(bh);
+        if !close(&sbh, &one) {
+            problems.push(format!("weights `b_hat` sum to {sbh}, expected 1"));
+        }
+        if bh.iter().zip(&t.b).all(|(x, y)| x.value == y.value) {
+            problems.push("`b_hat` equals `b`, so the error estimate would always be zero".into());
+        }
+    }
+
+    // Order conditions.
+    for (key, declared) in [("order", Some(t.order)), ("embedded_order", t.embedded_order)] {
+        if let Some(p) = declared {
+            if p > MAX_ORDER {
+                problems.push(format!("`{key}` is {p}, but order conditions are checked only up to order {MAX_ORDER}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        let top = (t.order.max(t.embedded_order.unwrap_or(0)) + 1).min(MAX_ORDER + 1) as usize;
+        let forest = Forest::up_to(top);
+        let a_vals: Vec<Vec<BigRational>> = a.iter().map(|row| row.iter().map(|x| x.value.clone()).collect()).collect();
+        // Exact tableaux: exact rationals. Approximate ones (decimals, or a `tolerance`): fixed
+        // point with ~90 digits, far below any tolerance, and fast.
+        let g: Vec<Vec<BigRational>> = if tol.is_zero() {
+            forest.stage_weights(&a_vals)
+        } else {
+            let a_fixed: Vec<Vec<Fixed>> = a_vals.iter().map(|row| row.iter().map(Fixed::from_rational).collect()).collect();
+            forest.stage_weights(&a_fixed).iter().map(|v| v.iter().map(Fixed::to_rational).collect()).collect()
+        };
+        let mut weights = vec![("order", "b", t.order, t.b.clone())];
+        if let (Some(p), Some(bh)) = (t.embedded_order, &t.b_hat) {
+            weights.push(("embedded_order", "b_hat", p, bh.clone()));
+        }
+        for (key, wkey, declared, w) in weights {
+            let w: Vec<BigRational> = w.iter().map(|x| x.value.clone()).collect();
+            // The first tree (in order of size) whose condition fails.
+            let failure = forest.trees.iter().enumerate().find_map(|(k, tree)| {
+                let phi: BigRational = w.iter().zip(&g[k]).map(|(x, y)| x * y).sum();
+                let target = tree.gamma.recip();
+                (!close(&phi, &target)).then(|| (tree.order, k, phi, target))
+            });
+            match failure {
+                Some((o, k, phi, target)) if (o as u32) <= declared => problems.push(format!(
+                    "`{key}` is {declared} but `{wkey}` has order {}: the condition for tree {} fails, Φ = {} but 1/γ = {target}",
+                    o - 1,
+                    forest.name(k),
+                    show(&phi, decimal),
+                )),
+                None if declared < MAX_ORDER => problems.push(format!(
+                    "`{key}` is {declared} but `{wkey}` satisfies the order conditions of order {}; declare the order the method has",
+                    declared + 1
+                )),
+                Some((o, ..)) if (o as u32) > declared + 1 => problems.push(format!(
+                    "`{key}` is {declared} but `{wkey}` satisfies the order conditions of order {}; declare the order the method has",
+                    o - 1
+                )),
+                _ => {}
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    let last = s - 1;
+    let fsal = s > 1 && t.c[last].value == one && a[last].iter().zip(&t.b).all(|(x, y)| x.value == y.value) && t.b[last].is_zero();
+    let e = t.b_hat.as_ref().map(|bh| t.b.iter().zip(bh).map(|(x, y)| &x.value - &y.value).collect());
+    Ok(Method { s, a, fsal, e, t })
+}
+
+fn entries(n: usize) -> &'static str {
+    if n == 1 {
+        "entry"
+    } else {
+        "entries"
+    }
+}
+
+fn show(x: &BigRational, decimal: bool) -> String {
+    if decimal {
+        format!("{:.6e}", crate::rational::to_f64(x))
+    } else {
+        x.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::shipped_text;
+    use crate::tableau::parse;
+
+    fn check(name: &str) -> Method {
+        let t = parse(shipped_text(name).unwrap()).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        validate(t).unwrap_or_else(|e| panic!("{name}: {e:?}"))
+    }
+
+    #[test]
+    fn every_shipped_tableau_validates() {
+        for name in crate::attr::SHIPPED {
+            let m = check(name);
+            assert_eq!(&m.t.name, name, "file name and `name` agree");
+        }
+    }
+
+    #[test]
+    fn derives_fsal() {
+        assert!(check("dopri5").fsal);
+        assert!(check("bosh3").fsal);
+        assert!(check("tsit5").fsal);
+        assert!(!check("rk4").fsal);
+        assert!(!check("dopri8").fsal);
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        validate(parse(text).unwrap()).unwrap_err()
+    }
+
+    const HEUN: &str = r#"
+        name = "heun"
+        title = "t"
+        reference = "r"
+        order = 2
+        c = ["0", "1"]
+        a = [[], ["1"]]
+        b = ["1/2", "1/2"]
+    "#;
+
+    #[test]
+    fn accepts_heun() {
+        let m = validate(parse(HEUN).unwrap()).unwrap();
+        assert_eq!(m.s, 2);
+        assert!(!m.fsal);
+    }
+
+    #[test]
+    fn reports_wrong_declared_order_both_ways() {
+        let e = errors(&HEUN.replace("order = 2", "order = 3"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("`order` is 3 but `b` has order 2: the condition for tree [τ²] fails"), "{e:?}");
+        let e = errors(&HEUN.replace("order = 2", "order = 1"));
+        assert!(e[0].contains("satisfies the order conditions of order 2"), "{e:?}");
+    }
+
+    #[test]
+    fn collects_every_problem() {
+        let bad = HEUN.replace("[\"1\"]", "[\"1/2\"]").replace("b = [\"1/2\", \"1/2\"]", "b = [\"1/2\", \"1/4\"]");
+        let e = errors(&bad);
+        assert!(e.iter().any(|m| m == "row sum of `a[1]` is 1/2 but `c[1]` is 1"), "{e:?}");
+        assert!(e.iter().any(|m| m == "weights `b` sum to 3/4, expected 1"), "{e:?}");
+    }
+
+    #[test]
+    fn rejects_implicit_methods_and_bad_shapes() {
+        let e = errors(&HEUN.replace("a = [[], [\"1\"]]", "a = [[\"1/2\", \"0\"], [\"1\"]]"));
+        assert_eq!(e, ["the method is not explicit: `a[0][0]` is 1/2, expected 0 (only entries below the diagonal may be nonzero)"]);
+        let e = errors(&HEUN.replace("a = [[], [\"1\"]]", "a = [[], []]"));
+        assert_eq!(e, ["`a[1]` has 0 entries, expected 1"]);
+    }
+}

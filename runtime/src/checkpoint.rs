@@ -1,0 +1,96 @@
+//! The checkpoint store: what the backward pass needs of each accepted step, and nothing else.
+
+use dfdx::prelude::*;
+
+/// Which accepted states the store keeps. The gradient methods only ever ask the store for the
+/// state at the start of step `n`; states it did not keep are recomputed from the nearest kept
+/// one, so new policies need no change to the gradient methods.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CheckpointPolicy {
+    /// Keep the state at the start of every accepted step (the paper's setting).
+    #[default]
+    All,
+    /// Keep every `k`-th state and recompute the others, one segment at a time, on the way back:
+    /// fewer stored states for about one more forward solve.
+    EveryK(usize),
+}
+
+/// Times, step sizes and (per the policy) states of the accepted steps of one solve.
+#[derive(Debug)]
+pub struct Checkpoints<S: Shape, E: Dtype, D: Storage<E>> {
+    policy: CheckpointPolicy,
+    steps: Vec<(E, E)>,
+    states: Vec<Option<Tensor<S, E, D>>>,
+    /// States recomputed for the segment being walked back through (`EveryK` only).
+    cache: Vec<(usize, Tensor<S, E, D>)>,
+}
+
+impl<S: Shape, E: Dtype, D: Storage<E>> Checkpoints<S, E, D> {
+    /// An empty store.
+    pub fn new(policy: CheckpointPolicy) -> Self {
+        Checkpoints { policy, steps: Vec::new(), states: Vec::new(), cache: Vec::new() }
+    }
+
+    /// Records accepted step `n = len()` from `(t, x)` with size `h`.
+    pub fn push(&mut self, t: E, h: E, x: &Tensor<S, E, D>) {
+        let n = self.steps.len();
+        let keep = match self.policy {
+            CheckpointPolicy::All => true,
+            CheckpointPolicy::EveryK(k) => n % k.max(1) == 0,
+        };
+        self.steps.push((t, h));
+        self.states.push(keep.then(|| x.clone()));
+    }
+
+    /// Number of accepted steps.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether no step was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// `(t, h)` of step `n`.
+    pub fn step(&self, n: usize) -> (E, E) {
+        self.steps[n]
+    }
+
+    /// The state at the start of step `n`, recomputing it with `advance(t, h, x)` from the
+    /// nearest stored state if the policy did not keep it. Returns the state and the number of
+    /// steps recomputed, or `None` if `n` is out of range.
+    pub fn state(
+        &mut self,
+        n: usize,
+        advance: &mut dyn FnMut(E, E, &Tensor<S, E, D>) -> Tensor<S, E, D>,
+    ) -> Option<(Tensor<S, E, D>, usize)> {
+        if let Some(x) = self.states.get(n)? {
+            return Some((x.clone(), 0));
+        }
+        if let Some((_, x)) = self.cache.iter().find(|(m, _)| *m == n) {
+            return Some((x.clone(), 0));
+        }
+        // Recompute the whole segment between the stored states around `n` once.
+        let (start, mut x) = (0..n).rev().find_map(|m| self.states[m].as_ref().map(|x| (m, x.clone())))?;
+        let end = (n + 1..self.len()).find(|&m| self.states[m].is_some()).unwrap_or(self.len());
+        self.cache.clear();
+        let mut result = None;
+        for m in start..end - 1 {
+            let (t, h) = self.steps[m];
+            x = advance(t, h, &x);
+            if m + 1 == n {
+                result = Some(x.clone());
+            }
+            self.cache.push((m + 1, x.clone()));
+        }
+        Some((result?, end - 1 - start))
+    }
+
+    /// Heap bytes of the stored states (step times and sizes included).
+    pub fn bytes(&self) -> usize {
+        let states: usize = self.states.iter().flatten().chain(self.cache.iter().map(|(_, x)| x)).map(|x| x.shape().num_elements()).sum();
+        (states + 2 * self.steps.len()) * core::mem::size_of::<E>()
+    }
+}
+

@@ -1,0 +1,104 @@
+//! The runtime's one error type.
+
+/// Why a solve or its gradient pass failed. Numbers are reported as `f64` whatever the solve's
+/// dtype. A failed solve leaves the model and the caller's `Gradients` untouched.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The step-size controller asked for a step below the minimum step.
+    #[error("step size underflow at t = {t}: h = {h} is below the minimum step size")]
+    StepSizeUnderflow {
+        /// Time reached.
+        t: f64,
+        /// The step size asked for.
+        h: f64,
+    },
+    /// `max_steps` steps (accepted and rejected) were taken before the last output time.
+    #[error("maximum number of steps ({max_steps}) reached at t = {t}")]
+    MaxStepsReached {
+        /// Time reached.
+        t: f64,
+        /// The limit.
+        max_steps: usize,
+    },
+    /// The state or the error estimate became NaN or infinite and smaller steps did not help
+    /// (fixed steps: at once).
+    #[error("non-finite state or error estimate at t = {t} with h = {h}")]
+    NonFinite {
+        /// Time of the step's start.
+        t: f64,
+        /// The step size tried last.
+        h: f64,
+    },
+    /// The output times are not strictly increasing or strictly decreasing.
+    #[error("output times are not strictly monotonic: times[{index}] = {value} after {previous}")]
+    TimesNotMonotonic {
+        /// Index of the offending time.
+        index: usize,
+        /// The time before it.
+        previous: f64,
+        /// The offending time.
+        value: f64,
+    },
+    /// An output time is NaN or infinite.
+    #[error("output time times[{index}] = {value} is not finite")]
+    NonFiniteTime {
+        /// Index of the offending time.
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// No output times were given (the first is the initial time).
+    #[error("no output times given; the first output time is the initial time")]
+    EmptyTimes,
+    /// A tolerance is not positive (or not finite).
+    #[error("tolerance `{name}` is {value}, expected a finite number > 0")]
+    InvalidTolerance {
+        /// `rtol` or `atol`.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// Another option is out of range.
+    #[error("option `{name}` is {value}: {reason}")]
+    InvalidOption {
+        /// The option.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+        /// What it must be.
+        reason: &'static str,
+    },
+    /// Adaptive steps were asked of a method without an embedded error estimate.
+    #[error("`{solver}` has no embedded error estimate, so it cannot take adaptive steps; use fixed steps")]
+    NotAdaptive {
+        /// The method's name.
+        solver: &'static str,
+    },
+    /// The vector field returned a tensor whose shape differs from the state's.
+    #[error("the vector field returned shape {found} for a state of shape {expected}")]
+    ShapeMismatch {
+        /// The state's shape.
+        expected: String,
+        /// The field's output shape.
+        found: String,
+    },
+    /// The gradient pass produced a non-finite cotangent.
+    #[error("non-finite cotangent in the gradient pass at t = {t}")]
+    NonFiniteGradient {
+        /// Time at which it was found.
+        t: f64,
+    },
+    /// The device failed (for example, out of memory).
+    #[error("device error: {message}")]
+    Device {
+        /// The device's message.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn device(e: impl core::fmt::Debug) -> Self {
+        Error::Device { message: format!("{e:?}") }
+    }
+}

@@ -1,0 +1,81 @@
+//! What a user writes: the vector field, and what the attribute generates: the model's solver.
+
+use dfdx::prelude::*;
+
+use crate::rk::RungeKutta;
+
+/// The right-hand side `f(t, x)` of `dx/dt = f(t, x; θ)`.
+///
+/// Write it once, generic over the tape `T`: the runtime calls it without a tape in the forward
+/// solve and when it rebuilds stages, and with a tape for each vector–Jacobian product.
+///
+/// ```ignore
+/// impl VectorField<(usize, Const<2>), f64, Cpu> for Model {
+///     fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<(usize, Const<2>), f64, Cpu, T>)
+///         -> Tensor<(usize, Const<2>), f64, Cpu, T> {
+///         self.mlp.forward(x)
+///     }
+/// }
+/// ```
+pub trait VectorField<S: Shape, E: Dtype, D: Device<E>> {
+    /// Evaluates the field at time `t` and state `x`. The result must have the shape of `x`.
+    fn eval<T: Tape<E, D>>(&self, t: E, x: Tensor<S, E, D, T>) -> Tensor<S, E, D, T>;
+}
+
+/// The gradient methods; see the crate documentation for what each keeps and how it goes back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GradMethod {
+    /// Exact gradient of the discrete solve; memory: checkpoints + one evaluation's graph.
+    Symplectic,
+    /// Adaptive checkpoint adjoint (ACA): exact; memory: checkpoints + one step's graph.
+    Checkpoint,
+    /// The whole solve on dfdx's tape: exact; memory grows with steps × stages × graph.
+    Backprop,
+    /// Continuous adjoint (Chen et al. 2018): approximate, little memory.
+    Adjoint,
+}
+
+impl GradMethod {
+    /// All methods, in the order the documentation lists them.
+    pub const ALL: [GradMethod; 4] = [
+        GradMethod::Symplectic,
+        GradMethod::Checkpoint,
+        GradMethod::Backprop,
+        GradMethod::Adjoint,
+    ];
+
+    /// The name used in the attribute (`grad = "symplectic"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GradMethod::Symplectic => "symplectic",
+            GradMethod::Checkpoint => "checkpoint",
+            GradMethod::Backprop => "backprop",
+            GradMethod::Adjoint => "adjoint",
+        }
+    }
+}
+
+impl core::str::FromStr for GradMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        GradMethod::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown gradient method `{s}`, expected one of symplectic, checkpoint, backprop, adjoint"))
+    }
+}
+
+impl core::fmt::Display for GradMethod {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Implemented by `#[neural_ode]` for the annotated struct: which Runge–Kutta method it is
+/// solved with and which gradient method it uses by default.
+pub trait NeuralOde: Clone + 'static {
+    /// The generated Runge–Kutta method.
+    type Solver: RungeKutta;
+    /// The gradient method named in the attribute (default `symplectic`).
+    const GRAD: GradMethod;
+}

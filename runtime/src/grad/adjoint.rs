@@ -1,0 +1,165 @@
+//! The continuous adjoint (Chen et al., NeurIPS 2018): integrate the state, its adjoint and the
+//! parameter cotangent backwards in time with the same tableau and tolerances,
+//! `dx/dt = f`, `da/dt = −J_xᵀ a`, `dθ̄/dt = −J_θᵀ a`. Little memory, but the result is the
+//! gradient of the continuous problem, not of the discrete solve: it is approximate by nature.
+//! The state is reset to the forward solution at every output time.
+
+use dfdx::nn::tensor_collection::TensorCollection;
+use dfdx::prelude::*;
+
+use super::{add_opt, merge_params, vjp, Cotangents, OutputGrads};
+use crate::backend::Backend;
+use crate::control::{rms_norm, StepSizeController};
+use crate::error::Error;
+use crate::field::VectorField;
+use crate::integrate::Forward;
+use crate::options::{SolveOptions, Stepping};
+use crate::real::{lit, Real};
+use crate::rk::RungeKutta;
+use crate::shape::StateShape;
+
+struct AugStep<S: Shape, E: Real, D: Backend<E>> {
+    x: Tensor<S, E, D>,
+    a: Tensor<S, E, D>,
+    err: Vec<f64>,
+    params: Gradients<E, D>,
+}
+
+/// One step of the augmented system with the tableau's arrays.
+fn aug_step<R, M, S, E, D>(model: &M, t: E, h: E, x: &Tensor<S, E, D>, a: &Tensor<S, E, D>) -> Result<AugStep<S, E, D>, Error>
+where
+    R: RungeKutta,
+    M: VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+{
+    let mut params = Gradients::leaky();
+    let mut kx: Vec<Tensor<S, E, D>> = Vec::with_capacity(R::STAGES);
+    let mut ka: Vec<Tensor<S, E, D>> = Vec::with_capacity(R::STAGES);
+    for i in 0..R::STAGES {
+        let mut xi = x.clone();
+        let mut ai = a.clone();
+        for (j, &c) in R::A[i].iter().enumerate() {
+            if c != 0.0 {
+                xi.axpy(1.0, &kx[j], h * lit::<E>(c));
+                ai.axpy(1.0, &ka[j], h * lit::<E>(c));
+            }
+        }
+        // θ̄ advances by h Σ b_i (−J_θᵀ A_i).
+        let scale = -(h * lit::<E>(R::B[i]));
+        let (mu, fx) = vjp(model, &mut params, t + h * lit::<E>(R::C[i]), xi, ai, Some(scale))?;
+        kx.push(fx);
+        ka.push(mu * (-E::one()));
+    }
+    let combine = |base: &Tensor<S, E, D>, ks: &[Tensor<S, E, D>], w: &[f64]| {
+        let mut y = base.clone();
+        for (k, &wi) in ks.iter().zip(w) {
+            if wi != 0.0 {
+                y.axpy(1.0, k, h * lit::<E>(wi));
+            }
+        }
+        y
+    };
+    let y_x = combine(x, &kx, R::B);
+    let y_a = combine(a, &ka, R::B);
+    let err = match R::B_ERR {
+        Some(e) => {
+            let zx = combine(&x.device().zeros_like(x.shape()), &kx, e);
+            let za = combine(&a.device().zeros_like(a.shape()), &ka, e);
+            zx.as_vec().into_iter().chain(za.as_vec()).map(Into::into).collect()
+        }
+        None => Vec::new(),
+    };
+    Ok(AugStep { x: y_x, a: y_a, err, params })
+}
+
+pub(crate) fn backward<R, M, S, E, D>(
+    model: &M,
+    fwd: &mut Forward<S, E, D>,
+    out: &OutputGrads<S, E, D>,
+    opts: &SolveOptions,
+    times: &[E],
+    controller: &mut dyn StepSizeController,
+) -> Result<Cotangents<S, E, D>, Error>
+where
+    R: RungeKutta,
+    M: VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+{
+    let mut params = Gradients::leaky();
+    let last = out.len() - 1;
+    let mut a = add_opt(fwd.outputs[last].device().zeros_like(fwd.outputs[last].shape()), &out[last]);
+    let (mut nfe_vjp, mut steps, mut rejected) = (0, 0, 0);
+    let mut h_prev: Option<f64> = fwd.checkpoints.len().checked_sub(1).map(|n| fwd.checkpoints.step(n).1.into());
+    if let Some(q) = R::EMBEDDED_ORDER {
+        controller.reset(q + 1);
+    }
+    for k in (1..=last).rev() {
+        let mut x = fwd.outputs[k].clone();
+        let (t_from, t_to) = (times[k], times[k - 1]);
+        let interval: f64 = (t_to - t_from).into();
+        let dir = interval.signum();
+        let mut t = t_from;
+        match opts.stepping {
+            Stepping::Adaptive { rtol, atol, .. } => {
+                let mut h = h_prev.map(f64::abs).unwrap_or(interval.abs()).min(interval.abs());
+                loop {
+                    let remaining: f64 = (t_to - t).into();
+                    if remaining * dir <= 0.0 {
+                        break;
+                    }
+                    if steps + rejected >= opts.max_steps {
+                        return Err(Error::MaxStepsReached { t: t.into(), max_steps: opts.max_steps });
+                    }
+                    let lands = h >= remaining.abs() * (1.0 - 1e-12);
+                    let h_abs = if lands { remaining.abs() } else { h };
+                    let min_step = if opts.min_step > 0.0 { opts.min_step } else { 16.0 * f64::EPSILON * f64::from(t.into()).abs().max(remaining.abs()) };
+                    if h_abs < min_step {
+                        return Err(Error::StepSizeUnderflow { t: t.into(), h: h_abs * dir });
+                    }
+                    let h_e = E::from_f64_lossy(h_abs * dir);
+                    let mut st = aug_step::<R, _, _, _, _>(model, t, h_e, &x, &a)?;
+                    nfe_vjp += R::STAGES;
+                    let scale_ref: Vec<f64> = x.as_vec().into_iter().chain(a.as_vec()).map(Into::into).collect();
+                    let scale_new: Vec<f64> = st.x.as_vec().into_iter().chain(st.a.as_vec()).map(Into::into).collect();
+                    let norm = rms_norm(&st.err, &scale_ref, &scale_new, rtol, atol);
+                    let (accept, h_next) = controller.decide(norm, h_abs);
+                    if accept {
+                        merge_params(model, &mut st.params, &mut params, None)?;
+                        x = st.x;
+                        a = st.a;
+                        t = if lands { t_to } else { t + h_e };
+                        steps += 1;
+                        h = if lands { h_next.max(h) } else { h_next };
+                    } else {
+                        rejected += 1;
+                        h = h_next;
+                    }
+                }
+                h_prev = Some(h);
+            }
+            Stepping::FixedSize(_) | Stepping::FixedSteps(_) => {
+                // The same grid as the forward solve, walked backwards.
+                let n = fwd.out_steps[k] - fwd.out_steps[k - 1];
+                for i in 0..n {
+                    let t_next = if i + 1 == n { t_to } else { t_from + E::from_f64_lossy(interval * (i + 1) as f64 / n as f64) };
+                    let mut st = aug_step::<R, _, _, _, _>(model, t, t_next - t, &x, &a)?;
+                    nfe_vjp += R::STAGES;
+                    merge_params(model, &mut st.params, &mut params, None)?;
+                    x = st.x;
+                    a = st.a;
+                    t = t_next;
+                    steps += 1;
+                }
+            }
+        }
+        if !super::all_finite(&a) {
+            return Err(Error::NonFiniteGradient { t: t.into() });
+        }
+        a = add_opt(a, &out[k - 1]);
+    }
+    Ok(Cotangents { x0: a, params, nfe_vjp, nfe_rebuild: 0, steps, rejected })
+}

@@ -1,0 +1,57 @@
+//! The adaptive checkpoint adjoint (ACA, Zhuang et al., ICML 2020): the same checkpoints as the
+//! symplectic adjoint, but each step is recomputed on a tape through all its stages and
+//! differentiated as a whole, so one step's graph (s evaluations) is alive at a time.
+
+use dfdx::nn::tensor_collection::TensorCollection;
+use dfdx::prelude::*;
+
+use super::{add_opt, all_finite, generic, merge_params, Cotangents, OutputGrads};
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::field::VectorField;
+use crate::integrate::Forward;
+use crate::real::Real;
+use crate::rk::RungeKutta;
+use crate::shape::StateShape;
+
+pub(crate) fn backward<R, M, S, E, D>(model: &M, fwd: &mut Forward<S, E, D>, out: &OutputGrads<S, E, D>) -> Result<Cotangents<S, E, D>, Error>
+where
+    R: RungeKutta,
+    M: VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+{
+    let mut params = Gradients::leaky();
+    let mut nfe_rebuild = 0;
+    let n_steps = fwd.checkpoints.len();
+    let mut lambda = fwd.outputs[0].device().zeros_like(fwd.outputs[0].shape());
+    let mut k = out.len();
+    for n in (0..n_steps).rev() {
+        while k > 0 && fwd.out_steps[k - 1] == n + 1 {
+            k -= 1;
+            lambda = add_opt(lambda, &out[k]);
+        }
+        let (t, h) = fwd.checkpoints.step(n);
+        let (x, recomputed) = fwd
+            .checkpoints
+            .state(n, &mut |t, h, x| R::step(model, t, h, x, None).y)
+            .ok_or(Error::Device { message: format!("checkpoint store has no state for step {n}") })?;
+        nfe_rebuild += recomputed * R::STAGES;
+        let key = x.clone();
+        let y = generic::step::<R, _, _, _, _, _>(model, t, h, x.leaky_traced());
+        let loss = (y * lambda.clone()).sum::<Rank0, _>();
+        let mut scratch = loss.try_backward().map_err(Error::device)?;
+        scratch.get_or_alloc_mut(&key).map_err(Error::device)?;
+        lambda = scratch.get(&key);
+        merge_params(model, &mut scratch, &mut params, None)?;
+        if !all_finite(&lambda) {
+            return Err(Error::NonFiniteGradient { t: t.into() });
+        }
+    }
+    while k > 0 {
+        k -= 1;
+        lambda = add_opt(lambda, &out[k]);
+    }
+    Ok(Cotangents { x0: lambda, params, nfe_vjp: n_steps * R::STAGES, nfe_rebuild, steps: n_steps, rejected: 0 })
+}

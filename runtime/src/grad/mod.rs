@@ -1,0 +1,116 @@
+//! The gradient methods. All four share the forward loop; they differ in what they keep and how
+//! they go back. `backprop` lives in `solve.rs` (it records the solve on dfdx's own tape); the
+//! other three run inside one backward op on the caller's tape and return the initial-state
+//! cotangent and the parameter cotangents, touching the caller's `Gradients` only on success.
+
+pub(crate) mod adjoint;
+pub(crate) mod checkpoint;
+pub(crate) mod generic;
+pub(crate) mod symplectic;
+
+use dfdx::nn::tensor_collection::{RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef};
+use dfdx::prelude::*;
+
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::field::VectorField;
+use crate::real::Real;
+use crate::shape::StateShape;
+
+/// Cotangents flowing into one solve: one per output time, `None` where the loss ignores it.
+pub(crate) type OutputGrads<S, E, D> = Vec<Option<Tensor<S, E, D>>>;
+
+/// What a gradient pass produced.
+pub(crate) struct Cotangents<S: Shape, E: Real, D: Backend<E>> {
+    /// Cotangent of the initial state.
+    pub x0: Tensor<S, E, D>,
+    /// Parameter cotangents, keyed like the caller's `Gradients`.
+    pub params: Gradients<E, D>,
+    pub nfe_vjp: usize,
+    pub nfe_rebuild: usize,
+    pub steps: usize,
+    pub rejected: usize,
+}
+
+/// `dst[p] += scale · src[p]` for every trainable tensor `p` of `model`.
+pub(crate) fn merge_params<M, E, D>(model: &M, src: &mut Gradients<E, D>, dst: &mut Gradients<E, D>, scale: Option<E>) -> Result<(), Error>
+where
+    M: TensorCollection<E, D>,
+    E: Real,
+    D: Backend<E>,
+{
+    let mut op = MergeOp { src, dst, scale };
+    M::iter_tensors(&mut RecursiveWalker { m: model, f: &mut op }).map_err(Error::device)?;
+    Ok(())
+}
+
+struct MergeOp<'a, E: Real, D: Backend<E>> {
+    src: &'a mut Gradients<E, D>,
+    dst: &'a mut Gradients<E, D>,
+    scale: Option<E>,
+}
+
+impl<'a, E: Real, D: Backend<E>> TensorVisitor<E, D> for MergeOp<'a, E, D> {
+    type Viewer = ViewTensorRef;
+    type Err = D::Err;
+    type E2 = E;
+    type D2 = D;
+
+    fn visit<S: Shape>(&mut self, opts: TensorOptions<S, E, D>, t: &Tensor<S, E, D>) -> Result<Option<Tensor<S, E, D>>, D::Err> {
+        if opts.do_gradient_update {
+            // A parameter the field did not use gets a zero gradient, not an error.
+            self.src.get_or_alloc_mut(t)?;
+            let mut g = self.src.get(t);
+            if let Some(c) = self.scale {
+                g = g * c;
+            }
+            D::accumulate(self.dst, t, &g)?;
+        }
+        Ok(None)
+    }
+}
+
+/// One vector–Jacobian product on its own short-lived tape: returns `J_f(t, x)ᵀ v` and adds
+/// `scale · J_θ(t, x)ᵀ v` into `params`. The tape and its scratch gradients are dropped before
+/// this returns, so at most one evaluation's graph is alive.
+pub(crate) fn vjp<M, S, E, D>(
+    model: &M,
+    params: &mut Gradients<E, D>,
+    t: E,
+    x: Tensor<S, E, D>,
+    v: Tensor<S, E, D>,
+    scale: Option<E>,
+) -> Result<(Tensor<S, E, D>, Tensor<S, E, D>), Error>
+where
+    M: VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+{
+    let key = x.clone();
+    let y = model.eval(t, x.leaky_traced());
+    let value = y.retaped::<NoneTape>();
+    let loss = (y * v).sum::<Rank0, _>();
+    let mut scratch = loss.try_backward().map_err(Error::device)?;
+    scratch.get_or_alloc_mut(&key).map_err(Error::device)?;
+    let x_bar = scratch.get(&key);
+    merge_params(model, &mut scratch, params, scale)?;
+    Ok((x_bar, value))
+}
+
+/// Whether every entry is finite.
+pub(crate) fn all_finite<S: Shape, E: Real, D: Backend<E>>(x: &Tensor<S, E, D>) -> bool {
+    x.as_vec().iter().all(|v| v.is_finite())
+}
+
+/// Adds `g` (if any) into `acc`.
+pub(crate) fn add_opt<S: Shape, E: Real, D: Backend<E>>(acc: Tensor<S, E, D>, g: &Option<Tensor<S, E, D>>) -> Tensor<S, E, D> {
+    match g {
+        Some(g) => {
+            let mut acc = acc;
+            acc.axpy(1.0, g, 1.0);
+            acc
+        }
+        None => acc,
+    }
+}

@@ -1,0 +1,59 @@
+//! The symplectic adjoint (Matsubara, Miyatake & Yaguchi, NeurIPS 2021): walk the accepted steps
+//! in reverse; for each, rebuild its stage states from the checkpoint without a tape and run the
+//! generated symplectic-partner step, one vector–Jacobian product per live stage.
+
+use dfdx::nn::tensor_collection::TensorCollection;
+use dfdx::prelude::*;
+
+use super::{add_opt, all_finite, vjp, Cotangents, OutputGrads};
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::field::VectorField;
+use crate::integrate::Forward;
+use crate::real::Real;
+use crate::rk::RungeKutta;
+use crate::shape::StateShape;
+
+pub(crate) fn backward<R, M, S, E, D>(model: &M, fwd: &mut Forward<S, E, D>, out: &OutputGrads<S, E, D>) -> Result<Cotangents<S, E, D>, Error>
+where
+    R: RungeKutta,
+    M: VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+{
+    let mut params = Gradients::leaky();
+    let mut nfe_vjp = 0;
+    let mut nfe_rebuild = 0;
+    let n_steps = fwd.checkpoints.len();
+    let mut lambda = fwd.outputs[0].device().zeros_like(fwd.outputs[0].shape());
+    let mut k = out.len();
+    for n in (0..n_steps).rev() {
+        // Output jumps: outputs taken after n + 1 accepted steps.
+        while k > 0 && fwd.out_steps[k - 1] == n + 1 {
+            k -= 1;
+            lambda = add_opt(lambda, &out[k]);
+        }
+        let (t, h) = fwd.checkpoints.step(n);
+        let (x, recomputed) = fwd
+            .checkpoints
+            .state(n, &mut |t, h, x| R::step(model, t, h, x, None).y)
+            .ok_or(Error::Device { message: format!("checkpoint store has no state for step {n}") })?;
+        nfe_rebuild += recomputed * R::STAGES;
+        let mut closure = |ti: E, xi: Tensor<S, E, D>, v: Tensor<S, E, D>| -> Result<Tensor<S, E, D>, Error> {
+            nfe_vjp += 1;
+            vjp(model, &mut params, ti, xi, v, None).map(|(x_bar, _)| x_bar)
+        };
+        let back = R::adjoint_step(model, t, h, &x, &lambda, &mut closure)?;
+        nfe_rebuild += back.evals;
+        lambda = back.x_bar;
+        if !all_finite(&lambda) {
+            return Err(Error::NonFiniteGradient { t: t.into() });
+        }
+    }
+    while k > 0 {
+        k -= 1;
+        lambda = add_opt(lambda, &out[k]);
+    }
+    Ok(Cotangents { x0: lambda, params, nfe_vjp, nfe_rebuild, steps: n_steps, rejected: 0 })
+}

@@ -1,0 +1,235 @@
+//! The forward loop shared by every gradient method: steps, step-size control, outputs exactly
+//! at the requested times, and checkpoints of the accepted steps.
+
+use dfdx::prelude::*;
+
+use crate::backend::Backend;
+use crate::checkpoint::Checkpoints;
+use crate::control::{rms_norm, StepSizeController};
+use crate::error::Error;
+use crate::field::VectorField;
+use crate::options::{SolveOptions, Stepping};
+use crate::real::Real;
+use crate::rk::RungeKutta;
+use crate::shape::StateShape;
+use crate::stats::ForwardStats;
+
+/// The result of the forward loop.
+pub(crate) struct Forward<S: Shape, E: Real, D: Backend<E>> {
+    /// States at the output times (the first is the initial state).
+    pub outputs: Vec<Tensor<S, E, D>>,
+    /// Output `k` is the state after `out_steps[k]` accepted steps.
+    pub out_steps: Vec<usize>,
+    pub checkpoints: Checkpoints<S, E, D>,
+    pub stats: ForwardStats,
+}
+
+/// Checks the output times and returns `t_end - t_0`'s direction (+1 or -1; +1 for one time).
+pub(crate) fn check_times<E: Real>(times: &[E]) -> Result<f64, Error> {
+    let first = *times.first().ok_or(Error::EmptyTimes)?;
+    for (index, t) in times.iter().enumerate() {
+        if !t.is_finite() {
+            return Err(Error::NonFiniteTime { index, value: (*t).into() });
+        }
+    }
+    let dir = match times.get(1) {
+        Some(&second) if second < first => -1.0,
+        _ => 1.0,
+    };
+    for (index, w) in times.windows(2).enumerate() {
+        let (previous, value): (f64, f64) = (w[0].into(), w[1].into());
+        if (value - previous) * dir <= 0.0 {
+            return Err(Error::TimesNotMonotonic { index: index + 1, previous, value });
+        }
+    }
+    Ok(dir)
+}
+
+pub(crate) fn shape_string<S: Shape>(s: &S) -> String {
+    format!("{:?}", s.concrete())
+}
+
+fn host<S: Shape, E: Real, D: Backend<E>>(x: &Tensor<S, E, D>) -> Vec<f64> {
+    x.as_vec().into_iter().map(Into::into).collect()
+}
+
+/// Evaluates `f(t, x)` without a tape and checks the result's shape.
+pub(crate) fn eval_checked<S, E, D, F>(f: &F, t: E, x: &Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Error>
+where
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    F: VectorField<S, E, D> + ?Sized,
+{
+    let k = f.eval(t, x.clone());
+    if k.shape().concrete() != x.shape().concrete() {
+        return Err(Error::ShapeMismatch { expected: shape_string(x.shape()), found: shape_string(k.shape()) });
+    }
+    Ok(k)
+}
+
+/// Hairer, Nørsett & Wanner I, §II.4: a first step from the sizes of `x0`, `f(t0, x0)` and a
+/// finite-difference estimate of the second derivative. Costs one evaluation.
+fn initial_step<S, E, D, F>(f: &F, t0: E, x0: &Tensor<S, E, D>, f0: &Tensor<S, E, D>, order: u32, rtol: f64, atol: f64, span: f64) -> f64
+where
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    F: VectorField<S, E, D> + ?Sized,
+{
+    let x = host(x0);
+    let d0 = rms_norm(&x, &x, &x, rtol, atol);
+    let d1 = rms_norm(&host(f0), &x, &x, rtol, atol);
+    let h0 = if d0 < 1e-5 || d1 < 1e-5 || !d0.is_finite() || !d1.is_finite() { 1e-6 } else { 0.01 * d0 / d1 };
+    let h0 = h0.min(span.abs());
+    let mut x1 = x0.clone();
+    x1.axpy(1.0, f0, h0 * span.signum());
+    let f1 = f.eval(t0 + E::from_f64_lossy(h0 * span.signum()), x1);
+    let diff: Vec<f64> = host(&f1).iter().zip(host(f0)).map(|(a, b)| (a - b) / h0).collect();
+    let d2 = rms_norm(&diff, &x, &x, rtol, atol);
+    let h1 = if d1.max(d2) <= 1e-15 || !d2.is_finite() {
+        (h0 * 1e-3).max(1e-6)
+    } else {
+        (0.01 / d1.max(d2)).powf(1.0 / f64::from(order + 1))
+    };
+    (100.0 * h0).min(h1).min(span.abs())
+}
+
+/// Integrates from `times[0]` through every output time.
+pub(crate) fn integrate<R, S, E, D, F>(
+    f: &F,
+    x0: &Tensor<S, E, D>,
+    times: &[E],
+    opts: &SolveOptions,
+    controller: &mut dyn StepSizeController,
+) -> Result<Forward<S, E, D>, Error>
+where
+    R: RungeKutta,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    F: VectorField<S, E, D> + ?Sized,
+{
+    opts.validate()?;
+    let dir = check_times(times)?;
+    let mut checkpoints = Checkpoints::new(opts.checkpoints);
+    let mut stats = ForwardStats::default();
+    let mut outputs = vec![x0.clone()];
+    let mut out_steps = vec![0];
+    let t0 = times[0];
+    let t_end = *times.last().unwrap_or(&t0);
+    if times.len() == 1 {
+        return Ok(Forward { outputs, out_steps, checkpoints, stats });
+    }
+
+    let mut t = t0;
+    let mut x = x0.clone();
+    let mut k1 = Some(eval_checked(f, t0, x0)?);
+    stats.nfe += 1;
+    let span: f64 = (t_end - t0).into();
+
+    let fixed_h = match opts.stepping {
+        Stepping::Adaptive { .. } => None,
+        Stepping::FixedSize(h) => Some(h),
+        Stepping::FixedSteps(n) => Some(span.abs() / n as f64),
+    };
+    match (opts.stepping, fixed_h) {
+        (Stepping::Adaptive { rtol, atol, first_step }, _) => {
+            let embedded = match (R::B_ERR, R::EMBEDDED_ORDER) {
+                (Some(_), Some(q)) => q,
+                _ => return Err(Error::NotAdaptive { solver: R::NAME }),
+            };
+            controller.reset(embedded + 1);
+            let mut h = match (first_step, &k1) {
+                (Some(h), _) => h,
+                (None, None) => span.abs(),
+                (None, Some(f0)) => {
+                    stats.nfe += 1;
+                    initial_step(f, t0, x0, f0, R::ORDER.min(embedded), rtol, atol, span)
+                }
+            };
+            let mut last_non_finite = false;
+            for &target in &times[1..] {
+                loop {
+                    let remaining: f64 = (target - t).into();
+                    if remaining * dir <= 0.0 {
+                        break;
+                    }
+                    if stats.accepted + stats.rejected >= opts.max_steps {
+                        return Err(Error::MaxStepsReached { t: t.into(), max_steps: opts.max_steps });
+                    }
+                    let t_f: f64 = t.into();
+                    let min_step = if opts.min_step > 0.0 { opts.min_step } else { 16.0 * f64::EPSILON * t_f.abs().max(remaining.abs()) };
+                    // Land exactly on the output time when the step would reach or nearly reach it.
+                    let lands = h >= remaining.abs() * (1.0 - 1e-12);
+                    let h_abs = if lands { remaining.abs() } else { h };
+                    if h_abs < min_step || E::from_f64_lossy(h_abs) == E::zero() {
+                        return Err(if last_non_finite {
+                            Error::NonFinite { t: t_f, h: h_abs * dir }
+                        } else {
+                            Error::StepSizeUnderflow { t: t_f, h: h_abs * dir }
+                        });
+                    }
+                    let h_e = E::from_f64_lossy(h_abs * dir);
+                    let step = R::step(f, t, h_e, &x, k1.take());
+                    stats.nfe += step.evals;
+                    let err = step.err.as_ref().map(host).unwrap_or_default();
+                    let norm = rms_norm(&err, &host(&x), &host(&step.y), rtol, atol);
+                    let (accept, h_next) = controller.decide(norm, h_abs);
+                    if accept {
+                        checkpoints.push(t, h_e, &x);
+                        stats.accepted += 1;
+                        x = step.y;
+                        t = if lands { target } else { t + h_e };
+                        k1 = if R::FSAL { step.k_last } else { None };
+                        last_non_finite = false;
+                        // A step shortened to land on an output does not shrink the next one.
+                        h = if lands { h_next.max(h) } else { h_next };
+                    } else {
+                        stats.rejected += 1;
+                        last_non_finite = !norm.is_finite();
+                        k1 = Some(step.k1);
+                        h = h_next;
+                    }
+                }
+                outputs.push(x.clone());
+                out_steps.push(stats.accepted);
+            }
+        }
+        (_, h_max) => {
+            let h_max = h_max.unwrap_or(span.abs());
+            let mut start = t0;
+            for &target in &times[1..] {
+                let interval: f64 = (target - start).into();
+                let n = ((interval.abs() / h_max) * (1.0 - 1e-12)).ceil().max(1.0) as usize;
+                for i in 0..n {
+                    if stats.accepted >= opts.max_steps {
+                        return Err(Error::MaxStepsReached { t: t.into(), max_steps: opts.max_steps });
+                    }
+                    // Step i ends at start + (i+1)/n · interval: no drift, exact landing.
+                    let t_next = if i + 1 == n {
+                        target
+                    } else {
+                        start + E::from_f64_lossy(interval * (i + 1) as f64 / n as f64)
+                    };
+                    let h_e = t_next - t;
+                    let step = R::step(f, t, h_e, &x, k1.take());
+                    stats.nfe += step.evals;
+                    if !step.y.as_vec().iter().all(|v| v.is_finite()) {
+                        return Err(Error::NonFinite { t: t.into(), h: h_e.into() });
+                    }
+                    checkpoints.push(t, h_e, &x);
+                    stats.accepted += 1;
+                    x = step.y;
+                    t = t_next;
+                    k1 = if R::FSAL { step.k_last } else { None };
+                }
+                start = target;
+                outputs.push(x.clone());
+                out_steps.push(stats.accepted);
+            }
+        }
+    }
+    stats.checkpoint_bytes = checkpoints.bytes();
+    Ok(Forward { outputs, out_steps, checkpoints, stats })
+}

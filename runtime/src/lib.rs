@@ -1,0 +1,99 @@
+//! Runtime of [neural-ode](https://docs.rs/neural-ode): step-size control, checkpoint storage,
+//! the gradient methods, and the glue to dfdx's tape. Users normally depend on the facade crate
+//! `neural-ode`, which re-exports this one.
+
+#![warn(missing_docs)]
+
+pub mod alloc;
+mod backend;
+mod checkpoint;
+mod control;
+mod error;
+mod field;
+mod grad;
+mod integrate;
+mod options;
+mod real;
+mod rk;
+mod shape;
+mod solve;
+mod stats;
+
+pub use backend::Backend;
+pub use checkpoint::{CheckpointPolicy, Checkpoints};
+pub use control::{rms_norm, PiController, StepSizeController};
+pub use error::Error;
+pub use field::{GradMethod, NeuralOde, VectorField};
+pub use options::{SolveOptions, Stepping};
+pub use real::{lit, Real};
+pub use rk::{combine, stage, AdjointStep, RungeKutta, Step};
+pub use shape::StateShape;
+pub use solve::{solve, solve_with, Solution, SolveError};
+pub use stats::{BackwardStats, ForwardStats};
+
+/// Names used only by code that `#[neural_ode]` generates.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::backend::Backend;
+    pub use crate::field::VectorField;
+    pub use crate::real::{lit, Real};
+    pub use crate::rk::{combine, stage, AdjointStep, RungeKutta, Step};
+    pub use crate::shape::StateShape;
+    pub use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
+    pub use dfdx::shapes::Dtype;
+    pub use dfdx::tensor::Tensor;
+    pub use dfdx::tensor_ops::Device;
+
+    /// The `To` type of generated `TensorCollection` impls: a model cannot be rebuilt at another
+    /// dtype or device through the generated impl.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct NotConvertible;
+
+    /// Stand-in solver emitted next to a `compile_error!`, so one mistake in the attribute does
+    /// not cause a cascade of follow-on errors. It is never run: the crate does not compile.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Invalid;
+
+    impl RungeKutta for Invalid {
+        const NAME: &'static str = "invalid";
+        const TITLE: &'static str = "invalid tableau";
+        const REFERENCE: &'static str = "";
+        const STAGES: usize = 1;
+        const ORDER: u32 = 1;
+        const EMBEDDED_ORDER: Option<u32> = None;
+        const FSAL: bool = false;
+        const C: &'static [f64] = &[0.0];
+        const A: &'static [&'static [f64]] = &[&[]];
+        const B: &'static [f64] = &[1.0];
+        const B_ERR: Option<&'static [f64]> = None;
+
+        fn step<S, E, D, F>(f: &F, t: E, _h: E, x: &Tensor<S, E, D>, _k1: Option<Tensor<S, E, D>>) -> Step<S, E, D>
+        where
+            S: StateShape,
+            E: Real,
+            D: Backend<E>,
+            F: VectorField<S, E, D> + ?Sized,
+        {
+            let k1 = f.eval(t, x.clone());
+            Step { y: x.clone(), err: None, k1, k_last: None, evals: 1 }
+        }
+
+        fn adjoint_step<S, E, D, F, V, Er>(
+            _f: &F,
+            _t: E,
+            _h: E,
+            _x: &Tensor<S, E, D>,
+            y_bar: &Tensor<S, E, D>,
+            _vjp: &mut V,
+        ) -> Result<AdjointStep<S, E, D>, Er>
+        where
+            S: StateShape,
+            E: Real,
+            D: Backend<E>,
+            F: VectorField<S, E, D> + ?Sized,
+            V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>,
+        {
+            Ok(AdjointStep { x_bar: y_bar.clone(), evals: 0 })
+        }
+    }
+}

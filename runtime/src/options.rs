@@ -1,0 +1,157 @@
+//! Options of a solve.
+
+use crate::checkpoint::CheckpointPolicy;
+use crate::error::Error;
+use crate::field::GradMethod;
+
+/// How steps are chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stepping {
+    /// Error-controlled steps (needs a method with an embedded estimate).
+    Adaptive {
+        /// Relative tolerance.
+        rtol: f64,
+        /// Absolute tolerance.
+        atol: f64,
+        /// First step size; `None` selects it as in Hairer, Nørsett & Wanner I, §II.4.
+        first_step: Option<f64>,
+    },
+    /// Steps of (at most) this size; each output interval is split into equal steps so that
+    /// outputs land exactly on the requested times.
+    FixedSize(f64),
+    /// This many equal steps over the whole time span (rounded up per output interval so that
+    /// outputs land exactly on the requested times).
+    FixedSteps(usize),
+}
+
+/// Options of a solve. Start from [`SolveOptions::adaptive`], [`SolveOptions::fixed_steps`] or
+/// [`SolveOptions::fixed_size`] and adjust with the `with_*` methods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SolveOptions {
+    /// How steps are chosen.
+    pub stepping: Stepping,
+    /// Upper bound on steps taken, accepted and rejected (default 100 000).
+    pub max_steps: usize,
+    /// Smallest step size allowed; `0` means 16 ulps of the current time.
+    pub min_step: f64,
+    /// Safety factor of the step-size controller (default 0.9).
+    pub safety: f64,
+    /// Smallest factor by which one step may shrink the step size (default 0.2).
+    pub factor_min: f64,
+    /// Largest factor by which one step may grow the step size (default 10).
+    pub factor_max: f64,
+    /// Gradient method; `None` uses the one named in the model's attribute.
+    pub grad: Option<GradMethod>,
+    /// Which accepted states the checkpoint store keeps.
+    pub checkpoints: CheckpointPolicy,
+}
+
+impl SolveOptions {
+    /// Adaptive steps with these tolerances.
+    pub fn adaptive(rtol: f64, atol: f64) -> Self {
+        Self::with_stepping(Stepping::Adaptive { rtol, atol, first_step: None })
+    }
+
+    /// `n` equal steps over the time span.
+    pub fn fixed_steps(n: usize) -> Self {
+        Self::with_stepping(Stepping::FixedSteps(n))
+    }
+
+    /// Fixed steps of at most `h`.
+    pub fn fixed_size(h: f64) -> Self {
+        Self::with_stepping(Stepping::FixedSize(h))
+    }
+
+    fn with_stepping(stepping: Stepping) -> Self {
+        SolveOptions {
+            stepping,
+            max_steps: 100_000,
+            min_step: 0.0,
+            safety: 0.9,
+            factor_min: 0.2,
+            factor_max: 10.0,
+            grad: None,
+            checkpoints: CheckpointPolicy::All,
+        }
+    }
+
+    /// Overrides the gradient method named in the attribute.
+    pub fn with_grad(mut self, grad: GradMethod) -> Self {
+        self.grad = Some(grad);
+        self
+    }
+
+    /// Sets `max_steps`.
+    pub fn with_max_steps(mut self, max_steps: usize) -> Self {
+        self.max_steps = max_steps;
+        self
+    }
+
+    /// Sets `min_step`.
+    pub fn with_min_step(mut self, min_step: f64) -> Self {
+        self.min_step = min_step;
+        self
+    }
+
+    /// Sets the first step of an adaptive solve.
+    pub fn with_first_step(mut self, h: f64) -> Self {
+        if let Stepping::Adaptive { first_step, .. } = &mut self.stepping {
+            *first_step = Some(h);
+        }
+        self
+    }
+
+    /// Sets the checkpoint policy.
+    pub fn with_checkpoints(mut self, policy: CheckpointPolicy) -> Self {
+        self.checkpoints = policy;
+        self
+    }
+
+    /// Checks every option; called by `solve` before anything is computed.
+    pub fn validate(&self) -> Result<(), Error> {
+        let positive = |name: &'static str, value: f64| {
+            if value.is_finite() && value > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::InvalidOption { name, value, reason: "expected a finite number > 0" })
+            }
+        };
+        match self.stepping {
+            Stepping::Adaptive { rtol, atol, first_step } => {
+                for (name, value) in [("rtol", rtol), ("atol", atol)] {
+                    if !(value.is_finite() && value > 0.0) {
+                        return Err(Error::InvalidTolerance { name, value });
+                    }
+                }
+                if let Some(h) = first_step {
+                    positive("first_step", h)?;
+                }
+            }
+            Stepping::FixedSize(h) => positive("step size", h)?,
+            Stepping::FixedSteps(n) => {
+                if n == 0 {
+                    return Err(Error::InvalidOption { name: "steps", value: 0.0, reason: "expected at least one step" });
+                }
+            }
+        }
+        if !(self.min_step.is_finite() && self.min_step >= 0.0) {
+            return Err(Error::InvalidOption { name: "min_step", value: self.min_step, reason: "expected a finite number >= 0" });
+        }
+        if !(self.safety > 0.0 && self.safety <= 1.0) {
+            return Err(Error::InvalidOption { name: "safety", value: self.safety, reason: "expected 0 < safety <= 1" });
+        }
+        if !(self.factor_min > 0.0 && self.factor_min < 1.0) {
+            return Err(Error::InvalidOption { name: "factor_min", value: self.factor_min, reason: "expected 0 < factor_min < 1" });
+        }
+        if !(self.factor_max > 1.0 && self.factor_max.is_finite()) {
+            return Err(Error::InvalidOption { name: "factor_max", value: self.factor_max, reason: "expected a finite factor_max > 1" });
+        }
+        if self.max_steps == 0 {
+            return Err(Error::InvalidOption { name: "max_steps", value: 0.0, reason: "expected at least one step" });
+        }
+        if let CheckpointPolicy::EveryK(0) = self.checkpoints {
+            return Err(Error::InvalidOption { name: "checkpoints", value: 0.0, reason: "EveryK needs k >= 1" });
+        }
+        Ok(())
+    }
+}

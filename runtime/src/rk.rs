@@ -1,0 +1,117 @@
+//! The interface between generated Runge–Kutta code and the runtime.
+
+use dfdx::prelude::*;
+
+use crate::backend::Backend;
+use crate::field::VectorField;
+use crate::real::Real;
+use crate::shape::StateShape;
+
+/// One forward step, as returned by [`RungeKutta::step`].
+#[derive(Debug)]
+pub struct Step<S: Shape, E: Real, D: Device<E>> {
+    /// The state after the step.
+    pub y: Tensor<S, E, D>,
+    /// The embedded error estimate `h Σ (b_i − b̂_i) k_i` (adaptive methods only).
+    pub err: Option<Tensor<S, E, D>>,
+    /// `f(t, x)`: the same for every retry of a rejected step, so it is handed back for reuse.
+    pub k1: Tensor<S, E, D>,
+    /// `f(t + h, y)` for FSAL methods: the next step's `k1` if this step is accepted.
+    pub k_last: Option<Tensor<S, E, D>>,
+    /// Vector-field evaluations this step made.
+    pub evals: usize,
+}
+
+/// The result of one backward step of the symplectic partner.
+#[derive(Debug)]
+pub struct AdjointStep<S: Shape, E: Real, D: Device<E>> {
+    /// The cotangent of the step's input state.
+    pub x_bar: Tensor<S, E, D>,
+    /// Vector-field evaluations made to rebuild the stage states (vector–Jacobian products are
+    /// counted by the caller's closure).
+    pub evals: usize,
+}
+
+/// An explicit Runge–Kutta method, implemented by code that `#[neural_ode]` generates from a
+/// tableau file. The constants mirror the tableau; `step` and `adjoint_step` are straight-line
+/// code with the coefficients inlined.
+pub trait RungeKutta: 'static {
+    /// Short name (`dopri5`).
+    const NAME: &'static str;
+    /// Human title.
+    const TITLE: &'static str;
+    /// Where the coefficients come from.
+    const REFERENCE: &'static str;
+    /// Number of stages `s`.
+    const STAGES: usize;
+    /// Order of the propagated solution.
+    const ORDER: u32;
+    /// Order of the embedded solution, for adaptive methods.
+    const EMBEDDED_ORDER: Option<u32>;
+    /// First same as last: the last stage is evaluated at the step's result.
+    const FSAL: bool;
+    /// Nodes `c` (rounded to `f64`).
+    const C: &'static [f64];
+    /// Rows of the strictly lower triangular `A` (row `i` has `i` entries).
+    const A: &'static [&'static [f64]];
+    /// Weights `b`.
+    const B: &'static [f64];
+    /// Error weights `b − b̂` (computed exactly, then rounded), for adaptive methods.
+    const B_ERR: Option<&'static [f64]>;
+
+    /// One step from `(t, x)` of size `h`. `k1`, if given, must be `f(t, x)`.
+    fn step<S, E, D, F>(f: &F, t: E, h: E, x: &Tensor<S, E, D>, k1: Option<Tensor<S, E, D>>) -> Step<S, E, D>
+    where
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+        F: VectorField<S, E, D> + ?Sized;
+
+    /// Reverse-mode derivative of one step: given the cotangent `y_bar` of the step's result,
+    /// rebuilds the stage states that can influence the result and sweeps them in reverse with
+    /// one vector–Jacobian product each, `vjp(t_i, X_i, κ_i) = J_f(t_i, X_i)ᵀ κ_i` (the closure
+    /// also accumulates the parameter cotangent). Returns the cotangent of `x`.
+    fn adjoint_step<S, E, D, F, V, Er>(
+        f: &F,
+        t: E,
+        h: E,
+        x: &Tensor<S, E, D>,
+        y_bar: &Tensor<S, E, D>,
+        vjp: &mut V,
+    ) -> Result<AdjointStep<S, E, D>, Er>
+    where
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+        F: VectorField<S, E, D> + ?Sized,
+        V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>;
+}
+
+/// `base + Σ c_j t_j`, in one fresh buffer (used by generated code for stage states).
+pub fn stage<S: Shape, E: Real, D: Device<E>>(base: &Tensor<S, E, D>, terms: &[(E, &Tensor<S, E, D>)]) -> Tensor<S, E, D> {
+    let mut out = base.clone();
+    for (c, t) in terms {
+        out.axpy(1.0, t, *c);
+    }
+    out
+}
+
+/// `c0 t0 + Σ c_j t_j`, in one fresh buffer (used by generated code for error estimates and
+/// stage cotangents).
+pub fn combine<S: Shape, E: Real, D: Device<E>>(
+    first: (E, &Tensor<S, E, D>),
+    rest: &[(E, &Tensor<S, E, D>)],
+) -> Tensor<S, E, D> {
+    let (c0, t0) = first;
+    let mut out = t0.clone();
+    match rest.split_first() {
+        None => out.axpy(c0, t0, 0.0),
+        Some(((c1, t1), more)) => {
+            out.axpy(c0, t1, *c1);
+            for (c, t) in more {
+                out.axpy(1.0, t, *c);
+            }
+        }
+    }
+    out
+}

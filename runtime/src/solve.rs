@@ -1,0 +1,225 @@
+//! `solve`: the neural ODE as one differentiable operation on the caller's dfdx tape.
+
+use std::sync::{Arc, Mutex};
+
+use dfdx::nn::tensor_collection::TensorCollection;
+use dfdx::prelude::*;
+
+use crate::backend::Backend;
+use crate::control::{PiController, StepSizeController};
+use crate::error::Error;
+use crate::field::{GradMethod, NeuralOde, VectorField};
+use crate::grad::{self, generic, merge_params, Cotangents, OutputGrads};
+use crate::integrate::{integrate, Forward};
+use crate::options::SolveOptions;
+use crate::real::Real;
+use crate::rk::RungeKutta;
+use crate::shape::StateShape;
+use crate::stats::{BackwardStats, ForwardStats};
+
+/// The result of a solve.
+#[derive(Debug)]
+pub struct Solution<S: StateShape, E: Real, D: Backend<E>, T> {
+    /// The states at the output times, stacked along a new leading axis, on the caller's tape.
+    pub ys: Tensor<S::Stacked, E, D, T>,
+    /// What the forward solve did.
+    pub stats: ForwardStats,
+    /// Filled in when the gradient pass runs (during the caller's `backward()`).
+    pub report: BackwardReport,
+}
+
+/// A handle to the outcome of a solve's gradient pass.
+///
+/// The pass runs inside dfdx's `backward()`, which cannot carry this crate's errors, so a failed
+/// pass leaves the caller's `Gradients` untouched and records its error here. Check it after
+/// `backward()` when the gradient matters.
+#[derive(Clone, Debug, Default)]
+pub struct BackwardReport(Arc<Mutex<Option<Result<BackwardStats, Error>>>>);
+
+impl BackwardReport {
+    /// `None` until the gradient pass has run.
+    pub fn get(&self) -> Option<Result<BackwardStats, Error>> {
+        self.0.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    fn set(&self, value: Result<BackwardStats, Error>) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(value);
+        }
+    }
+}
+
+/// A failed solve: the error and the initial state as it was passed in, tape and all, so
+/// nothing the caller had recorded is lost.
+pub struct SolveError<X> {
+    /// What went wrong.
+    pub error: Error,
+    /// The initial state, returned untouched.
+    pub input: X,
+}
+
+impl<X> core::fmt::Debug for SolveError<X> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SolveError").field("error", &self.error).finish_non_exhaustive()
+    }
+}
+
+impl<X> core::fmt::Display for SolveError<X> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<X> std::error::Error for SolveError<X> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Solves `dx/dt = model(t, x)` from `x0` at `times[0]` and returns the states at every time in
+/// `times` (the first is `x0`). If `x0` is on a tape, the result is on the same tape and the
+/// gradient method (`opts.grad`, else the model's attribute) runs during `backward()`,
+/// accumulating into the caller's `Gradients` for the model's parameters and for `x0`.
+pub fn solve<M, S, E, D, T>(
+    model: &M,
+    x0: Tensor<S, E, D, T>,
+    times: &[E],
+    opts: &SolveOptions,
+) -> Result<Solution<S, E, D, T>, SolveError<Tensor<S, E, D, T>>>
+where
+    M: NeuralOde + VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D> + 'static,
+{
+    let mut controller = PiController::new(opts.safety, opts.factor_min, opts.factor_max);
+    solve_with(model, x0, times, opts, &mut controller)
+}
+
+/// [`solve`] with a step-size controller of the caller's choice for the forward solve.
+pub fn solve_with<M, S, E, D, T>(
+    model: &M,
+    x0: Tensor<S, E, D, T>,
+    times: &[E],
+    opts: &SolveOptions,
+    controller: &mut dyn StepSizeController,
+) -> Result<Solution<S, E, D, T>, SolveError<Tensor<S, E, D, T>>>
+where
+    M: NeuralOde + VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D> + 'static,
+{
+    let method = opts.grad.unwrap_or(M::GRAD);
+    let (x, tape) = x0.split_tape();
+    let fwd = match integrate::<M::Solver, S, E, D, M>(model, &x, times, opts, controller) {
+        Ok(fwd) => fwd,
+        Err(error) => return Err(SolveError { error, input: x.put_tape(tape) }),
+    };
+    let stats = fwd.stats;
+    let report = BackwardReport::default();
+    if !T::OWNS_TAPE {
+        let ys = S::stack(fwd.outputs).put_tape(tape);
+        return Ok(Solution { ys, stats, report });
+    }
+    if method == GradMethod::Backprop {
+        let ys = backprop::<M::Solver, M, S, E, D, T>(model, x.put_tape(tape), &fwd);
+        let n = fwd.checkpoints.len();
+        report.set(Ok(BackwardStats { nfe_vjp: n * M::Solver::STAGES, nfe_rebuild: 0, steps: n, rejected: 0, peak_bytes: None }));
+        return Ok(Solution { ys, stats, report });
+    }
+
+    let ys = S::stack(fwd.outputs.clone());
+    let ys_key = ys.clone();
+    let x0_key = x.clone();
+    let model = model.clone();
+    let times = times.to_vec();
+    let opts = opts.clone();
+    let report_in_op = report.clone();
+    let n_outputs = fwd.outputs.len();
+    let mut fwd = fwd;
+    let mut tape = tape;
+    tape.add_backward_op(move |grads| {
+        grads.try_alloc_for(&ys_key)?;
+        let g = grads.get(&ys_key);
+        let out: OutputGrads<S, E, D> = (0..n_outputs).map(|k| Some(S::unstack(g.clone(), k))).collect();
+        drop(g);
+        let base = crate::alloc::current();
+        crate::alloc::reset_peak();
+        let result = backward::<M::Solver, M, S, E, D>(method, &model, &mut fwd, &out, &opts, &times);
+        let peak_bytes = crate::alloc::is_active().then(|| crate::alloc::peak().saturating_sub(base));
+        drop(fwd);
+        match result {
+            Ok(mut cot) => {
+                // Only now, with every cotangent computed, touch the caller's gradients.
+                D::accumulate(grads, &x0_key, &cot.x0)?;
+                let merged = merge_params(&model, &mut cot.params, grads, None);
+                report_in_op.set(merged.map(|()| BackwardStats {
+                    nfe_vjp: cot.nfe_vjp,
+                    nfe_rebuild: cot.nfe_rebuild,
+                    steps: cot.steps,
+                    rejected: cot.rejected,
+                    peak_bytes,
+                }));
+            }
+            Err(e) => report_in_op.set(Err(e)),
+        }
+        Ok(())
+    });
+    Ok(Solution { ys: ys.put_tape(tape), stats, report })
+}
+
+fn backward<R, M, S, E, D>(
+    method: GradMethod,
+    model: &M,
+    fwd: &mut Forward<S, E, D>,
+    out: &OutputGrads<S, E, D>,
+    opts: &SolveOptions,
+    times: &[E],
+) -> Result<Cotangents<S, E, D>, Error>
+where
+    R: RungeKutta,
+    M: VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+{
+    match method {
+        GradMethod::Symplectic => grad::symplectic::backward::<R, M, S, E, D>(model, fwd, out),
+        GradMethod::Checkpoint | GradMethod::Backprop => grad::checkpoint::backward::<R, M, S, E, D>(model, fwd, out),
+        GradMethod::Adjoint => {
+            let mut controller = PiController::new(opts.safety, opts.factor_min, opts.factor_max);
+            grad::adjoint::backward::<R, M, S, E, D>(model, fwd, out, opts, times, &mut controller)
+        }
+    }
+}
+
+/// `backprop`: replays the accepted steps of the forward solve on the caller's tape with dfdx's
+/// own operations, so dfdx differentiates the whole discrete solve.
+fn backprop<R, M, S, E, D, T>(model: &M, x0: Tensor<S, E, D, T>, fwd: &Forward<S, E, D>) -> Tensor<S::Stacked, E, D, T>
+where
+    R: RungeKutta,
+    M: VectorField<S, E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D>,
+{
+    let mut outputs: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(fwd.out_steps.len());
+    let mut x = x0;
+    let mut n = 0;
+    for &target in &fwd.out_steps {
+        while n < target {
+            let (t, h) = fwd.checkpoints.step(n);
+            x = generic::step::<R, S, E, D, T, M>(model, t, h, x);
+            n += 1;
+        }
+        outputs.push(x.with_empty_tape());
+    }
+    // The last output carries the tape with every recorded operation.
+    outputs.pop();
+    outputs.push(x);
+    S::stack_taped(outputs)
+}
