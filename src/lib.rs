@@ -1,4 +1,86 @@
-//! placeholder
+//! # neural-ode
+//!
+//! Neural ordinary differential equations on [dfdx](https://docs.rs/dfdx) with **exact
+//! gradients and minimal memory**.
+//!
+//! A neural ODE integrates `dx/dt = f(t, x; θ)` with a Runge–Kutta method that calls the network
+//! `f` at every stage of every step. Backpropagating through the solver keeps every stage's graph
+//! (memory ∝ steps × stages × network); the continuous adjoint keeps almost nothing but its
+//! gradient is only approximate. The **symplectic adjoint method** (Matsubara, Miyatake &
+//! Yaguchi, NeurIPS 2021) gets the exact gradient of the discrete solve while storing one state
+//! per step plus one network evaluation's graph: on the way back it rebuilds each step's stages
+//! and sweeps them with the method's symplectic partner, one vector–Jacobian product at a time.
+//!
+//! ## Use
+//!
+//! Annotate a struct of dfdx modules, write its vector field once (generic over the tape), and
+//! solve inside an ordinary dfdx training loop:
+//!
+//! ```
+//! use neural_ode::dfdx::prelude::*;
+//! use neural_ode::dfdx::nn::modules::{Linear, Tanh};
+//! use neural_ode::{neural_ode, solve, SolveOptions, VectorField};
+//!
+//! #[neural_ode(solver = "dopri5", grad = "symplectic")]
+//! #[derive(Clone, Debug)]
+//! struct Field {
+//!     l1: Linear<2, 16, f64, Cpu>,
+//!     act: Tanh,
+//!     l2: Linear<16, 2, f64, Cpu>,
+//! }
+//!
+//! type State = (usize, Const<2>); // a batch of 2-vectors
+//!
+//! impl VectorField<State, f64, Cpu> for Field {
+//!     fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+//!         self.l2.forward(self.act.forward(self.l1.forward(x)))
+//!     }
+//! }
+//!
+//! let dev = Cpu::default();
+//! let mut field = Field {
+//!     l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 16>, f64>(),
+//!     act: Tanh,
+//!     l2: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<16, 2>, f64>(),
+//! };
+//! let mut opt = Adam::new(&field, AdamConfig::default());
+//! let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(8, Const));
+//! let target: Tensor<(usize, usize, Const<2>), f64, Cpu> = dev.zeros_like(&(2, 8, Const));
+//!
+//! let grads = field.alloc_grads();
+//! let sol = solve(&field, x0.trace(grads), &[0.0, 1.0], &SolveOptions::adaptive(1e-6, 1e-8)).unwrap();
+//! let loss = mse_loss(sol.ys, target);
+//! let grads = loss.backward(); // runs the symplectic adjoint
+//! assert!(sol.report.get().unwrap().is_ok());
+//! opt.update(&mut field, &grads).unwrap();
+//! ```
+//!
+//! `solve` returns the states at every requested time stacked on a new leading axis, on the
+//! caller's tape; the gradient method runs during `backward()` and adds into the same
+//! `Gradients`. [`Solution::stats`] and [`Solution::report`] say what the solve and its gradient
+//! pass cost.
+//!
+//! ## Pieces
+//!
+//! - `#[neural_ode(solver = "...", tableau = "...", grad = "...")]` ([`neural_ode`]) reads a
+//!   Butcher tableau file (shipped: euler, midpoint, heun, ralston, rk4, rk38, heun_euler,
+//!   fehlberg2, bosh3, fehlberg45, cash_karp, dopri5, tsit5, dopri8; or your own TOML file),
+//!   validates it at compile time, and generates straight-line forward and symplectic-partner
+//!   backward steps, a [`NeuralOde`] impl and dfdx's `TensorCollection` impl for the struct.
+//! - [`solve`] with [`SolveOptions`]: adaptive steps ([`PiController`], Hairer's initial step)
+//!   or fixed steps, output at any increasing or decreasing list of times.
+//! - [`GradMethod`]: `Symplectic`, `Checkpoint` (ACA), `Backprop`, `Adjoint` (continuous).
+//! - [`alloc::CountingAllocator`] to measure the peak memory of a gradient pass.
+
 pub use neural_ode_macros::neural_ode;
-pub use neural_ode_runtime::*;
+pub use neural_ode_runtime::{
+    alloc, rms_norm, solve, solve_with, Backend, BackwardReport, BackwardStats, CheckpointPolicy, Checkpoints, Error,
+    ForwardStats, GradMethod, NeuralOde, PiController, Real, RungeKutta, Solution, SolveError, SolveOptions,
+    StateShape, StepSizeController, Stepping, VectorField,
+};
+
+/// The dfdx this crate is built against; use it to name tensors, modules and optimisers.
 pub use dfdx;
+
+#[doc(hidden)]
+pub use neural_ode_runtime::__private;

@@ -154,6 +154,8 @@ pub fn parse(args: TokenStream) -> syn::Result<Attr> {
 fn string_value(value: &Expr, key: &str) -> syn::Result<LitStr> {
     match value {
         Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Ok(s.clone()),
+        // A literal passed through a `macro_rules!` fragment arrives in an invisible group.
+        Expr::Group(g) => string_value(&g.expr, key),
         other => Err(syn::Error::new_spanned(other, format!("`{key}` expects a string literal, e.g. `{key} = \"...\"`"))),
     }
 }

@@ -28,7 +28,7 @@ pub use options::{SolveOptions, Stepping};
 pub use real::{lit, Real};
 pub use rk::{combine, stage, AdjointStep, RungeKutta, Step};
 pub use shape::StateShape;
-pub use solve::{solve, solve_with, Solution, SolveError};
+pub use solve::{solve, solve_with, BackwardReport, Solution, SolveError};
 pub use stats::{BackwardStats, ForwardStats};
 
 /// Names used only by code that `#[neural_ode]` generates.
