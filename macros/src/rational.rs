@@ -18,6 +18,7 @@ impl Coef {
     }
 
     /// The nearest `f64` (ties to even).
+    #[cfg(test)]
     pub fn to_f64(&self) -> f64 {
         to_f64(&self.value)
     }

@@ -1,0 +1,102 @@
+//! A small time-dependent MLP vector field, one model type per shipped tableau.
+#![allow(dead_code)]
+
+use neural_ode::dfdx::nn::modules::Linear;
+use neural_ode::dfdx::prelude::*;
+use neural_ode::{neural_ode, Real, VectorField};
+
+pub type State = (usize, Const<2>);
+pub type Stacked = (usize, usize, Const<2>);
+
+macro_rules! fields {
+    ($($name:ident => $solver:literal),* $(,)?) => {$(
+        #[neural_ode(solver = $solver)]
+        #[derive(Clone, Debug)]
+        pub struct $name<E: Dtype, D: Device<E>> {
+            pub l1: Linear<2, 6, E, D>,
+            pub l2: Linear<6, 2, E, D>,
+        }
+
+        impl<E: Real, D: Device<E>> VectorField<State, E, D> for $name<E, D> {
+            fn eval<T: Tape<E, D>>(&self, t: E, x: Tensor<State, E, D, T>) -> Tensor<State, E, D, T> {
+                let scale = E::one() + t * E::from_f64_lossy(0.5);
+                self.l2.forward(self.l1.forward(x).tanh()) * scale
+            }
+        }
+
+        impl common::Build for $name<f64, Cpu> {
+            fn build(dev: &Cpu) -> Self {
+                $name {
+                    l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 6>, f64>(),
+                    l2: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<6, 2>, f64>(),
+                }
+            }
+            fn grads(&self, g: &Gradients<f64, Cpu>) -> Vec<f64> {
+                let mut out = g.get(&self.l1.weight).as_vec();
+                out.extend(g.get(&self.l1.bias).as_vec());
+                out.extend(g.get(&self.l2.weight).as_vec());
+                out.extend(g.get(&self.l2.bias).as_vec());
+                out
+            }
+            fn perturb(&mut self, i: usize, eps: f64) {
+                let sizes = [12, 6, 12, 2];
+                let (mut k, mut i) = (0, i);
+                while i >= sizes[k] {
+                    i -= sizes[k];
+                    k += 1;
+                }
+                match k {
+                    0 => common::bump(&mut self.l1.weight, i, eps),
+                    1 => common::bump(&mut self.l1.bias, i, eps),
+                    2 => common::bump(&mut self.l2.weight, i, eps),
+                    _ => common::bump(&mut self.l2.bias, i, eps),
+                }
+            }
+        }
+    )*};
+}
+
+/// Construction and parameter access for the test models (f64 on the CPU).
+pub trait Build: Sized {
+    fn build(dev: &Cpu) -> Self;
+    /// All parameter gradients, flattened in a fixed order.
+    fn grads(&self, g: &Gradients<f64, Cpu>) -> Vec<f64>;
+    /// Adds `eps` to parameter `i` of the flattened order.
+    fn perturb(&mut self, i: usize, eps: f64);
+}
+
+pub fn bump<S: Shape>(t: &mut Tensor<S, f64, Cpu>, i: usize, eps: f64) {
+    let mut v = t.as_vec();
+    v[i] += eps;
+    t.copy_from(&v);
+}
+
+/// Number of parameters of every test model.
+pub const N_PARAMS: usize = 32;
+
+use crate::common;
+
+fields! {
+    Euler => "euler",
+    Midpoint => "midpoint",
+    Heun => "heun",
+    Ralston => "ralston",
+    Rk4 => "rk4",
+    Rk38 => "rk38",
+    HeunEuler => "heun_euler",
+    Fehlberg2 => "fehlberg2",
+    Bosh3 => "bosh3",
+    Fehlberg45 => "fehlberg45",
+    CashKarp => "cash_karp",
+    Dopri5 => "dopri5",
+    Tsit5 => "tsit5",
+    Dopri8 => "dopri8",
+}
+
+/// ‖a − b‖ / ‖b‖.
+pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    num / den
+}

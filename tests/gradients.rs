@@ -1,0 +1,224 @@
+//! Gradients of every method against an independent computation: `backprop` (dfdx's own
+//! autodiff through a plain loop over the tableau's arrays, replaying the same accepted steps)
+//! and central finite differences of the discrete solve.
+#![deny(warnings)]
+
+mod common;
+
+use common::*;
+use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
+use neural_ode::dfdx::prelude::*;
+use neural_ode::{solve, GradMethod, NeuralOde, RungeKutta, SolveOptions, VectorField};
+
+/// The gradient of `Σ w ⊙ ys` for the initial state and every parameter, flattened.
+fn gradient<M>(model: &M, x0: &Tensor<State, f64, Cpu>, w: &Tensor<Stacked, f64, Cpu>, times: &[f64], opts: &SolveOptions) -> Vec<f64>
+where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
+{
+    let sol = solve(model, x0.leaky_trace(), times, opts).unwrap();
+    let loss = (sol.ys * w.clone()).sum::<Rank0, _>();
+    let g = loss.backward();
+    let report = sol.report.get().expect("the gradient pass ran");
+    report.unwrap();
+    let mut out = g.get(x0).as_vec();
+    out.extend(model.grads(&g));
+    out
+}
+
+fn loss_value<M>(model: &M, x0: &Tensor<State, f64, Cpu>, w: &Tensor<Stacked, f64, Cpu>, times: &[f64], opts: &SolveOptions) -> f64
+where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu>,
+{
+    let sol = solve(model, x0.clone(), times, opts).unwrap();
+    (sol.ys * w.clone()).sum::<Rank0, _>().array()
+}
+
+struct Case {
+    times: &'static [f64],
+    opts: SolveOptions,
+}
+
+fn cases(adaptive: bool) -> Vec<Case> {
+    let mut cases = vec![
+        Case { times: &[0.0, 1.0], opts: SolveOptions::fixed_steps(7) },
+        Case { times: &[0.0, 0.3, 0.7, 1.2], opts: SolveOptions::fixed_size(0.1) },
+        Case { times: &[1.0, 0.4, -0.5], opts: SolveOptions::fixed_steps(9) },
+    ];
+    if adaptive {
+        cases.push(Case { times: &[0.0, 1.5], opts: SolveOptions::adaptive(1e-6, 1e-8) });
+        cases.push(Case { times: &[0.0, 0.2, 0.9, 2.0], opts: SolveOptions::adaptive(1e-5, 1e-7) });
+        cases.push(Case { times: &[0.5, -1.0], opts: SolveOptions::adaptive(1e-7, 1e-9) });
+    }
+    cases
+}
+
+fn check_exact<M>()
+where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
+{
+    let dev = Cpu::seed_from_u64(7);
+    let model = M::build(&dev);
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
+    let adaptive = <M::Solver as RungeKutta>::EMBEDDED_ORDER.is_some();
+    for case in cases(adaptive) {
+        let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(case.times.len(), 3, Const));
+        let reference = gradient(&model, &x0, &w, case.times, &case.opts.clone().with_grad(GradMethod::Backprop));
+        for method in [GradMethod::Symplectic, GradMethod::Checkpoint] {
+            let g = gradient(&model, &x0, &w, case.times, &case.opts.clone().with_grad(method));
+            let err = rel_err(&g, &reference);
+            let name = <M::Solver as RungeKutta>::NAME;
+            println!("{name:>10} {method:>10} {:?} {:?}: rel err {err:.2e}", case.opts.stepping, case.times);
+            assert!(err <= 1e-11, "{name} {method} {:?} {:?}: relative error {err:e}", case.opts.stepping, case.times);
+        }
+    }
+}
+
+macro_rules! exact_tests {
+    ($($test:ident => $model:ident),* $(,)?) => {$(
+        #[test]
+        fn $test() {
+            check_exact::<$model<f64, Cpu>>();
+        }
+    )*};
+}
+
+exact_tests! {
+    euler_matches_backprop => Euler,
+    midpoint_matches_backprop => Midpoint,
+    heun_matches_backprop => Heun,
+    ralston_matches_backprop => Ralston,
+    rk4_matches_backprop => Rk4,
+    rk38_matches_backprop => Rk38,
+    heun_euler_matches_backprop => HeunEuler,
+    fehlberg2_matches_backprop => Fehlberg2,
+    bosh3_matches_backprop => Bosh3,
+    fehlberg45_matches_backprop => Fehlberg45,
+    cash_karp_matches_backprop => CashKarp,
+    dopri5_matches_backprop => Dopri5,
+    tsit5_matches_backprop => Tsit5,
+    dopri8_matches_backprop => Dopri8,
+}
+
+/// Central differences of the discrete solve (fixed steps, so the step sequence cannot change
+/// under the perturbation) against the symplectic adjoint, for every parameter and x0 entry.
+fn check_finite_differences<M>()
+where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
+{
+    let dev = Cpu::seed_from_u64(11);
+    let model = M::build(&dev);
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(2, Const));
+    let times = [0.0, 0.6, 1.3];
+    let opts = SolveOptions::fixed_steps(6).with_grad(GradMethod::Symplectic);
+    let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 2, Const));
+    let g = gradient(&model, &x0, &w, &times, &opts);
+    let eps = 1e-6;
+    let mut fd = Vec::new();
+    let x = x0.as_vec();
+    for i in 0..x.len() {
+        let mut plus = x.clone();
+        plus[i] += eps;
+        let mut minus = x.clone();
+        minus[i] -= eps;
+        let lp = loss_value(&model, &dev.tensor_from_vec(plus, (2, Const)), &w, &times, &opts);
+        let lm = loss_value(&model, &dev.tensor_from_vec(minus, (2, Const)), &w, &times, &opts);
+        fd.push((lp - lm) / (2.0 * eps));
+    }
+    for i in 0..N_PARAMS {
+        let mut plus = model.clone();
+        plus.perturb(i, eps);
+        let mut minus = model.clone();
+        minus.perturb(i, -eps);
+        fd.push((loss_value(&plus, &x0, &w, &times, &opts) - loss_value(&minus, &x0, &w, &times, &opts)) / (2.0 * eps));
+    }
+    let err = rel_err(&g, &fd);
+    println!("{}: finite differences rel err {err:.2e}", <M::Solver as RungeKutta>::NAME);
+    assert!(err < 1e-7, "relative error {err:e} against finite differences");
+}
+
+#[test]
+fn finite_differences_agree() {
+    check_finite_differences::<Euler<f64, Cpu>>();
+    check_finite_differences::<Midpoint<f64, Cpu>>();
+    check_finite_differences::<Dopri5<f64, Cpu>>();
+    check_finite_differences::<Dopri8<f64, Cpu>>();
+}
+
+#[test]
+fn adjoint_converges_to_the_exact_gradient() {
+    let dev = Cpu::seed_from_u64(3);
+    let model = Dopri5::<f64, Cpu>::build(&dev);
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
+    let times = [0.0, 0.5, 1.5];
+    let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 3, Const));
+    // The exact gradient of the continuous problem, to far below the errors measured here.
+    let exact = gradient(&model, &x0, &w, &times, &SolveOptions::adaptive(1e-12, 1e-12).with_grad(GradMethod::Symplectic));
+    let mut errors = Vec::new();
+    for tol in [1e-3, 1e-5, 1e-7, 1e-9] {
+        let g = gradient(&model, &x0, &w, &times, &SolveOptions::adaptive(tol, tol).with_grad(GradMethod::Adjoint));
+        errors.push(rel_err(&g, &exact));
+    }
+    println!("adjoint relative errors for tol 1e-3..1e-9: {errors:?}");
+    for pair in errors.windows(2) {
+        assert!(pair[1] < pair[0], "the error shrinks with the tolerance: {errors:?}");
+    }
+    assert!(errors[3] < 1e-6, "{errors:?}");
+    assert!(errors[0] > 1e-9, "at a loose tolerance the adjoint is visibly approximate: {errors:?}");
+}
+
+#[test]
+fn f32_gradients_are_within_f32_rounding_of_f64() {
+    let dev = Cpu::seed_from_u64(5);
+    let m64 = Dopri5::<f64, Cpu>::build(&dev);
+    let m32 = Dopri5::<f32, Cpu> {
+        l1: neural_ode::dfdx::nn::modules::Linear { weight: m64.l1.weight.clone().to_dtype(), bias: m64.l1.bias.clone().to_dtype() },
+        l2: neural_ode::dfdx::nn::modules::Linear { weight: m64.l2.weight.clone().to_dtype(), bias: m64.l2.bias.clone().to_dtype() },
+    };
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
+    let times = [0.0, 1.0];
+    let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(2, 3, Const));
+    let opts = SolveOptions::fixed_steps(10).with_grad(GradMethod::Symplectic);
+    let g64 = gradient(&m64, &x0, &w, &times, &opts);
+
+    let x32: Tensor<State, f32, Cpu> = x0.clone().to_dtype();
+    let sol = solve(&m32, x32.leaky_trace(), &[0.0f32, 1.0], &opts).unwrap();
+    let loss = (sol.ys * w.clone().to_dtype::<f32>()).sum::<Rank0, _>();
+    let g = loss.backward();
+    sol.report.get().unwrap().unwrap();
+    let mut g32: Vec<f64> = g.get(&x32).as_vec().into_iter().map(f64::from).collect();
+    for p in [g.get(&m32.l1.weight).as_vec(), g.get(&m32.l1.bias).as_vec(), g.get(&m32.l2.weight).as_vec(), g.get(&m32.l2.bias).as_vec()] {
+        g32.extend(p.into_iter().map(f64::from));
+    }
+    let err = rel_err(&g32, &g64);
+    println!("f32 vs f64 relative difference {err:.2e}");
+    assert!(err < 1e-5, "{err:e}");
+    assert!(err > 0.0, "f32 really ran in f32");
+}
+
+#[test]
+fn unused_parameters_get_zero_gradients() {
+    // A field that ignores `l2` entirely.
+    #[neural_ode::neural_ode(solver = "rk4")]
+    #[derive(Clone, Debug)]
+    struct Partial {
+        l1: neural_ode::dfdx::nn::modules::Linear<2, 2, f64, Cpu>,
+        unused: neural_ode::dfdx::nn::modules::Linear<2, 2, f64, Cpu>,
+    }
+    impl VectorField<State, f64, Cpu> for Partial {
+        fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+            self.l1.forward(x)
+        }
+    }
+    let dev = Cpu::seed_from_u64(1);
+    let m = Partial {
+        l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 2>, f64>(),
+        unused: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 2>, f64>(),
+    };
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(2, Const));
+    let grads = m.alloc_grads();
+    let sol = solve(&m, x0.trace(grads), &[0.0, 1.0], &SolveOptions::fixed_steps(4)).unwrap();
+    let g = sol.ys.square().sum::<Rank0, _>().backward();
+    sol.report.get().unwrap().unwrap();
+    assert!(g.get(&m.unused.weight).as_vec().iter().all(|&v| v == 0.0));
+    assert!(g.get(&m.l1.weight).as_vec().iter().any(|&v| v != 0.0));
+}
