@@ -75,7 +75,7 @@ pub fn load(source: &Source) -> syn::Result<Loaded> {
                 };
                 syn::Error::new(
                     source.span(),
-                    format!("cannot read tableau file `{path}`: {what} (relative paths are resolved against the crate's Cargo.toml directory)"),
+                    format!("cannot read tableau file `{path}`: {what} (relative paths are resolved against the directory of the crate's Cargo.toml, or against `{DIR_OVERRIDE}` when it is set)"),
                 )
             })?;
             Ok(Loaded { display: path.clone(), track: Some(full), text })

@@ -52,7 +52,10 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
 
     // Shape and explicitness of `a`.
     if t.a.len() != s {
-        problems.push(format!("`a` has {} rows, expected {s} (one per entry of `c`)", t.a.len()));
+        // Per-row checks would be misaligned; report the count alone.
+        let rows = if t.a.len() == 1 { "row" } else { "rows" };
+        problems.push(format!("`a` has {} {rows}, expected {s}: one per entry of `c`, starting with `[]` for the first stage", t.a.len()));
+        return Err(problems);
     }
     let mut a: Vec<Vec<Coef>> = Vec::with_capacity(s);
     for (i, row) in t.a.iter().enumerate() {
