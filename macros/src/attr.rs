@@ -103,9 +103,9 @@ pub fn parse(args: TokenStream) -> syn::Result<Attr> {
                     syn::Error::new(
                         lit.span(),
                         format!(
-                            "unknown gradient method `{value}`, expected one of {}{}",
-                            backticked(&names),
-                            did_you_mean(&value, &names)
+                            "unknown gradient method `{value}`{}; expected one of {}",
+                            did_you_mean(&value, &names),
+                            backticked(&names)
                         ),
                     )
                 })?;
@@ -137,9 +137,9 @@ pub fn parse(args: TokenStream) -> syn::Result<Attr> {
                 return Err(syn::Error::new(
                     lit.span(),
                     format!(
-                        "unknown solver `{name}`, expected one of {}{}; use `tableau = \"path.toml\"` for a file of your own",
-                        backticked(SHIPPED),
-                        did_you_mean(&name, SHIPPED)
+                        "unknown solver `{name}`{}; expected one of {}, or `tableau = \"path.toml\"` for a file of your own",
+                        did_you_mean(&name, SHIPPED),
+                        backticked(SHIPPED)
                     ),
                 ));
             }
@@ -164,14 +164,14 @@ fn backticked(names: &[&str]) -> String {
     names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
-/// `"; did you mean `x`?"` when a name is within edit distance 2 of the input.
+/// `" (did you mean `x`?)"` when a name is within edit distance 2 of the input.
 pub fn did_you_mean(input: &str, names: &[&str]) -> String {
     names
         .iter()
         .map(|n| (edit_distance(input, n), *n))
         .filter(|(d, _)| *d <= 2)
         .min()
-        .map(|(_, n)| format!("; did you mean `{n}`?"))
+        .map(|(_, n)| format!(" (did you mean `{n}`?)"))
         .unwrap_or_default()
 }
 
@@ -211,10 +211,10 @@ mod tests {
         let msg = |t| parse(t).unwrap_err().to_string();
         assert_eq!(
             msg(quote!(grad = "symplectc")),
-            "unknown gradient method `symplectc`, expected one of `symplectic`, `checkpoint`, `backprop`, `adjoint`; did you mean `symplectic`?"
+            "unknown gradient method `symplectc` (did you mean `symplectic`?); expected one of `symplectic`, `checkpoint`, `backprop`, `adjoint`"
         );
         assert!(msg(quote!(solver = "dopri7")).starts_with("unknown solver `dopri7`"));
-        assert!(msg(quote!(solver = "dopri7")).contains("did you mean `dopri5`?"));
+        assert!(msg(quote!(solver = "dopri7")).starts_with("unknown solver `dopri7` (did you mean `dopri5`?); expected one of `euler`"));
         assert_eq!(msg(quote!(order = "5")), "unknown key `order` in #[neural_ode], expected `solver`, `tableau` or `grad`");
         assert_eq!(msg(quote!(solver = "rk4", solver = "euler")), "duplicate key `solver`");
         assert_eq!(msg(quote!(solver = 5)), "`solver` expects a string literal, e.g. `solver = \"...\"`");

@@ -233,8 +233,9 @@ pub fn adjoint(m: &Method) -> TokenStream {
             quote!((::neural_ode::__private::lit::<E>(1.0), &#xi_bar))
         })
         .collect();
+    let evals_decl = if needs_k.iter().any(|&n| n) { quote!(let mut evals = 0usize;) } else { quote!(let evals = 0usize;) };
     quote! {
-        let mut evals = 0usize;
+        #evals_decl
         let (#(#live_xs,)*) = {
             #(#rebuild)*
             (#(#live_xs,)*)
@@ -283,10 +284,13 @@ pub fn docs(m: &Method) -> String {
 pub fn constants(m: &Method) -> TokenStream {
     let t = &m.t;
     let (name, title, reference) = (&t.name, &t.title, &t.reference);
-    let stages = m.s;
-    let order = t.order;
+    let stages = Literal::usize_unsuffixed(m.s);
+    let order = Literal::u32_unsuffixed(t.order);
     let embedded = match t.embedded_order {
-        Some(q) => quote!(::core::option::Option::Some(#q)),
+        Some(q) => {
+            let q = Literal::u32_unsuffixed(q);
+            quote!(::core::option::Option::Some(#q))
+        }
         None => quote!(::core::option::Option::None),
     };
     let fsal = m.fsal;
@@ -467,5 +471,52 @@ mod tests {
         let code = step(&method("rk4")).to_string();
         // rk4's a31 = 0, so x3 is built from k2 alone.
         assert!(code.contains("let x3 = :: neural_ode :: __private :: stage (x , & [(h * :: neural_ode :: __private :: lit :: < E > (0.5) , & k2)])"), "{code}");
+    }
+}
+
+#[cfg(test)]
+mod snapshots {
+    //! The whole expansion for a few methods, formatted, so that a reviewer can read the
+    //! generated code against the printed tableau. Review changes with `cargo insta review`.
+
+    use quote::quote;
+
+    fn expand(args: proc_macro2::TokenStream) -> String {
+        let item: syn::ItemStruct = syn::parse2(quote! {
+            #[derive(Clone, Debug)]
+            pub struct Field {
+                l1: Linear<2, 16, f64, Cpu>,
+                act: Tanh,
+                #[neural_ode(skip)]
+                steps: usize,
+            }
+        })
+        .unwrap();
+        let tokens = crate::expand::expand(args, quote!(#item));
+        let file: syn::File = syn::parse2(tokens).unwrap();
+        let text = prettyplease::unparse(&file);
+        // The tracked path of a user tableau is absolute: keep the snapshot machine-independent.
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/");
+        text.replace(root, "<macros>/")
+    }
+
+    #[test]
+    fn euler() {
+        insta::assert_snapshot!(expand(quote!(solver = "euler")));
+    }
+
+    #[test]
+    fn rk4() {
+        insta::assert_snapshot!(expand(quote!(solver = "rk4", grad = "checkpoint")));
+    }
+
+    #[test]
+    fn dopri5() {
+        insta::assert_snapshot!(expand(quote!(solver = "dopri5", grad = "symplectic")));
+    }
+
+    #[test]
+    fn user_tableau() {
+        insta::assert_snapshot!(expand(quote!(tableau = "../tests/data/kutta3.toml", grad = "adjoint")));
     }
 }

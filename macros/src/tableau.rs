@@ -25,7 +25,13 @@ const KEYS: &[&str] = &["name", "title", "reference", "order", "embedded_order",
 /// with individual keys are all collected (`Err` with every message).
 pub fn parse(text: &str) -> Result<Tableau, Vec<String>> {
     let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        vec![format!("malformed TOML: {}", e.message().trim_end_matches('\n'))]
+        let at = e.span().map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+            format!(" at line {line}, column {column}")
+        });
+        vec![format!("malformed TOML{}: {}", at.unwrap_or_default(), e.message().trim_end_matches('\n'))]
     })?;
     let mut problems = Vec::new();
     for key in doc.keys() {
