@@ -17,6 +17,7 @@
 //! solve inside an ordinary dfdx training loop:
 //!
 //! ```
+//! use neural_ode::dfdx::optim::{Adam, AdamConfig, Optimizer};
 //! use neural_ode::dfdx::prelude::*;
 //! use neural_ode::dfdx::nn::modules::{Linear, Tanh};
 //! use neural_ode::{neural_ode, solve, SolveOptions, VectorField};
@@ -74,9 +75,9 @@
 
 pub use neural_ode_macros::neural_ode;
 pub use neural_ode_runtime::{
-    alloc, rms_norm, solve, solve_with, Backend, BackwardReport, BackwardStats, CheckpointPolicy, Checkpoints, Error,
-    ForwardStats, GradMethod, NeuralOde, PiController, Real, RungeKutta, Solution, SolveError, SolveOptions,
-    StateShape, StepSizeController, Stepping, VectorField,
+    alloc, rms_norm, solve, solve_with, Backend, BackwardReport, BackwardStats, CheckpointPolicy,
+    Checkpoints, Error, ForwardStats, GradMethod, NeuralOde, PiController, Real, RungeKutta,
+    Solution, SolveError, SolveOptions, StateShape, StepSizeController, Stepping, VectorField,
 };
 
 /// The dfdx this crate is built against; use it to name tensors, modules and optimisers.

@@ -5,7 +5,10 @@
 #[test]
 fn ui() {
     // Relative `tableau = "data/..."` paths in the cases resolve against tests/ui.
-    std::env::set_var("NEURAL_ODE_TABLEAU_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui"));
+    std::env::set_var(
+        "NEURAL_ODE_TABLEAU_DIR",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui"),
+    );
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
 }

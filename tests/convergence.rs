@@ -41,11 +41,19 @@ fn exact(x0: f64, t: f64) -> f64 {
 /// Least-squares slope of log(error) against log(h) over the three finest step sizes whose
 /// errors stay well above rounding (`floor`), where the error is in its asymptotic regime.
 fn slope(hs: &[f64], errs: &[f64], floor: f64) -> f64 {
-    let in_range: Vec<(f64, f64)> = hs.iter().zip(errs).filter(|(_, &e)| e > floor && e < 1e-2).map(|(h, e)| (h.ln(), e.ln())).collect();
+    let in_range: Vec<(f64, f64)> = hs
+        .iter()
+        .zip(errs)
+        .filter(|(_, &e)| e > floor && e < 1e-2)
+        .map(|(h, e)| (h.ln(), e.ln()))
+        .collect();
     assert!(in_range.len() >= 3, "too few errors in range: {errs:?}");
     let pts = &in_range[in_range.len() - 3..];
     let n = pts.len() as f64;
-    let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / n,
+        pts.iter().map(|p| p.1).sum::<f64>() / n,
+    );
     let sxy: f64 = pts.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
     let sxx: f64 = pts.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
     sxy / sxx
@@ -53,21 +61,33 @@ fn slope(hs: &[f64], errs: &[f64], floor: f64) -> f64 {
 
 fn orders<M: RungeKutta, F>(field: F) -> (f64, Option<f64>)
 where
-    F: neural_ode::NeuralOde<Solver = M> + VectorField<State, f64, Cpu> + neural_ode::dfdx::nn::tensor_collection::TensorCollection<f64, Cpu>,
+    F: neural_ode::NeuralOde<Solver = M>
+        + VectorField<State, f64, Cpu>
+        + neural_ode::dfdx::nn::tensor_collection::TensorCollection<f64, Cpu>,
 {
     let dev = Cpu::default();
     let x0: Tensor<State, f64, Cpu> = dev.tensor_from_vec(X0.to_vec(), (3, Const));
     // Step counts a factor √2 apart, so that high-order methods have several errors between
     // their pre-asymptotic range and rounding.
-    let ns: Vec<usize> = (0..21).map(|k| (2.0 * 2f64.powf(k as f64 / 2.0)).round() as usize).collect();
+    let ns: Vec<usize> = (0..21)
+        .map(|k| (2.0 * 2f64.powf(k as f64 / 2.0)).round() as usize)
+        .collect();
     let mut hs = Vec::new();
     let mut errs = Vec::new();
     for &n in &ns {
         // Very coarse steps may blow up (a NonFinite error): no error to measure there.
-        let err = match solve(&field, x0.clone(), &[0.0, T_END], &SolveOptions::fixed_steps(n)) {
+        let err = match solve(
+            &field,
+            x0.clone(),
+            &[0.0, T_END],
+            &SolveOptions::fixed_steps(n),
+        ) {
             Ok(sol) => {
                 let end = sol.ys.as_vec()[3..].to_vec();
-                end.iter().zip(X0).map(|(y, x)| ((y - exact(x, T_END)) / exact(x, T_END)).abs()).fold(0.0, f64::max)
+                end.iter()
+                    .zip(X0)
+                    .map(|(y, x)| ((y - exact(x, T_END)) / exact(x, T_END)).abs())
+                    .fold(0.0, f64::max)
             }
             Err(_) => f64::INFINITY,
         };
@@ -77,13 +97,16 @@ where
     let global = slope(&hs, &errs, 3e-13);
     let embedded = M::EMBEDDED_ORDER.map(|_| {
         let t0 = 0.3;
-        let x: Tensor<State, f64, Cpu> = dev.tensor_from_vec(X0.iter().map(|&x| exact(x, t0)).collect(), (3, Const));
+        let x: Tensor<State, f64, Cpu> =
+            dev.tensor_from_vec(X0.iter().map(|&x| exact(x, t0)).collect(), (3, Const));
         let hs: Vec<f64> = (0..24).map(|i| 1.6 / 2f64.powf(i as f64 / 2.0)).collect();
         let errs: Vec<f64> = hs
             .iter()
             .map(|&h| {
                 let step = M::step(&field, t0, h, &x, None);
-                step.err.map(|e| e.as_vec().iter().fold(0.0f64, |m, v| m.max(v.abs()))).unwrap_or(0.0)
+                step.err
+                    .map(|e| e.as_vec().iter().fold(0.0f64, |m, v| m.max(v.abs())))
+                    .unwrap_or(0.0)
             })
             .collect();
         // The estimate is a local error: order embedded_order + 1.
@@ -95,13 +118,29 @@ where
 
 fn check<M: RungeKutta, F>(field: F)
 where
-    F: neural_ode::NeuralOde<Solver = M> + VectorField<State, f64, Cpu> + neural_ode::dfdx::nn::tensor_collection::TensorCollection<f64, Cpu>,
+    F: neural_ode::NeuralOde<Solver = M>
+        + VectorField<State, f64, Cpu>
+        + neural_ode::dfdx::nn::tensor_collection::TensorCollection<f64, Cpu>,
 {
     let (global, embedded) = orders(field);
-    println!("{:>10}: order {} observed {global:.2}; embedded {:?} observed {:?}", M::NAME, M::ORDER, M::EMBEDDED_ORDER, embedded.map(|e| (e * 100.0).round() / 100.0));
-    assert!((global - f64::from(M::ORDER)).abs() <= 0.3, "{}: observed order {global}", M::NAME);
+    println!(
+        "{:>10}: order {} observed {global:.2}; embedded {:?} observed {:?}",
+        M::NAME,
+        M::ORDER,
+        M::EMBEDDED_ORDER,
+        embedded.map(|e| (e * 100.0).round() / 100.0)
+    );
+    assert!(
+        (global - f64::from(M::ORDER)).abs() <= 0.3,
+        "{}: observed order {global}",
+        M::NAME
+    );
     if let (Some(q), Some(e)) = (M::EMBEDDED_ORDER, embedded) {
-        assert!((e - f64::from(q)).abs() <= 0.3, "{}: observed embedded order {e}", M::NAME);
+        assert!(
+            (e - f64::from(q)).abs() <= 0.3,
+            "{}: observed embedded order {e}",
+            M::NAME
+        );
     }
 }
 

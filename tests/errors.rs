@@ -14,7 +14,11 @@ struct Field {
 }
 
 impl VectorField<State, f64, Cpu> for Field {
-    fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        _t: f64,
+        x: Tensor<State, f64, Cpu, T>,
+    ) -> Tensor<State, f64, Cpu, T> {
         self.l1.forward(x)
     }
 }
@@ -25,7 +29,11 @@ impl VectorField<State, f64, Cpu> for Field {
 struct BlowUp;
 
 impl VectorField<State, f64, Cpu> for BlowUp {
-    fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        _t: f64,
+        x: Tensor<State, f64, Cpu, T>,
+    ) -> Tensor<State, f64, Cpu, T> {
         x.square()
     }
 }
@@ -36,7 +44,11 @@ impl VectorField<State, f64, Cpu> for BlowUp {
 struct WrongShape;
 
 impl VectorField<State, f64, Cpu> for WrongShape {
-    fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        _t: f64,
+        x: Tensor<State, f64, Cpu, T>,
+    ) -> Tensor<State, f64, Cpu, T> {
         let n = x.shape().0;
         x.slice((1..n, ..))
     }
@@ -44,12 +56,19 @@ impl VectorField<State, f64, Cpu> for WrongShape {
 
 fn setup() -> (Cpu, Field, Tensor<State, f64, Cpu>) {
     let dev = Cpu::seed_from_u64(0);
-    let field = Field { l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 2>, f64>() };
+    let field = Field {
+        l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 2>, f64>(),
+    };
     let x0 = dev.sample_normal_like(&(3, Const));
     (dev, field, x0)
 }
 
-fn error_of(field: &Field, x0: &Tensor<State, f64, Cpu>, times: &[f64], opts: &SolveOptions) -> Error {
+fn error_of(
+    field: &Field,
+    x0: &Tensor<State, f64, Cpu>,
+    times: &[f64],
+    opts: &SolveOptions,
+) -> Error {
     solve(field, x0.clone(), times, opts).unwrap_err().error
 }
 
@@ -58,26 +77,91 @@ fn bad_times() {
     let (_, field, x0) = setup();
     let opts = SolveOptions::adaptive(1e-6, 1e-6);
     assert_eq!(error_of(&field, &x0, &[], &opts), Error::EmptyTimes);
-    assert_eq!(error_of(&field, &x0, &[0.0, 1.0, 0.5], &opts), Error::TimesNotMonotonic { index: 2, previous: 1.0, value: 0.5 });
-    assert_eq!(error_of(&field, &x0, &[0.0, 1.0, 1.0], &opts), Error::TimesNotMonotonic { index: 2, previous: 1.0, value: 1.0 });
-    assert_eq!(error_of(&field, &x0, &[1.0, 0.0, 0.5], &opts), Error::TimesNotMonotonic { index: 2, previous: 0.0, value: 0.5 });
-    assert!(matches!(error_of(&field, &x0, &[0.0, f64::NAN], &opts), Error::NonFiniteTime { index: 1, .. }));
-    assert!(matches!(error_of(&field, &x0, &[f64::INFINITY, 1.0], &opts), Error::NonFiniteTime { index: 0, .. }));
+    assert_eq!(
+        error_of(&field, &x0, &[0.0, 1.0, 0.5], &opts),
+        Error::TimesNotMonotonic {
+            index: 2,
+            previous: 1.0,
+            value: 0.5
+        }
+    );
+    assert_eq!(
+        error_of(&field, &x0, &[0.0, 1.0, 1.0], &opts),
+        Error::TimesNotMonotonic {
+            index: 2,
+            previous: 1.0,
+            value: 1.0
+        }
+    );
+    assert_eq!(
+        error_of(&field, &x0, &[1.0, 0.0, 0.5], &opts),
+        Error::TimesNotMonotonic {
+            index: 2,
+            previous: 0.0,
+            value: 0.5
+        }
+    );
+    assert!(matches!(
+        error_of(&field, &x0, &[0.0, f64::NAN], &opts),
+        Error::NonFiniteTime { index: 1, .. }
+    ));
+    assert!(matches!(
+        error_of(&field, &x0, &[f64::INFINITY, 1.0], &opts),
+        Error::NonFiniteTime { index: 0, .. }
+    ));
 }
 
 #[test]
 fn bad_options() {
     let (_, field, x0) = setup();
     let t = [0.0, 1.0];
-    assert_eq!(error_of(&field, &x0, &t, &SolveOptions::adaptive(0.0, 1e-6)), Error::InvalidTolerance { name: "rtol", value: 0.0 });
-    assert_eq!(error_of(&field, &x0, &t, &SolveOptions::adaptive(1e-6, -1.0)), Error::InvalidTolerance { name: "atol", value: -1.0 });
-    assert!(matches!(error_of(&field, &x0, &t, &SolveOptions::adaptive(f64::NAN, 1e-6)), Error::InvalidTolerance { name: "rtol", .. }));
-    assert!(matches!(error_of(&field, &x0, &t, &SolveOptions::fixed_steps(0)), Error::InvalidOption { name: "steps", .. }));
-    assert!(matches!(error_of(&field, &x0, &t, &SolveOptions::fixed_size(-0.1)), Error::InvalidOption { name: "step size", .. }));
-    assert!(matches!(error_of(&field, &x0, &t, &SolveOptions::adaptive(1e-6, 1e-6).with_max_steps(0)), Error::InvalidOption { name: "max_steps", .. }));
+    assert_eq!(
+        error_of(&field, &x0, &t, &SolveOptions::adaptive(0.0, 1e-6)),
+        Error::InvalidTolerance {
+            name: "rtol",
+            value: 0.0
+        }
+    );
+    assert_eq!(
+        error_of(&field, &x0, &t, &SolveOptions::adaptive(1e-6, -1.0)),
+        Error::InvalidTolerance {
+            name: "atol",
+            value: -1.0
+        }
+    );
+    assert!(matches!(
+        error_of(&field, &x0, &t, &SolveOptions::adaptive(f64::NAN, 1e-6)),
+        Error::InvalidTolerance { name: "rtol", .. }
+    ));
+    assert!(matches!(
+        error_of(&field, &x0, &t, &SolveOptions::fixed_steps(0)),
+        Error::InvalidOption { name: "steps", .. }
+    ));
+    assert!(matches!(
+        error_of(&field, &x0, &t, &SolveOptions::fixed_size(-0.1)),
+        Error::InvalidOption {
+            name: "step size",
+            ..
+        }
+    ));
+    assert!(matches!(
+        error_of(
+            &field,
+            &x0,
+            &t,
+            &SolveOptions::adaptive(1e-6, 1e-6).with_max_steps(0)
+        ),
+        Error::InvalidOption {
+            name: "max_steps",
+            ..
+        }
+    ));
     let mut opts = SolveOptions::adaptive(1e-6, 1e-6);
     opts.safety = 1.5;
-    assert!(matches!(error_of(&field, &x0, &t, &opts), Error::InvalidOption { name: "safety", .. }));
+    assert!(matches!(
+        error_of(&field, &x0, &t, &opts),
+        Error::InvalidOption { name: "safety", .. }
+    ));
 }
 
 #[test]
@@ -87,32 +171,72 @@ fn fixed_step_methods_cannot_take_adaptive_steps() {
     #[derive(Clone, Debug, Default)]
     struct Decay;
     impl VectorField<State, f64, Cpu> for Decay {
-        fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+        fn eval<T: Tape<f64, Cpu>>(
+            &self,
+            _t: f64,
+            x: Tensor<State, f64, Cpu, T>,
+        ) -> Tensor<State, f64, Cpu, T> {
             -x
         }
     }
     let x0: Tensor<State, f64, Cpu> = dev.ones_like(&(2, Const));
-    let err = solve(&Decay, x0, &[0.0, 1.0], &SolveOptions::adaptive(1e-6, 1e-6)).unwrap_err().error;
+    let err = solve(&Decay, x0, &[0.0, 1.0], &SolveOptions::adaptive(1e-6, 1e-6))
+        .unwrap_err()
+        .error;
     assert_eq!(err, Error::NotAdaptive { solver: "rk4" });
-    assert_eq!(err.to_string(), "`rk4` has no embedded error estimate, so it cannot take adaptive steps; use fixed steps");
+    assert_eq!(
+        err.to_string(),
+        "`rk4` has no embedded error estimate, so it cannot take adaptive steps; use fixed steps"
+    );
 }
 
 #[test]
 fn shape_mismatch_is_an_error_not_a_panic() {
     let dev = Cpu::default();
     let x0: Tensor<State, f64, Cpu> = dev.ones_like(&(3, Const));
-    let err = solve(&WrongShape, x0, &[0.0, 1.0], &SolveOptions::fixed_steps(4)).unwrap_err().error;
-    assert_eq!(err, Error::ShapeMismatch { expected: "[3, 2]".into(), found: "[2, 2]".into() });
+    let err = solve(&WrongShape, x0, &[0.0, 1.0], &SolveOptions::fixed_steps(4))
+        .unwrap_err()
+        .error;
+    assert_eq!(
+        err,
+        Error::ShapeMismatch {
+            expected: "[3, 2]".into(),
+            found: "[2, 2]".into()
+        }
+    );
 }
 
 #[test]
 fn max_steps_and_underflow() {
     let (_, field, x0) = setup();
-    let err = error_of(&field, &x0, &[0.0, 10.0], &SolveOptions::adaptive(1e-10, 1e-10).with_max_steps(5));
-    assert!(matches!(err, Error::MaxStepsReached { max_steps: 5, .. }), "{err}");
-    let err = error_of(&field, &x0, &[0.0, 10.0], &SolveOptions::fixed_size(0.1).with_max_steps(50));
-    assert!(matches!(err, Error::MaxStepsReached { max_steps: 50, .. }), "{err}");
-    let err = error_of(&field, &x0, &[0.0, 10.0], &SolveOptions::adaptive(1e-12, 1e-12).with_min_step(0.5).with_first_step(0.6));
+    let err = error_of(
+        &field,
+        &x0,
+        &[0.0, 10.0],
+        &SolveOptions::adaptive(1e-10, 1e-10).with_max_steps(5),
+    );
+    assert!(
+        matches!(err, Error::MaxStepsReached { max_steps: 5, .. }),
+        "{err}"
+    );
+    let err = error_of(
+        &field,
+        &x0,
+        &[0.0, 10.0],
+        &SolveOptions::fixed_size(0.1).with_max_steps(50),
+    );
+    assert!(
+        matches!(err, Error::MaxStepsReached { max_steps: 50, .. }),
+        "{err}"
+    );
+    let err = error_of(
+        &field,
+        &x0,
+        &[0.0, 10.0],
+        &SolveOptions::adaptive(1e-12, 1e-12)
+            .with_min_step(0.5)
+            .with_first_step(0.6),
+    );
     assert!(matches!(err, Error::StepSizeUnderflow { .. }), "{err}");
 }
 
@@ -121,10 +245,22 @@ fn blow_up_is_reported() {
     let dev = Cpu::default();
     let x0: Tensor<State, f64, Cpu> = dev.ones_like(&(1, Const));
     // Adaptive: the step shrinks towards the singularity at t = 1 until it cannot.
-    let err = solve(&BlowUp, x0.clone(), &[0.0, 2.0], &SolveOptions::adaptive(1e-6, 1e-6)).unwrap_err().error;
-    assert!(matches!(err, Error::StepSizeUnderflow { t, .. } | Error::NonFinite { t, .. } if (t - 1.0).abs() < 1e-2), "{err}");
+    let err = solve(
+        &BlowUp,
+        x0.clone(),
+        &[0.0, 2.0],
+        &SolveOptions::adaptive(1e-6, 1e-6),
+    )
+    .unwrap_err()
+    .error;
+    assert!(
+        matches!(err, Error::StepSizeUnderflow { t, .. } | Error::NonFinite { t, .. } if (t - 1.0).abs() < 1e-2),
+        "{err}"
+    );
     // Fixed steps straight through the singularity overflow.
-    let err = solve(&BlowUp, x0, &[0.0, 3.0], &SolveOptions::fixed_steps(3)).unwrap_err().error;
+    let err = solve(&BlowUp, x0, &[0.0, 3.0], &SolveOptions::fixed_steps(3))
+        .unwrap_err()
+        .error;
     assert!(matches!(err, Error::NonFinite { .. }), "{err}");
 }
 
@@ -133,7 +269,13 @@ fn a_failed_solve_returns_the_input_with_its_tape() {
     let (_, field, x0) = setup();
     let grads = Gradients::leaky();
     let taped = x0.clone().traced(grads);
-    let failed = solve(&field, taped, &[0.0, f64::NAN], &SolveOptions::adaptive(1e-6, 1e-6)).unwrap_err();
+    let failed = solve(
+        &field,
+        taped,
+        &[0.0, f64::NAN],
+        &SolveOptions::adaptive(1e-6, 1e-6),
+    )
+    .unwrap_err();
     // The caller can still use the state and its tape.
     let g = failed.input.square().sum::<Rank0, _>().backward();
     let expected: Vec<f64> = x0.as_vec().iter().map(|v| 2.0 * v).collect();
@@ -143,14 +285,31 @@ fn a_failed_solve_returns_the_input_with_its_tape() {
 #[test]
 fn a_failed_gradient_pass_leaves_gradients_untouched() {
     let (dev, field, x0) = setup();
-    for method in [GradMethod::Symplectic, GradMethod::Checkpoint, GradMethod::Adjoint] {
+    for method in [
+        GradMethod::Symplectic,
+        GradMethod::Checkpoint,
+        GradMethod::Adjoint,
+    ] {
         let grads = field.alloc_grads();
-        let sol = solve(&field, x0.trace(grads), &[0.0, 1.0], &SolveOptions::fixed_steps(5).with_grad(method)).unwrap();
+        let sol = solve(
+            &field,
+            x0.trace(grads),
+            &[0.0, 1.0],
+            &SolveOptions::fixed_steps(5).with_grad(method),
+        )
+        .unwrap();
         // A NaN weight makes the incoming cotangent non-finite.
-        let w: Tensor<(usize, usize, Const<2>), f64, Cpu> = dev.tensor_from_vec(vec![f64::NAN; 12], (2, 3, Const));
+        let w: Tensor<(usize, usize, Const<2>), f64, Cpu> =
+            dev.tensor_from_vec(vec![f64::NAN; 12], (2, 3, Const));
         let g = (sol.ys * w).sum::<Rank0, _>().backward();
         let report = sol.report.get().expect("the pass ran");
-        assert!(matches!(report, Err(Error::NonFiniteGradient { .. })), "{method}: {report:?}");
-        assert!(g.get(&field.l1.weight).as_vec().iter().all(|&v| v == 0.0), "{method}: parameter gradients untouched");
+        assert!(
+            matches!(report, Err(Error::NonFiniteGradient { .. })),
+            "{method}: {report:?}"
+        );
+        assert!(
+            g.get(&field.l1.weight).as_vec().iter().all(|&v| v == 0.0),
+            "{method}: parameter gradients untouched"
+        );
     }
 }

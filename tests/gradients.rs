@@ -11,7 +11,13 @@ use neural_ode::dfdx::prelude::*;
 use neural_ode::{solve, GradMethod, NeuralOde, RungeKutta, SolveOptions, VectorField};
 
 /// The gradient of `Σ w ⊙ ys` for the initial state and every parameter, flattened.
-fn gradient<M>(model: &M, x0: &Tensor<State, f64, Cpu>, w: &Tensor<Stacked, f64, Cpu>, times: &[f64], opts: &SolveOptions) -> Vec<f64>
+fn gradient<M>(
+    model: &M,
+    x0: &Tensor<State, f64, Cpu>,
+    w: &Tensor<Stacked, f64, Cpu>,
+    times: &[f64],
+    opts: &SolveOptions,
+) -> Vec<f64>
 where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
 {
@@ -25,7 +31,13 @@ where
     out
 }
 
-fn loss_value<M>(model: &M, x0: &Tensor<State, f64, Cpu>, w: &Tensor<Stacked, f64, Cpu>, times: &[f64], opts: &SolveOptions) -> f64
+fn loss_value<M>(
+    model: &M,
+    x0: &Tensor<State, f64, Cpu>,
+    w: &Tensor<Stacked, f64, Cpu>,
+    times: &[f64],
+    opts: &SolveOptions,
+) -> f64
 where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu>,
 {
@@ -40,14 +52,32 @@ struct Case {
 
 fn cases(adaptive: bool) -> Vec<Case> {
     let mut cases = vec![
-        Case { times: &[0.0, 1.0], opts: SolveOptions::fixed_steps(7) },
-        Case { times: &[0.0, 0.3, 0.7, 1.2], opts: SolveOptions::fixed_size(0.1) },
-        Case { times: &[1.0, 0.4, -0.5], opts: SolveOptions::fixed_steps(9) },
+        Case {
+            times: &[0.0, 1.0],
+            opts: SolveOptions::fixed_steps(7),
+        },
+        Case {
+            times: &[0.0, 0.3, 0.7, 1.2],
+            opts: SolveOptions::fixed_size(0.1),
+        },
+        Case {
+            times: &[1.0, 0.4, -0.5],
+            opts: SolveOptions::fixed_steps(9),
+        },
     ];
     if adaptive {
-        cases.push(Case { times: &[0.0, 1.5], opts: SolveOptions::adaptive(1e-6, 1e-8) });
-        cases.push(Case { times: &[0.0, 0.2, 0.9, 2.0], opts: SolveOptions::adaptive(1e-5, 1e-7) });
-        cases.push(Case { times: &[0.5, -1.0], opts: SolveOptions::adaptive(1e-7, 1e-9) });
+        cases.push(Case {
+            times: &[0.0, 1.5],
+            opts: SolveOptions::adaptive(1e-6, 1e-8),
+        });
+        cases.push(Case {
+            times: &[0.0, 0.2, 0.9, 2.0],
+            opts: SolveOptions::adaptive(1e-5, 1e-7),
+        });
+        cases.push(Case {
+            times: &[0.5, -1.0],
+            opts: SolveOptions::adaptive(1e-7, 1e-9),
+        });
     }
     cases
 }
@@ -62,13 +92,33 @@ where
     let adaptive = <M::Solver as RungeKutta>::EMBEDDED_ORDER.is_some();
     for case in cases(adaptive) {
         let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(case.times.len(), 3, Const));
-        let reference = gradient(&model, &x0, &w, case.times, &case.opts.clone().with_grad(GradMethod::Backprop));
+        let reference = gradient(
+            &model,
+            &x0,
+            &w,
+            case.times,
+            &case.opts.clone().with_grad(GradMethod::Backprop),
+        );
         for method in [GradMethod::Symplectic, GradMethod::Checkpoint] {
-            let g = gradient(&model, &x0, &w, case.times, &case.opts.clone().with_grad(method));
+            let g = gradient(
+                &model,
+                &x0,
+                &w,
+                case.times,
+                &case.opts.clone().with_grad(method),
+            );
             let err = rel_err(&g, &reference);
             let name = <M::Solver as RungeKutta>::NAME;
-            println!("{name:>10} {method:>10} {:?} {:?}: rel err {err:.2e}", case.opts.stepping, case.times);
-            assert!(err <= 1e-11, "{name} {method} {:?} {:?}: relative error {err:e}", case.opts.stepping, case.times);
+            println!(
+                "{name:>10} {method:>10} {:?} {:?}: rel err {err:.2e}",
+                case.opts.stepping, case.times
+            );
+            assert!(
+                err <= 1e-11,
+                "{name} {method} {:?} {:?}: relative error {err:e}",
+                case.opts.stepping,
+                case.times
+            );
         }
     }
 }
@@ -120,8 +170,20 @@ where
         plus[i] += eps;
         let mut minus = x.clone();
         minus[i] -= eps;
-        let lp = loss_value(&model, &dev.tensor_from_vec(plus, (2, Const)), &w, &times, &opts);
-        let lm = loss_value(&model, &dev.tensor_from_vec(minus, (2, Const)), &w, &times, &opts);
+        let lp = loss_value(
+            &model,
+            &dev.tensor_from_vec(plus, (2, Const)),
+            &w,
+            &times,
+            &opts,
+        );
+        let lm = loss_value(
+            &model,
+            &dev.tensor_from_vec(minus, (2, Const)),
+            &w,
+            &times,
+            &opts,
+        );
         fd.push((lp - lm) / (2.0 * eps));
     }
     for i in 0..N_PARAMS {
@@ -129,11 +191,21 @@ where
         plus.perturb(i, eps);
         let mut minus = model.clone();
         minus.perturb(i, -eps);
-        fd.push((loss_value(&plus, &x0, &w, &times, &opts) - loss_value(&minus, &x0, &w, &times, &opts)) / (2.0 * eps));
+        fd.push(
+            (loss_value(&plus, &x0, &w, &times, &opts)
+                - loss_value(&minus, &x0, &w, &times, &opts))
+                / (2.0 * eps),
+        );
     }
     let err = rel_err(&g, &fd);
-    println!("{}: finite differences rel err {err:.2e}", <M::Solver as RungeKutta>::NAME);
-    assert!(err < 1e-7, "relative error {err:e} against finite differences");
+    println!(
+        "{}: finite differences rel err {err:.2e}",
+        <M::Solver as RungeKutta>::NAME
+    );
+    assert!(
+        err < 1e-7,
+        "relative error {err:e} against finite differences"
+    );
 }
 
 #[test]
@@ -152,18 +224,36 @@ fn adjoint_converges_to_the_exact_gradient() {
     let times = [0.0, 0.5, 1.5];
     let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 3, Const));
     // The exact gradient of the continuous problem, to far below the errors measured here.
-    let exact = gradient(&model, &x0, &w, &times, &SolveOptions::adaptive(1e-12, 1e-12).with_grad(GradMethod::Symplectic));
+    let exact = gradient(
+        &model,
+        &x0,
+        &w,
+        &times,
+        &SolveOptions::adaptive(1e-12, 1e-12).with_grad(GradMethod::Symplectic),
+    );
     let mut errors = Vec::new();
     for tol in [1e-3, 1e-5, 1e-7, 1e-9] {
-        let g = gradient(&model, &x0, &w, &times, &SolveOptions::adaptive(tol, tol).with_grad(GradMethod::Adjoint));
+        let g = gradient(
+            &model,
+            &x0,
+            &w,
+            &times,
+            &SolveOptions::adaptive(tol, tol).with_grad(GradMethod::Adjoint),
+        );
         errors.push(rel_err(&g, &exact));
     }
     println!("adjoint relative errors for tol 1e-3..1e-9: {errors:?}");
     for pair in errors.windows(2) {
-        assert!(pair[1] < pair[0], "the error shrinks with the tolerance: {errors:?}");
+        assert!(
+            pair[1] < pair[0],
+            "the error shrinks with the tolerance: {errors:?}"
+        );
     }
     assert!(errors[3] < 1e-6, "{errors:?}");
-    assert!(errors[0] > 1e-9, "at a loose tolerance the adjoint is visibly approximate: {errors:?}");
+    assert!(
+        errors[0] > 1e-9,
+        "at a loose tolerance the adjoint is visibly approximate: {errors:?}"
+    );
 }
 
 #[test]
@@ -171,8 +261,14 @@ fn f32_gradients_are_within_f32_rounding_of_f64() {
     let dev = Cpu::seed_from_u64(5);
     let m64 = Dopri5::<f64, Cpu>::build(&dev);
     let m32 = Dopri5::<f32, Cpu> {
-        l1: neural_ode::dfdx::nn::modules::Linear { weight: m64.l1.weight.clone().to_dtype(), bias: m64.l1.bias.clone().to_dtype() },
-        l2: neural_ode::dfdx::nn::modules::Linear { weight: m64.l2.weight.clone().to_dtype(), bias: m64.l2.bias.clone().to_dtype() },
+        l1: neural_ode::dfdx::nn::modules::Linear {
+            weight: m64.l1.weight.clone().to_dtype(),
+            bias: m64.l1.bias.clone().to_dtype(),
+        },
+        l2: neural_ode::dfdx::nn::modules::Linear {
+            weight: m64.l2.weight.clone().to_dtype(),
+            bias: m64.l2.bias.clone().to_dtype(),
+        },
     };
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
     let times = [0.0, 1.0];
@@ -186,7 +282,12 @@ fn f32_gradients_are_within_f32_rounding_of_f64() {
     let g = loss.backward();
     sol.report.get().unwrap().unwrap();
     let mut g32: Vec<f64> = g.get(&x32).as_vec().into_iter().map(f64::from).collect();
-    for p in [g.get(&m32.l1.weight).as_vec(), g.get(&m32.l1.bias).as_vec(), g.get(&m32.l2.weight).as_vec(), g.get(&m32.l2.bias).as_vec()] {
+    for p in [
+        g.get(&m32.l1.weight).as_vec(),
+        g.get(&m32.l1.bias).as_vec(),
+        g.get(&m32.l2.weight).as_vec(),
+        g.get(&m32.l2.bias).as_vec(),
+    ] {
         g32.extend(p.into_iter().map(f64::from));
     }
     let err = rel_err(&g32, &g64);
@@ -205,7 +306,11 @@ fn unused_parameters_get_zero_gradients() {
         unused: neural_ode::dfdx::nn::modules::Linear<2, 2, f64, Cpu>,
     }
     impl VectorField<State, f64, Cpu> for Partial {
-        fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+        fn eval<T: Tape<f64, Cpu>>(
+            &self,
+            _t: f64,
+            x: Tensor<State, f64, Cpu, T>,
+        ) -> Tensor<State, f64, Cpu, T> {
             self.l1.forward(x)
         }
     }
@@ -216,7 +321,13 @@ fn unused_parameters_get_zero_gradients() {
     };
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(2, Const));
     let grads = m.alloc_grads();
-    let sol = solve(&m, x0.trace(grads), &[0.0, 1.0], &SolveOptions::fixed_steps(4)).unwrap();
+    let sol = solve(
+        &m,
+        x0.trace(grads),
+        &[0.0, 1.0],
+        &SolveOptions::fixed_steps(4),
+    )
+    .unwrap();
     let g = sol.ys.square().sum::<Rank0, _>().backward();
     sol.report.get().unwrap().unwrap();
     assert!(g.get(&m.unused.weight).as_vec().iter().all(|&v| v == 0.0));

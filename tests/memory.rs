@@ -25,14 +25,24 @@ struct Mlp {
 }
 
 impl VectorField<State, f64, Cpu> for Mlp {
-    fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
-        self.l3.forward(self.l2.forward(self.l1.forward(x).tanh()).tanh())
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        _t: f64,
+        x: Tensor<State, f64, Cpu, T>,
+    ) -> Tensor<State, f64, Cpu, T> {
+        self.l3
+            .forward(self.l2.forward(self.l1.forward(x).tanh()).tanh())
     }
 }
 
 /// Peak bytes above the level before the solve, over forward and gradient pass together, and the
 /// gradient pass's own figure as the runtime reports it.
-fn peak(model: &Mlp, x0: &Tensor<State, f64, Cpu>, steps: usize, method: GradMethod) -> (usize, Option<usize>) {
+fn peak(
+    model: &Mlp,
+    x0: &Tensor<State, f64, Cpu>,
+    steps: usize,
+    method: GradMethod,
+) -> (usize, Option<usize>) {
     let opts = SolveOptions::fixed_steps(steps).with_grad(method);
     let grads = model.alloc_grads();
     let base = alloc::current();
@@ -60,7 +70,11 @@ fn symplectic_memory_grows_with_checkpoints_only() {
     let activation = BATCH * WIDTH * 8;
     let n = 20;
     let mut rows = Vec::new();
-    for method in [GradMethod::Symplectic, GradMethod::Checkpoint, GradMethod::Backprop] {
+    for method in [
+        GradMethod::Symplectic,
+        GradMethod::Checkpoint,
+        GradMethod::Backprop,
+    ] {
         peak(&model, &x0, n, method); // warm up lazily allocated buffers
         let (small, pass_small) = peak(&model, &x0, n, method);
         let (large, pass_large) = peak(&model, &x0, 4 * n, method);
@@ -76,7 +90,13 @@ fn symplectic_memory_grows_with_checkpoints_only() {
     let symplectic = rows[0].1;
     let backprop = rows[2].1;
     // About 3N checkpoints (one state each), with slack for the store's bookkeeping.
-    assert!(symplectic <= 1.5 * (3 * n * state) as f64 + 64.0 * 1024.0, "symplectic growth {symplectic}");
+    assert!(
+        symplectic <= 1.5 * (3 * n * state) as f64 + 64.0 * 1024.0,
+        "symplectic growth {symplectic}"
+    );
     // Backprop keeps every stage's activations: far more than the checkpoints.
-    assert!(backprop >= (3 * n * 6 * activation) as f64, "backprop growth {backprop}");
+    assert!(
+        backprop >= (3 * n * 6 * activation) as f64,
+        "backprop growth {backprop}"
+    );
 }

@@ -16,7 +16,11 @@ struct Field {
 }
 
 impl VectorField<State, f64, Cpu> for Field {
-    fn eval<T: Tape<f64, Cpu>>(&self, t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        t: f64,
+        x: Tensor<State, f64, Cpu, T>,
+    ) -> Tensor<State, f64, Cpu, T> {
         self.l2.forward(self.l1.forward(x).tanh()) * (1.0 + t)
     }
 }
@@ -26,7 +30,11 @@ impl VectorField<State, f64, Cpu> for Field {
 struct Growth;
 
 impl VectorField<(usize,), f64, Cpu> for Growth {
-    fn eval<T: Tape<f64, Cpu>>(&self, t: f64, x: Tensor<(usize,), f64, Cpu, T>) -> Tensor<(usize,), f64, Cpu, T> {
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        t: f64,
+        x: Tensor<(usize,), f64, Cpu, T>,
+    ) -> Tensor<(usize,), f64, Cpu, T> {
         x * (2.0 * t)
     }
 }
@@ -46,7 +54,13 @@ fn converges_at_order_three() {
     let dev = Cpu::default();
     let x0 = dev.tensor_from_vec(vec![1.0], (1,));
     let err = |n: usize| {
-        let sol = solve(&Growth, x0.clone(), &[0.0, 1.0], &SolveOptions::fixed_steps(n)).unwrap();
+        let sol = solve(
+            &Growth,
+            x0.clone(),
+            &[0.0, 1.0],
+            &SolveOptions::fixed_steps(n),
+        )
+        .unwrap();
         (sol.ys.as_vec()[1] - 1f64.exp()).abs()
     };
     let observed = (err(64) / err(128)).log2();
@@ -63,7 +77,13 @@ fn symplectic_matches_backprop() {
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(4, Const));
     let w: Tensor<(usize, usize, Const<2>), f64, Cpu> = dev.sample_normal_like(&(3, 4, Const));
     let grad = |m: GradMethod| {
-        let sol = solve(&field, x0.leaky_trace(), &[0.0, 0.4, 1.0], &SolveOptions::fixed_steps(10).with_grad(m)).unwrap();
+        let sol = solve(
+            &field,
+            x0.leaky_trace(),
+            &[0.0, 0.4, 1.0],
+            &SolveOptions::fixed_steps(10).with_grad(m),
+        )
+        .unwrap();
         let g = (sol.ys * w.clone()).sum::<Rank0, _>().backward();
         sol.report.get().unwrap().unwrap();
         let mut v = g.get(&x0).as_vec();
@@ -72,6 +92,11 @@ fn symplectic_matches_backprop() {
         v
     };
     let (a, b) = (grad(GradMethod::Symplectic), grad(GradMethod::Backprop));
-    let err = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max) / b.iter().fold(0.0f64, |m, y| m.max(y.abs()));
+    let err = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+        / b.iter().fold(0.0f64, |m, y| m.max(y.abs()));
     assert!(err < 1e-12, "{err:e}");
 }

@@ -98,29 +98,38 @@ pub fn parse(args: TokenStream) -> syn::Result<Attr> {
                     return Err(syn::Error::new_spanned(&pair.path, "duplicate key `grad`"));
                 }
                 let value = lit.value();
-                let method = Grad::NAMES.iter().find(|(n, _)| *n == value).map(|(_, g)| *g).ok_or_else(|| {
-                    let names: Vec<&str> = Grad::NAMES.iter().map(|(n, _)| *n).collect();
-                    syn::Error::new(
-                        lit.span(),
-                        format!(
-                            "unknown gradient method `{value}`{}; expected one of {}",
-                            did_you_mean(&value, &names),
-                            backticked(&names)
-                        ),
-                    )
-                })?;
+                let method = Grad::NAMES
+                    .iter()
+                    .find(|(n, _)| *n == value)
+                    .map(|(_, g)| *g)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Grad::NAMES.iter().map(|(n, _)| *n).collect();
+                        syn::Error::new(
+                            lit.span(),
+                            format!(
+                                "unknown gradient method `{value}`{}; expected one of {}",
+                                did_you_mean(&value, &names),
+                                backticked(&names)
+                            ),
+                        )
+                    })?;
                 grad = Some((lit, method));
                 continue;
             }
             _ => {
                 return Err(syn::Error::new_spanned(
                     &pair.path,
-                    format!("unknown key `{key}` in #[neural_ode], expected `solver`, `tableau` or `grad`"),
+                    format!(
+                    "unknown key `{key}` in #[neural_ode], expected `solver`, `tableau` or `grad`"
+                ),
                 ))
             }
         };
         if slot.is_some() {
-            return Err(syn::Error::new_spanned(&pair.path, format!("duplicate key `{key}`")));
+            return Err(syn::Error::new_spanned(
+                &pair.path,
+                format!("duplicate key `{key}`"),
+            ));
         }
         *slot = Some(lit);
     }
@@ -148,20 +157,32 @@ pub fn parse(args: TokenStream) -> syn::Result<Attr> {
         (None, Some(lit)) => Source::File { path: lit.value(), lit },
         (None, None) => Source::Shipped { name: "dopri5".into(), lit: None },
     };
-    Ok(Attr { source, grad: grad.map(|(_, g)| g).unwrap_or(Grad::Symplectic) })
+    Ok(Attr {
+        source,
+        grad: grad.map(|(_, g)| g).unwrap_or(Grad::Symplectic),
+    })
 }
 
 fn string_value(value: &Expr, key: &str) -> syn::Result<LitStr> {
     match value {
-        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Ok(s.clone()),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(s.clone()),
         // A literal passed through a `macro_rules!` fragment arrives in an invisible group.
         Expr::Group(g) => string_value(&g.expr, key),
-        other => Err(syn::Error::new_spanned(other, format!("`{key}` expects a string literal, e.g. `{key} = \"...\"`"))),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{key}` expects a string literal, e.g. `{key} = \"...\"`"),
+        )),
     }
 }
 
 fn backticked(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `" (did you mean `x`?)"` when a name is within edit distance 2 of the input.
@@ -214,10 +235,22 @@ mod tests {
             "unknown gradient method `symplectc` (did you mean `symplectic`?); expected one of `symplectic`, `checkpoint`, `backprop`, `adjoint`"
         );
         assert!(msg(quote!(solver = "dopri7")).starts_with("unknown solver `dopri7`"));
-        assert!(msg(quote!(solver = "dopri7")).starts_with("unknown solver `dopri7` (did you mean `dopri5`?); expected one of `euler`"));
-        assert_eq!(msg(quote!(order = "5")), "unknown key `order` in #[neural_ode], expected `solver`, `tableau` or `grad`");
-        assert_eq!(msg(quote!(solver = "rk4", solver = "euler")), "duplicate key `solver`");
-        assert_eq!(msg(quote!(solver = 5)), "`solver` expects a string literal, e.g. `solver = \"...\"`");
-        assert!(msg(quote!(solver = "rk4", tableau = "x.toml")).starts_with("`solver` and `tableau` both given"));
+        assert!(msg(quote!(solver = "dopri7")).starts_with(
+            "unknown solver `dopri7` (did you mean `dopri5`?); expected one of `euler`"
+        ));
+        assert_eq!(
+            msg(quote!(order = "5")),
+            "unknown key `order` in #[neural_ode], expected `solver`, `tableau` or `grad`"
+        );
+        assert_eq!(
+            msg(quote!(solver = "rk4", solver = "euler")),
+            "duplicate key `solver`"
+        );
+        assert_eq!(
+            msg(quote!(solver = 5)),
+            "`solver` expects a string literal, e.g. `solver = \"...\"`"
+        );
+        assert!(msg(quote!(solver = "rk4", tableau = "x.toml"))
+            .starts_with("`solver` and `tableau` both given"));
     }
 }

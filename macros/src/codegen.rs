@@ -113,18 +113,17 @@ pub fn step(m: &Method) -> TokenStream {
         }
     }
     if !m.fsal {
-        let terms: Vec<TokenStream> = m
-            .t
-            .b
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| !b.is_zero())
-            .map(|(j, b)| {
-                let coef = h_times(&b.value);
-                let kj = k(j);
-                quote!((#coef, &#kj))
-            })
-            .collect();
+        let terms: Vec<TokenStream> =
+            m.t.b
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| !b.is_zero())
+                .map(|(j, b)| {
+                    let coef = h_times(&b.value);
+                    let kj = k(j);
+                    quote!((#coef, &#kj))
+                })
+                .collect();
         body.push(quote!(let y = ::neural_ode::__private::stage(x, &[#(#terms),*]);));
     }
     let err = match &m.e {
@@ -139,7 +138,10 @@ pub fn step(m: &Method) -> TokenStream {
                     quote!((#coef, &#kj))
                 })
                 .collect();
-            let (first, rest) = terms.split_first().map(|(f, r)| (f.clone(), r.to_vec())).unwrap_or_default();
+            let (first, rest) = terms
+                .split_first()
+                .map(|(f, r)| (f.clone(), r.to_vec()))
+                .unwrap_or_default();
             quote!(::core::option::Option::Some(::neural_ode::__private::combine(#first, &[#(#rest),*])))
         }
         None => quote!(::core::option::Option::None),
@@ -178,7 +180,9 @@ pub fn adjoint(m: &Method) -> TokenStream {
     let s = m.s;
     let live = live_stages(m);
     // k_j is needed while rebuilding iff a later live stage uses it.
-    let needs_k: Vec<bool> = (0..s).map(|j| (j + 1..s).any(|i| live[i] && !m.a[i][j].is_zero())).collect();
+    let needs_k: Vec<bool> = (0..s)
+        .map(|j| (j + 1..s).any(|i| live[i] && !m.a[i][j].is_zero()))
+        .collect();
 
     let mut rebuild = Vec::new();
     for i in 0..s {
@@ -186,7 +190,11 @@ pub fn adjoint(m: &Method) -> TokenStream {
             continue;
         }
         let xi = x(i);
-        let state = if i == 0 { quote!(::core::clone::Clone::clone(x)) } else { stage_state(m, i) };
+        let state = if i == 0 {
+            quote!(::core::clone::Clone::clone(x))
+        } else {
+            stage_state(m, i)
+        };
         rebuild.push(quote!(let #xi = #state;));
         if needs_k[i] {
             let ki = k(i);
@@ -209,14 +217,17 @@ pub fn adjoint(m: &Method) -> TokenStream {
             let coef = h_times(&m.t.b[i].value);
             terms.push(quote!((#coef, y_bar)));
         }
-        for j in i + 1..s {
-            if live[j] && !m.a[j][i].is_zero() {
-                let coef = h_times(&m.a[j][i].value);
+        for (j, row) in m.a.iter().enumerate().skip(i + 1) {
+            if live[j] && !row[i].is_zero() {
+                let coef = h_times(&row[i].value);
                 let xj_bar = x_bar(j);
                 terms.push(quote!((#coef, &#xj_bar)));
             }
         }
-        let (first, rest) = terms.split_first().map(|(f, r)| (f.clone(), r.to_vec())).unwrap_or_default();
+        let (first, rest) = terms
+            .split_first()
+            .map(|(f, r)| (f.clone(), r.to_vec()))
+            .unwrap_or_default();
         let ki_bar = k_bar(i);
         let xi = x(i);
         let xi_bar = x_bar(i);
@@ -233,7 +244,11 @@ pub fn adjoint(m: &Method) -> TokenStream {
             quote!((::neural_ode::__private::lit::<E>(1.0), &#xi_bar))
         })
         .collect();
-    let evals_decl = if needs_k.iter().any(|&n| n) { quote!(let mut evals = 0usize;) } else { quote!(let evals = 0usize;) };
+    let evals_decl = if needs_k.iter().any(|&n| n) {
+        quote!(let mut evals = 0usize;)
+    } else {
+        quote!(let evals = 0usize;)
+    };
     quote! {
         #evals_decl
         let (#(#live_xs,)*) = {
@@ -249,7 +264,10 @@ pub fn adjoint(m: &Method) -> TokenStream {
 /// Rustdoc for the solver type: method, order, stages, FSAL, reference and the tableau itself.
 pub fn docs(m: &Method) -> String {
     let t = &m.t;
-    let mut d = format!("{} (`{}`): explicit Runge–Kutta method of order {}", t.title, t.name, t.order);
+    let mut d = format!(
+        "{} (`{}`): explicit Runge–Kutta method of order {}",
+        t.title, t.name, t.order
+    );
     match t.embedded_order {
         Some(q) => d += &format!(" with an embedded order-{q} error estimate (adaptive steps)"),
         None => d += " (fixed steps)",
@@ -395,10 +413,14 @@ pub fn tensor_collection_impl(item: &syn::ItemStruct, skipped: &[bool]) -> Token
     let p = quote!(::neural_ode::__private);
     let mut generics = item.generics.clone();
     generics.params.push(syn::parse_quote!(__E: #p::Dtype));
-    generics.params.push(syn::parse_quote!(__D: #p::Device<__E>));
+    generics
+        .params
+        .push(syn::parse_quote!(__D: #p::Device<__E>));
     let (_, ty_generics, _) = item.generics.split_for_impl();
     let (impl_generics, _, where_clause) = generics.split_for_impl();
-    let mut predicates: Vec<TokenStream> = where_clause.map(|w| w.predicates.iter().map(|p| quote!(#p)).collect()).unwrap_or_default();
+    let mut predicates: Vec<TokenStream> = where_clause
+        .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
+        .unwrap_or_default();
     let mut fields = Vec::new();
     for (i, (field, skip)) in item.fields.iter().zip(skipped).enumerate() {
         if *skip {
@@ -454,8 +476,14 @@ mod tests {
 
     #[test]
     fn fsal_stage_is_dead_in_the_backward_step() {
-        assert_eq!(live_stages(&method("dopri5")), [true, true, true, true, true, true, false]);
-        assert_eq!(live_stages(&method("tsit5")), [true, true, true, true, true, true, false]);
+        assert_eq!(
+            live_stages(&method("dopri5")),
+            [true, true, true, true, true, true, false]
+        );
+        assert_eq!(
+            live_stages(&method("tsit5")),
+            [true, true, true, true, true, true, false]
+        );
         assert_eq!(live_stages(&method("bosh3")), [true, true, true, false]);
         // midpoint: b1 = 0, but stage 2 uses k1.
         assert_eq!(live_stages(&method("midpoint")), [true, true]);
@@ -466,8 +494,14 @@ mod tests {
     #[test]
     fn zero_coefficients_produce_no_code() {
         let code = adjoint(&method("dopri5")).to_string();
-        assert!(!code.contains("k7"), "the FSAL stage is not rebuilt: {code}");
-        assert!(!code.contains("x7"), "the FSAL stage is not differentiated: {code}");
+        assert!(
+            !code.contains("k7"),
+            "the FSAL stage is not rebuilt: {code}"
+        );
+        assert!(
+            !code.contains("x7"),
+            "the FSAL stage is not differentiated: {code}"
+        );
         let code = step(&method("rk4")).to_string();
         // rk4's a31 = 0, so x3 is built from k2 alone.
         assert!(code.contains("let x3 = :: neural_ode :: __private :: stage (x , & [(h * :: neural_ode :: __private :: lit :: < E > (0.5) , & k2)])"), "{code}");
@@ -517,6 +551,9 @@ mod snapshots {
 
     #[test]
     fn user_tableau() {
-        insta::assert_snapshot!(expand(quote!(tableau = "../tests/data/kutta3.toml", grad = "adjoint")));
+        insta::assert_snapshot!(expand(quote!(
+            tableau = "../tests/data/kutta3.toml",
+            grad = "adjoint"
+        )));
     }
 }

@@ -11,7 +11,11 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let mut item: syn::ItemStruct = match syn::parse2(input) {
         Ok(item) => item,
         Err(e) => {
-            return syn::Error::new(e.span(), "#[neural_ode] applies to a struct whose fields are dfdx modules").to_compile_error();
+            return syn::Error::new(
+                e.span(),
+                "#[neural_ode] applies to a struct whose fields are dfdx modules",
+            )
+            .to_compile_error();
         }
     };
     let skipped = match strip_field_attrs(&mut item) {
@@ -25,7 +29,11 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
 }
 
 /// Parses `args` and produces the struct plus everything generated for it.
-pub fn generate(args: TokenStream, item: &syn::ItemStruct, skipped: &[bool]) -> syn::Result<TokenStream> {
+pub fn generate(
+    args: TokenStream,
+    item: &syn::ItemStruct,
+    skipped: &[bool],
+) -> syn::Result<TokenStream> {
     let attr = attr::parse(args)?;
     let (method, loaded_track) = method(&attr.source)?;
     let solver = format_ident!("{}Solver", item.ident);
@@ -36,7 +44,9 @@ pub fn generate(args: TokenStream, item: &syn::ItemStruct, skipped: &[bool]) -> 
     let collection = codegen::tensor_collection_impl(item, skipped);
     let track = loaded_track.map(|path| {
         let path = path.to_string_lossy().into_owned();
-        quote!(const _: &[u8] = ::core::include_bytes!(#path);)
+        quote!(
+            const _: &[u8] = ::core::include_bytes!(#path);
+        )
     });
     Ok(quote! {
         #item
@@ -54,12 +64,18 @@ pub fn generate(args: TokenStream, item: &syn::ItemStruct, skipped: &[bool]) -> 
 
 /// Loads, parses and validates the tableau that `source` names. Semantic problems are combined
 /// into one error spanned on the attribute's path literal. Also returns the file to track.
-pub fn method(source: &attr::Source) -> syn::Result<(validate::Method, Option<std::path::PathBuf>)> {
+pub fn method(
+    source: &attr::Source,
+) -> syn::Result<(validate::Method, Option<std::path::PathBuf>)> {
     let loaded = load::load(source)?;
     let span = source.span();
     let fail = |problems: Vec<String>| {
-        let mut errors = problems.into_iter().map(|p| syn::Error::new(span, format!("in `{}`: {p}", loaded.display)));
-        let mut first = errors.next().unwrap_or_else(|| syn::Error::new(span, "invalid tableau"));
+        let mut errors = problems
+            .into_iter()
+            .map(|p| syn::Error::new(span, format!("in `{}`: {p}", loaded.display)));
+        let mut first = errors
+            .next()
+            .unwrap_or_else(|| syn::Error::new(span, "invalid tableau"));
         for e in errors {
             first.combine(e);
         }
@@ -82,7 +98,12 @@ fn strip_field_attrs(item: &mut syn::ItemStruct) -> syn::Result<Vec<bool>> {
             }
             match a.parse_args::<syn::Ident>() {
                 Ok(id) if id == "skip" => skip = true,
-                _ => error = Some(syn::Error::new_spanned(a, "unknown field attribute, expected `#[neural_ode(skip)]`")),
+                _ => {
+                    error = Some(syn::Error::new_spanned(
+                        a,
+                        "unknown field attribute, expected `#[neural_ode(skip)]`",
+                    ))
+                }
             }
             false
         });

@@ -30,6 +30,9 @@ mod validate;
 /// | "backprop" | "adjoint"` (default `symplectic`). Fields marked `#[neural_ode(skip)]` are left
 /// out of the generated `TensorCollection` impl.
 #[proc_macro_attribute]
-pub fn neural_ode(args: proc_macro::TokenStream, input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+pub fn neural_ode(
+    args: proc_macro::TokenStream,
+    input: proc_macro::TokenStream,
+) -> proc_macro::TokenStream {
     expand::expand(args.into(), input.into()).into()
 }

@@ -53,9 +53,14 @@ pub const DIR_OVERRIDE: &str = "NEURAL_ODE_TABLEAU_DIR";
 pub fn load(source: &Source) -> syn::Result<Loaded> {
     match source {
         Source::Shipped { name, .. } => {
-            let text = shipped_text(name)
-                .ok_or_else(|| syn::Error::new(source.span(), format!("unknown solver `{name}`")))?;
-            Ok(Loaded { display: format!("tableaux/{name}.toml"), track: None, text: text.to_string() })
+            let text = shipped_text(name).ok_or_else(|| {
+                syn::Error::new(source.span(), format!("unknown solver `{name}`"))
+            })?;
+            Ok(Loaded {
+                display: format!("tableaux/{name}.toml"),
+                track: None,
+                text: text.to_string(),
+            })
         }
         Source::File { path, .. } => {
             let rel = PathBuf::from(path);
@@ -78,7 +83,11 @@ pub fn load(source: &Source) -> syn::Result<Loaded> {
                     format!("cannot read tableau file `{path}`: {what} (relative paths are resolved against the directory of the crate's Cargo.toml, or against `{DIR_OVERRIDE}` when it is set)"),
                 )
             })?;
-            Ok(Loaded { display: path.clone(), track: Some(full), text })
+            Ok(Loaded {
+                display: path.clone(),
+                track: Some(full),
+                text,
+            })
         }
     }
 }

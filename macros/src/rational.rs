@@ -36,13 +36,25 @@ pub fn parse(text: &str) -> Result<Coef, String> {
         if d.is_zero() {
             return Err(format!("`{text}` has a zero denominator"));
         }
-        return Ok(Coef { value: BigRational::new(n, d), decimal: false, text: text.to_string() });
+        return Ok(Coef {
+            value: BigRational::new(n, d),
+            decimal: false,
+            text: text.to_string(),
+        });
     }
     if let Some(n) = parse_int(s) {
-        return Ok(Coef { value: BigRational::from_integer(n), decimal: false, text: text.to_string() });
+        return Ok(Coef {
+            value: BigRational::from_integer(n),
+            decimal: false,
+            text: text.to_string(),
+        });
     }
     parse_decimal(s)
-        .map(|value| Coef { value, decimal: true, text: text.to_string() })
+        .map(|value| Coef {
+            value,
+            decimal: true,
+            text: text.to_string(),
+        })
         .ok_or_else(|| format!("`{text}` is neither a rational `p/q` nor a decimal"))
 }
 
@@ -146,7 +158,17 @@ mod tests {
 
     #[test]
     fn rounds_to_nearest_f64() {
-        for (n, d) in [(1i64, 3i64), (2, 3), (44, 45), (-56, 15), (1, 10), (212, 729), (-25360, 2187), (35, 384), (1, 1)] {
+        for (n, d) in [
+            (1i64, 3i64),
+            (2, 3),
+            (44, 45),
+            (-56, 15),
+            (1, 10),
+            (212, 729),
+            (-25360, 2187),
+            (35, 384),
+            (1, 1),
+        ] {
             let exact = BigRational::new(n.into(), d.into());
             assert_eq!(to_f64(&exact), n as f64 / d as f64, "{n}/{d}");
         }

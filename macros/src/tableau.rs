@@ -19,7 +19,18 @@ pub struct Tableau {
     pub tolerance: Option<Coef>,
 }
 
-const KEYS: &[&str] = &["name", "title", "reference", "order", "embedded_order", "c", "a", "b", "b_hat", "tolerance"];
+const KEYS: &[&str] = &[
+    "name",
+    "title",
+    "reference",
+    "order",
+    "embedded_order",
+    "c",
+    "a",
+    "b",
+    "b_hat",
+    "tolerance",
+];
 
 /// Parses a tableau document. Malformed TOML stops at once (`Err` with one message); problems
 /// with individual keys are all collected (`Err` with every message).
@@ -31,7 +42,11 @@ pub fn parse(text: &str) -> Result<Tableau, Vec<String>> {
             let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
             format!(" at line {line}, column {column}")
         });
-        vec![format!("malformed TOML{}: {}", at.unwrap_or_default(), e.message().trim_end_matches('\n'))]
+        vec![format!(
+            "malformed TOML{}: {}",
+            at.unwrap_or_default(),
+            e.message().trim_end_matches('\n')
+        )]
     })?;
     let mut problems = Vec::new();
     for key in doc.keys() {
@@ -63,18 +78,35 @@ pub fn parse(text: &str) -> Result<Tableau, Vec<String>> {
             .map(|(i, row)| match row {
                 toml::Value::Array(items) => coefs(items, &format!("a[{i}]"), &mut problems),
                 other => {
-                    problems.push(format!("`a[{i}]` is a {}, expected an array of coefficient strings", other.type_str()));
+                    problems.push(format!(
+                        "`a[{i}]` is a {}, expected an array of coefficient strings",
+                        other.type_str()
+                    ));
                     Vec::new()
                 }
             })
             .collect(),
         Some(other) => {
-            problems.push(format!("`a` is a {}, expected an array of rows", other.type_str()));
+            problems.push(format!(
+                "`a` is a {}, expected an array of rows",
+                other.type_str()
+            ));
             Vec::new()
         }
     };
     if problems.is_empty() {
-        Ok(Tableau { name, title, reference, order, embedded_order, c, a, b, b_hat, tolerance })
+        Ok(Tableau {
+            name,
+            title,
+            reference,
+            order,
+            embedded_order,
+            c,
+            a,
+            b,
+            b_hat,
+            tolerance,
+        })
     } else {
         Err(problems)
     }
@@ -84,7 +116,10 @@ fn string(doc: &toml::Table, key: &str, problems: &mut Vec<String>) -> String {
     match doc.get(key) {
         Some(toml::Value::String(s)) => s.clone(),
         Some(other) => {
-            problems.push(format!("`{key}` is a {}, expected a string", other.type_str()));
+            problems.push(format!(
+                "`{key}` is a {}, expected a string",
+                other.type_str()
+            ));
             String::new()
         }
         None => {
@@ -94,7 +129,12 @@ fn string(doc: &toml::Table, key: &str, problems: &mut Vec<String>) -> String {
     }
 }
 
-fn integer(doc: &toml::Table, key: &str, required: bool, problems: &mut Vec<String>) -> Option<u32> {
+fn integer(
+    doc: &toml::Table,
+    key: &str,
+    required: bool,
+    problems: &mut Vec<String>,
+) -> Option<u32> {
     match doc.get(key) {
         Some(toml::Value::Integer(n)) if (1..=64).contains(n) => Some(*n as u32),
         Some(toml::Value::Integer(n)) => {
@@ -102,7 +142,10 @@ fn integer(doc: &toml::Table, key: &str, required: bool, problems: &mut Vec<Stri
             None
         }
         Some(other) => {
-            problems.push(format!("`{key}` is a {}, expected a positive integer", other.type_str()));
+            problems.push(format!(
+                "`{key}` is a {}, expected a positive integer",
+                other.type_str()
+            ));
             None
         }
         None => {
@@ -114,11 +157,19 @@ fn integer(doc: &toml::Table, key: &str, required: bool, problems: &mut Vec<Stri
     }
 }
 
-fn vector(doc: &toml::Table, key: &str, required: bool, problems: &mut Vec<String>) -> Option<Vec<Coef>> {
+fn vector(
+    doc: &toml::Table,
+    key: &str,
+    required: bool,
+    problems: &mut Vec<String>,
+) -> Option<Vec<Coef>> {
     match doc.get(key) {
         Some(toml::Value::Array(items)) => Some(coefs(items, key, problems)),
         Some(other) => {
-            problems.push(format!("`{key}` is a {}, expected an array of coefficient strings", other.type_str()));
+            problems.push(format!(
+                "`{key}` is a {}, expected an array of coefficient strings",
+                other.type_str()
+            ));
             None
         }
         None => {
@@ -161,5 +212,9 @@ fn coefs(items: &[toml::Value], key: &str, problems: &mut Vec<String>) -> Vec<Co
 }
 
 fn zero() -> Coef {
-    Coef { value: num_traits::Zero::zero(), decimal: false, text: "0".into() }
+    Coef {
+        value: num_traits::Zero::zero(),
+        decimal: false,
+        text: "0".into(),
+    }
 }

@@ -91,7 +91,11 @@ impl Forest {
                 for &c in &children {
                     gamma *= &trees[c].gamma;
                 }
-                trees.push(Tree { order, children, gamma });
+                trees.push(Tree {
+                    order,
+                    children,
+                    gamma,
+                });
             }
         }
         Forest { trees }
@@ -132,7 +136,11 @@ impl Forest {
             }
             let agt: Vec<T> = a
                 .iter()
-                .map(|row| row.iter().zip(&gt).fold(T::zero(), |acc, (x, y)| acc.add(&x.mul(y))))
+                .map(|row| {
+                    row.iter()
+                        .zip(&gt)
+                        .fold(T::zero(), |acc, (x, y)| acc.add(&x.mul(y)))
+                })
                 .collect();
             g.push(gt);
             ag.push(agt);
@@ -143,7 +151,13 @@ impl Forest {
 
 /// Non-decreasing lists of tree indices (starting at `min`) whose orders
 /// sum to `remaining`.
-fn children_lists(trees: &[Tree], remaining: usize, min: usize, cur: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+fn children_lists(
+    trees: &[Tree],
+    remaining: usize,
+    min: usize,
+    cur: &mut Vec<usize>,
+    out: &mut Vec<Vec<usize>>,
+) {
     if remaining == 0 {
         out.push(cur.clone());
         return;
@@ -159,7 +173,10 @@ fn children_lists(trees: &[Tree], remaining: usize, min: usize, cur: &mut Vec<us
 
 fn superscript(n: usize) -> String {
     const DIGITS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
-    n.to_string().chars().map(|d| DIGITS[d as usize - '0' as usize]).collect()
+    n.to_string()
+        .chars()
+        .map(|d| DIGITS[d as usize - '0' as usize])
+        .collect()
 }
 
 #[cfg(test)]
@@ -180,7 +197,10 @@ mod tests {
     fn names_and_densities() {
         let f = Forest::up_to(4);
         let names: Vec<String> = (0..f.trees.len()).map(|i| f.name(i)).collect();
-        assert_eq!(names, ["τ", "[τ]", "[τ²]", "[[τ]]", "[τ³]", "[τ[τ]]", "[[τ²]]", "[[[τ]]]"]);
+        assert_eq!(
+            names,
+            ["τ", "[τ]", "[τ²]", "[[τ]]", "[τ³]", "[τ[τ]]", "[[τ²]]", "[[[τ]]]"]
+        );
         let gammas: Vec<String> = f.trees.iter().map(|t| t.gamma.to_string()).collect();
         assert_eq!(gammas, ["1", "2", "3", "6", "4", "8", "12", "24"]);
     }

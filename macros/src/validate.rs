@@ -30,7 +30,12 @@ pub struct Method {
 pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
     let mut problems = Vec::new();
     let s = t.c.len();
-    let decimal = t.c.iter().chain(t.b.iter()).chain(t.a.iter().flatten()).chain(t.b_hat.iter().flatten()).any(|c| c.decimal);
+    let decimal =
+        t.c.iter()
+            .chain(t.b.iter())
+            .chain(t.a.iter().flatten())
+            .chain(t.b_hat.iter().flatten())
+            .any(|c| c.decimal);
     // Decimal tableaux (e.g. tsit5) are published to about 16 digits.
     let tol = match &t.tolerance {
         Some(tol) => tol.value.abs(),
@@ -46,8 +51,16 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
     if !t.c[0].is_zero() {
         problems.push(format!("`c[0]` is {}, expected 0 (the first stage of an explicit method is at the step's start)", t.c[0].value));
     }
-    if t.name.is_empty() || !t.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-        problems.push(format!("`name` is `{}`, expected an identifier of letters, digits and `_`", t.name));
+    if t.name.is_empty()
+        || !t
+            .name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+    {
+        problems.push(format!(
+            "`name` is `{}`, expected an identifier of letters, digits and `_`",
+            t.name
+        ));
     }
 
     // Shape and explicitness of `a`.
@@ -77,14 +90,26 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
                 a.push(row[..i].to_vec());
             }
         } else {
-            problems.push(format!("`a[{i}]` has {} {}, expected {i}", row.len(), entries(row.len())));
+            problems.push(format!(
+                "`a[{i}]` has {} {}, expected {i}",
+                row.len(),
+                entries(row.len())
+            ));
         }
     }
     if t.b.len() != s {
-        problems.push(format!("`b` has {} {}, expected {s}", t.b.len(), entries(t.b.len())));
+        problems.push(format!(
+            "`b` has {} {}, expected {s}",
+            t.b.len(),
+            entries(t.b.len())
+        ));
     }
     match (&t.b_hat, t.embedded_order) {
-        (Some(bh), _) if bh.len() != s => problems.push(format!("`b_hat` has {} {}, expected {s}", bh.len(), entries(bh.len()))),
+        (Some(bh), _) if bh.len() != s => problems.push(format!(
+            "`b_hat` has {} {}, expected {s}",
+            bh.len(),
+            entries(bh.len())
+        )),
         (Some(_), None) => problems.push("`b_hat` is given but `embedded_order` is missing".into()),
         (None, Some(_)) => problems.push("`embedded_order` is given but `b_hat` is missing".into()),
         _ => {}
@@ -94,10 +119,13 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
     }
 
     // Consistency: row sums equal the nodes; weights sum to one.
-    for i in 0..s {
-        let sum: BigRational = a[i].iter().map(|x| x.value.clone()).sum();
-        if !close(&sum, &t.c[i].value) {
-            problems.push(format!("row sum of `a[{i}]` is {sum} but `c[{i}]` is {}", t.c[i].value));
+    for (i, (row, c)) in a.iter().zip(&t.c).enumerate() {
+        let sum: BigRational = row.iter().map(|x| x.value.clone()).sum();
+        if !close(&sum, &c.value) {
+            problems.push(format!(
+                "row sum of `a[{i}]` is {sum} but `c[{i}]` is {}",
+                c.value
+            ));
         }
     }
     let one = BigRational::from_integer(1.into());
@@ -117,24 +145,39 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
     }
 
     // Order conditions.
-    for (key, declared) in [("order", Some(t.order)), ("embedded_order", t.embedded_order)] {
+    for (key, declared) in [
+        ("order", Some(t.order)),
+        ("embedded_order", t.embedded_order),
+    ] {
         if let Some(p) = declared {
             if p > MAX_ORDER {
-                problems.push(format!("`{key}` is {p}, but order conditions are checked only up to order {MAX_ORDER}"));
+                problems.push(format!(
+                    "`{key}` is {p}, but order conditions are checked only up to order {MAX_ORDER}"
+                ));
             }
         }
     }
     if problems.is_empty() {
         let top = (t.order.max(t.embedded_order.unwrap_or(0)) + 1).min(MAX_ORDER + 1) as usize;
         let forest = Forest::up_to(top);
-        let a_vals: Vec<Vec<BigRational>> = a.iter().map(|row| row.iter().map(|x| x.value.clone()).collect()).collect();
+        let a_vals: Vec<Vec<BigRational>> = a
+            .iter()
+            .map(|row| row.iter().map(|x| x.value.clone()).collect())
+            .collect();
         // Exact tableaux: exact rationals. Approximate ones (decimals, or a `tolerance`): fixed
         // point with ~90 digits, far below any tolerance, and fast.
         let g: Vec<Vec<BigRational>> = if tol.is_zero() {
             forest.stage_weights(&a_vals)
         } else {
-            let a_fixed: Vec<Vec<Fixed>> = a_vals.iter().map(|row| row.iter().map(Fixed::from_rational).collect()).collect();
-            forest.stage_weights(&a_fixed).iter().map(|v| v.iter().map(Fixed::to_rational).collect()).collect()
+            let a_fixed: Vec<Vec<Fixed>> = a_vals
+                .iter()
+                .map(|row| row.iter().map(Fixed::from_rational).collect())
+                .collect();
+            forest
+                .stage_weights(&a_fixed)
+                .iter()
+                .map(|v| v.iter().map(Fixed::to_rational).collect())
+                .collect()
         };
         let mut weights = vec![("order", "b", t.order, t.b.clone())];
         if let (Some(p), Some(bh)) = (t.embedded_order, &t.b_hat) {
@@ -146,7 +189,7 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
             let failure = forest.trees.iter().enumerate().find_map(|(k, tree)| {
                 let phi: BigRational = w.iter().zip(&g[k]).map(|(x, y)| x * y).sum();
                 let target = tree.gamma.recip();
-                (!close(&phi, &target)).then(|| (tree.order, k, phi, target))
+                (!close(&phi, &target)).then_some((tree.order, k, phi, target))
             });
             match failure {
                 Some((o, k, phi, target)) if (o as u32) <= declared => problems.push(format!(
@@ -172,8 +215,16 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
     }
 
     let last = s - 1;
-    let fsal = s > 1 && t.c[last].value == one && a[last].iter().zip(&t.b).all(|(x, y)| x.value == y.value) && t.b[last].is_zero();
-    let e = t.b_hat.as_ref().map(|bh| t.b.iter().zip(bh).map(|(x, y)| &x.value - &y.value).collect());
+    let fsal = s > 1
+        && t.c[last].value == one
+        && a[last].iter().zip(&t.b).all(|(x, y)| x.value == y.value)
+        && t.b[last].is_zero();
+    let e = t.b_hat.as_ref().map(|bh| {
+        t.b.iter()
+            .zip(bh)
+            .map(|(x, y)| &x.value - &y.value)
+            .collect()
+    });
     Ok(Method { s, a, fsal, e, t })
 }
 
@@ -246,17 +297,32 @@ mod tests {
     fn reports_wrong_declared_order_both_ways() {
         let e = errors(&HEUN.replace("order = 2", "order = 3"));
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].starts_with("`order` is 3 but `b` has order 2: the condition for tree [τ²] fails"), "{e:?}");
+        assert!(
+            e[0].starts_with("`order` is 3 but `b` has order 2: the condition for tree [τ²] fails"),
+            "{e:?}"
+        );
         let e = errors(&HEUN.replace("order = 2", "order = 1"));
-        assert!(e[0].contains("satisfies the order conditions of order 2"), "{e:?}");
+        assert!(
+            e[0].contains("satisfies the order conditions of order 2"),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn collects_every_problem() {
-        let bad = HEUN.replace("[\"1\"]", "[\"1/2\"]").replace("b = [\"1/2\", \"1/2\"]", "b = [\"1/2\", \"1/4\"]");
+        let bad = HEUN
+            .replace("[\"1\"]", "[\"1/2\"]")
+            .replace("b = [\"1/2\", \"1/2\"]", "b = [\"1/2\", \"1/4\"]");
         let e = errors(&bad);
-        assert!(e.iter().any(|m| m == "row sum of `a[1]` is 1/2 but `c[1]` is 1"), "{e:?}");
-        assert!(e.iter().any(|m| m == "weights `b` sum to 3/4, expected 1"), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m == "row sum of `a[1]` is 1/2 but `c[1]` is 1"),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m == "weights `b` sum to 3/4, expected 1"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -40,26 +40,31 @@ macro_rules! cpu_backend {
 cpu_backend!(f32, f64);
 
 #[cfg(feature = "cuda")]
-impl<E: Real + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits> Backend<E> for Cuda
-where
-    Cuda: Device<E>,
-{
-    fn accumulate<S: Shape>(
-        grads: &mut Gradients<E, Self>,
-        key: &Tensor<S, E, Self>,
-        value: &Tensor<S, E, Self>,
-    ) -> Result<(), Self::Err> {
-        // Once per solve and parameter tensor, so a round trip through the host is cheap next
-        // to the solve itself; dfdx 0.13 exposes no device-side add on raw gradient buffers.
-        let src = value.as_vec();
-        let dst = grads.get_or_alloc_mut(key)?;
-        let slice: &mut cudarc::driver::CudaSlice<E> = &mut *dst;
-        let dev = slice.device();
-        let mut host = dev.dtoh_sync_copy(slice).map_err(CudaError::from)?;
-        for (d, s) in host.iter_mut().zip(src) {
-            *d += s;
+macro_rules! cuda_backend {
+    ($($e:ty),*) => {$(
+        impl Backend<$e> for Cuda {
+            fn accumulate<S: Shape>(
+                grads: &mut Gradients<$e, Self>,
+                key: &Tensor<S, $e, Self>,
+                value: &Tensor<S, $e, Self>,
+            ) -> Result<(), Self::Err> {
+                // Once per solve and parameter tensor, so a round trip through the host is cheap
+                // next to the solve itself; dfdx 0.13 exposes no device-side add on raw
+                // gradient buffers.
+                let src = value.as_vec();
+                let dst = grads.get_or_alloc_mut(key)?;
+                let slice: &mut cudarc::driver::CudaSlice<$e> = &mut *dst;
+                let dev = slice.device();
+                let mut host = dev.dtoh_sync_copy(slice).map_err(CudaError::from)?;
+                for (d, s) in host.iter_mut().zip(src) {
+                    *d += s;
+                }
+                dev.htod_sync_copy_into(&host, slice).map_err(CudaError::from)?;
+                Ok(())
+            }
         }
-        dev.htod_sync_copy_into(&host, slice).map_err(CudaError::from)?;
-        Ok(())
-    }
+    )*};
 }
+
+#[cfg(feature = "cuda")]
+cuda_backend!(f32, f64);

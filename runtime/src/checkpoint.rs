@@ -15,6 +15,9 @@ pub enum CheckpointPolicy {
     EveryK(usize),
 }
 
+/// Recomputes one step: `(t, h, x) -> x_next`.
+pub type Advance<'a, S, E, D> = dyn FnMut(E, E, &Tensor<S, E, D>) -> Tensor<S, E, D> + 'a;
+
 /// Times, step sizes and (per the policy) states of the accepted steps of one solve.
 #[derive(Debug)]
 pub struct Checkpoints<S: Shape, E: Dtype, D: Storage<E>> {
@@ -28,7 +31,12 @@ pub struct Checkpoints<S: Shape, E: Dtype, D: Storage<E>> {
 impl<S: Shape, E: Dtype, D: Storage<E>> Checkpoints<S, E, D> {
     /// An empty store.
     pub fn new(policy: CheckpointPolicy) -> Self {
-        Checkpoints { policy, steps: Vec::new(), states: Vec::new(), cache: Vec::new() }
+        Checkpoints {
+            policy,
+            steps: Vec::new(),
+            states: Vec::new(),
+            cache: Vec::new(),
+        }
     }
 
     /// Records accepted step `n = len()` from `(t, x)` with size `h`.
@@ -63,7 +71,7 @@ impl<S: Shape, E: Dtype, D: Storage<E>> Checkpoints<S, E, D> {
     pub fn state(
         &mut self,
         n: usize,
-        advance: &mut dyn FnMut(E, E, &Tensor<S, E, D>) -> Tensor<S, E, D>,
+        advance: &mut Advance<'_, S, E, D>,
     ) -> Option<(Tensor<S, E, D>, usize)> {
         if let Some(x) = self.states.get(n)? {
             return Some((x.clone(), 0));
@@ -72,8 +80,12 @@ impl<S: Shape, E: Dtype, D: Storage<E>> Checkpoints<S, E, D> {
             return Some((x.clone(), 0));
         }
         // Recompute the whole segment between the stored states around `n` once.
-        let (start, mut x) = (0..n).rev().find_map(|m| self.states[m].as_ref().map(|x| (m, x.clone())))?;
-        let end = (n + 1..self.len()).find(|&m| self.states[m].is_some()).unwrap_or(self.len());
+        let (start, mut x) = (0..n)
+            .rev()
+            .find_map(|m| self.states[m].as_ref().map(|x| (m, x.clone())))?;
+        let end = (n + 1..self.len())
+            .find(|&m| self.states[m].is_some())
+            .unwrap_or(self.len());
         self.cache.clear();
         let mut result = None;
         for m in start..end - 1 {
@@ -89,8 +101,13 @@ impl<S: Shape, E: Dtype, D: Storage<E>> Checkpoints<S, E, D> {
 
     /// Heap bytes of the stored states (step times and sizes included).
     pub fn bytes(&self) -> usize {
-        let states: usize = self.states.iter().flatten().chain(self.cache.iter().map(|(_, x)| x)).map(|x| x.shape().num_elements()).sum();
+        let states: usize = self
+            .states
+            .iter()
+            .flatten()
+            .chain(self.cache.iter().map(|(_, x)| x))
+            .map(|x| x.shape().num_elements())
+            .sum();
         (states + 2 * self.steps.len()) * core::mem::size_of::<E>()
     }
 }
-

@@ -33,7 +33,15 @@ pub struct PiController {
 impl PiController {
     /// A controller with these factors.
     pub fn new(safety: f64, factor_min: f64, factor_max: f64) -> Self {
-        PiController { safety, factor_min, factor_max, alpha: 0.2, beta: 0.0, prev_err: 1.0, rejected_last: false }
+        PiController {
+            safety,
+            factor_min,
+            factor_max,
+            alpha: 0.2,
+            beta: 0.0,
+            prev_err: 1.0,
+            rejected_last: false,
+        }
     }
 }
 
@@ -64,11 +72,13 @@ impl StepSizeController for PiController {
             if self.rejected_last {
                 factor = factor.min(1.0);
             }
-            self.prev_err = err;
+            // As in Hairer's DOPRI5: a very accurate step does not damp the next one too hard.
+            self.prev_err = err.max(1e-4);
             self.rejected_last = false;
             (true, h * factor)
         } else {
-            let factor = (self.safety * err_norm.powf(-1.0 / (self.alpha.recip() * 0.7))).clamp(self.factor_min, 1.0);
+            let factor = (self.safety * err_norm.powf(-1.0 / (self.alpha.recip() * 0.7)))
+                .clamp(self.factor_min, 1.0);
             self.rejected_last = true;
             (false, h * factor)
         }
@@ -106,6 +116,7 @@ mod tests {
         let (ok, h) = c.decide(1e-12, 1.0);
         assert!(ok);
         assert_eq!(h, 10.0, "growth is capped at factor_max");
+        c.reset(5);
         let (ok, h) = c.decide(0.5, 1.0);
         assert!(ok);
         assert!(h > 0.5 && h < 10.0);
@@ -131,9 +142,15 @@ mod tests {
     fn norm_mixes_absolute_and_relative_tolerances() {
         let n = rms_norm(&[1e-6, 1e-6], &[0.0, 100.0], &[0.0, 100.0], 1e-6, 1e-6);
         // scales 1e-6 and 1e-6 + 1e-4.
-        let expect = ((1.0f64 + (1e-6 / (1e-6 + 1e-4)).powi(2)) / 2.0).sqrt();
+        let expect = ((1.0 + (1e-6f64 / (1e-6 + 1e-4)).powi(2)) / 2.0).sqrt();
         assert!((n - expect).abs() < 1e-12);
-        assert_eq!(rms_norm(&[f64::NAN], &[0.0], &[0.0], 1e-6, 1e-6), f64::INFINITY);
-        assert_eq!(rms_norm(&[0.0], &[0.0], &[f64::INFINITY], 1e-6, 1e-6), f64::INFINITY);
+        assert_eq!(
+            rms_norm(&[f64::NAN], &[0.0], &[0.0], 1e-6, 1e-6),
+            f64::INFINITY
+        );
+        assert_eq!(
+            rms_norm(&[0.0], &[0.0], &[f64::INFINITY], 1e-6, 1e-6),
+            f64::INFINITY
+        );
     }
 }

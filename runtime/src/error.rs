@@ -99,6 +99,8 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn device(e: impl core::fmt::Debug) -> Self {
-        Error::Device { message: format!("{e:?}") }
+        Error::Device {
+            message: format!("{e:?}"),
+        }
     }
 }

@@ -29,7 +29,10 @@ pub(crate) fn check_times<E: Real>(times: &[E]) -> Result<f64, Error> {
     let first = *times.first().ok_or(Error::EmptyTimes)?;
     for (index, t) in times.iter().enumerate() {
         if !t.is_finite() {
-            return Err(Error::NonFiniteTime { index, value: (*t).into() });
+            return Err(Error::NonFiniteTime {
+                index,
+                value: (*t).into(),
+            });
         }
     }
     let dir = match times.get(1) {
@@ -39,7 +42,11 @@ pub(crate) fn check_times<E: Real>(times: &[E]) -> Result<f64, Error> {
     for (index, w) in times.windows(2).enumerate() {
         let (previous, value): (f64, f64) = (w[0].into(), w[1].into());
         if (value - previous) * dir <= 0.0 {
-            return Err(Error::TimesNotMonotonic { index: index + 1, previous, value });
+            return Err(Error::TimesNotMonotonic {
+                index: index + 1,
+                previous,
+                value,
+            });
         }
     }
     Ok(dir)
@@ -54,7 +61,11 @@ fn host<S: Shape, E: Real, D: Backend<E>>(x: &Tensor<S, E, D>) -> Vec<f64> {
 }
 
 /// Evaluates `f(t, x)` without a tape and checks the result's shape.
-pub(crate) fn eval_checked<S, E, D, F>(f: &F, t: E, x: &Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Error>
+pub(crate) fn eval_checked<S, E, D, F>(
+    f: &F,
+    t: E,
+    x: &Tensor<S, E, D>,
+) -> Result<Tensor<S, E, D>, Error>
 where
     S: StateShape,
     E: Real,
@@ -63,14 +74,25 @@ where
 {
     let k = f.eval(t, x.clone());
     if k.shape().concrete() != x.shape().concrete() {
-        return Err(Error::ShapeMismatch { expected: shape_string(x.shape()), found: shape_string(k.shape()) });
+        return Err(Error::ShapeMismatch {
+            expected: shape_string(x.shape()),
+            found: shape_string(k.shape()),
+        });
     }
     Ok(k)
 }
 
 /// Hairer, Nørsett & Wanner I, §II.4: a first step from the sizes of `x0`, `f(t0, x0)` and a
 /// finite-difference estimate of the second derivative. Costs one evaluation.
-fn initial_step<S, E, D, F>(f: &F, t0: E, x0: &Tensor<S, E, D>, f0: &Tensor<S, E, D>, order: u32, rtol: f64, atol: f64, span: f64) -> f64
+fn initial_step<S, E, D, F>(
+    f: &F,
+    t0: E,
+    x0: &Tensor<S, E, D>,
+    f0: &Tensor<S, E, D>,
+    order: u32,
+    (rtol, atol): (f64, f64),
+    span: f64,
+) -> f64
 where
     S: StateShape,
     E: Real,
@@ -80,12 +102,20 @@ where
     let x = host(x0);
     let d0 = rms_norm(&x, &x, &x, rtol, atol);
     let d1 = rms_norm(&host(f0), &x, &x, rtol, atol);
-    let h0 = if d0 < 1e-5 || d1 < 1e-5 || !d0.is_finite() || !d1.is_finite() { 1e-6 } else { 0.01 * d0 / d1 };
+    let h0 = if d0 < 1e-5 || d1 < 1e-5 || !d0.is_finite() || !d1.is_finite() {
+        1e-6
+    } else {
+        0.01 * d0 / d1
+    };
     let h0 = h0.min(span.abs());
     let mut x1 = x0.clone();
     x1.axpy(1.0, f0, h0 * span.signum());
     let f1 = f.eval(t0 + E::from_f64_lossy(h0 * span.signum()), x1);
-    let diff: Vec<f64> = host(&f1).iter().zip(host(f0)).map(|(a, b)| (a - b) / h0).collect();
+    let diff: Vec<f64> = host(&f1)
+        .iter()
+        .zip(host(f0))
+        .map(|(a, b)| (a - b) / h0)
+        .collect();
     let d2 = rms_norm(&diff, &x, &x, rtol, atol);
     let h1 = if d1.max(d2) <= 1e-15 || !d2.is_finite() {
         (h0 * 1e-3).max(1e-6)
@@ -119,7 +149,12 @@ where
     let t0 = times[0];
     let t_end = *times.last().unwrap_or(&t0);
     if times.len() == 1 {
-        return Ok(Forward { outputs, out_steps, checkpoints, stats });
+        return Ok(Forward {
+            outputs,
+            out_steps,
+            checkpoints,
+            stats,
+        });
     }
 
     let mut t = t0;
@@ -134,7 +169,14 @@ where
         Stepping::FixedSteps(n) => Some(span.abs() / n as f64),
     };
     match (opts.stepping, fixed_h) {
-        (Stepping::Adaptive { rtol, atol, first_step }, _) => {
+        (
+            Stepping::Adaptive {
+                rtol,
+                atol,
+                first_step,
+            },
+            _,
+        ) => {
             let embedded = match (R::B_ERR, R::EMBEDDED_ORDER) {
                 (Some(_), Some(q)) => q,
                 _ => return Err(Error::NotAdaptive { solver: R::NAME }),
@@ -145,7 +187,7 @@ where
                 (None, None) => span.abs(),
                 (None, Some(f0)) => {
                     stats.nfe += 1;
-                    initial_step(f, t0, x0, f0, R::ORDER.min(embedded), rtol, atol, span)
+                    initial_step(f, t0, x0, f0, R::ORDER.min(embedded), (rtol, atol), span)
                 }
             };
             let mut last_non_finite = false;
@@ -156,18 +198,31 @@ where
                         break;
                     }
                     if stats.accepted + stats.rejected >= opts.max_steps {
-                        return Err(Error::MaxStepsReached { t: t.into(), max_steps: opts.max_steps });
+                        return Err(Error::MaxStepsReached {
+                            t: t.into(),
+                            max_steps: opts.max_steps,
+                        });
                     }
                     let t_f: f64 = t.into();
-                    let min_step = if opts.min_step > 0.0 { opts.min_step } else { 16.0 * f64::EPSILON * t_f.abs().max(remaining.abs()) };
+                    let min_step = if opts.min_step > 0.0 {
+                        opts.min_step
+                    } else {
+                        16.0 * f64::EPSILON * t_f.abs().max(remaining.abs())
+                    };
                     // Land exactly on the output time when the step would reach or nearly reach it.
                     let lands = h >= remaining.abs() * (1.0 - 1e-12);
                     let h_abs = if lands { remaining.abs() } else { h };
                     if h_abs < min_step || E::from_f64_lossy(h_abs) == E::zero() {
                         return Err(if last_non_finite {
-                            Error::NonFinite { t: t_f, h: h_abs * dir }
+                            Error::NonFinite {
+                                t: t_f,
+                                h: h_abs * dir,
+                            }
                         } else {
-                            Error::StepSizeUnderflow { t: t_f, h: h_abs * dir }
+                            Error::StepSizeUnderflow {
+                                t: t_f,
+                                h: h_abs * dir,
+                            }
                         });
                     }
                     let h_e = E::from_f64_lossy(h_abs * dir);
@@ -204,7 +259,10 @@ where
                 let n = ((interval.abs() / h_max) * (1.0 - 1e-12)).ceil().max(1.0) as usize;
                 for i in 0..n {
                     if stats.accepted >= opts.max_steps {
-                        return Err(Error::MaxStepsReached { t: t.into(), max_steps: opts.max_steps });
+                        return Err(Error::MaxStepsReached {
+                            t: t.into(),
+                            max_steps: opts.max_steps,
+                        });
                     }
                     // Step i ends at start + (i+1)/n · interval: no drift, exact landing.
                     let t_next = if i + 1 == n {
@@ -216,7 +274,10 @@ where
                     let step = R::step(f, t, h_e, &x, k1.take());
                     stats.nfe += step.evals;
                     if !step.y.as_vec().iter().all(|v| v.is_finite()) {
-                        return Err(Error::NonFinite { t: t.into(), h: h_e.into() });
+                        return Err(Error::NonFinite {
+                            t: t.into(),
+                            h: h_e.into(),
+                        });
                     }
                     checkpoints.push(t, h_e, &x);
                     stats.accepted += 1;
@@ -231,5 +292,10 @@ where
         }
     }
     stats.checkpoint_bytes = checkpoints.bytes();
-    Ok(Forward { outputs, out_steps, checkpoints, stats })
+    Ok(Forward {
+        outputs,
+        out_steps,
+        checkpoints,
+        stats,
+    })
 }

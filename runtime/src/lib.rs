@@ -20,7 +20,7 @@ mod solve;
 mod stats;
 
 pub use backend::Backend;
-pub use checkpoint::{CheckpointPolicy, Checkpoints};
+pub use checkpoint::{Advance, CheckpointPolicy, Checkpoints};
 pub use control::{rms_norm, PiController, StepSizeController};
 pub use error::Error;
 pub use field::{GradMethod, NeuralOde, VectorField};
@@ -28,7 +28,7 @@ pub use options::{SolveOptions, Stepping};
 pub use real::{lit, Real};
 pub use rk::{combine, stage, AdjointStep, RungeKutta, Step};
 pub use shape::StateShape;
-pub use solve::{solve, solve_with, BackwardReport, Solution, SolveError};
+pub use solve::{solve, solve_with, BackwardReport, Solution, SolveError, SolveResult};
 pub use stats::{BackwardStats, ForwardStats};
 
 /// Names used only by code that `#[neural_ode]` generates.
@@ -67,7 +67,13 @@ pub mod __private {
         const B: &'static [f64] = &[1.0];
         const B_ERR: Option<&'static [f64]> = None;
 
-        fn step<S, E, D, F>(f: &F, t: E, _h: E, x: &Tensor<S, E, D>, _k1: Option<Tensor<S, E, D>>) -> Step<S, E, D>
+        fn step<S, E, D, F>(
+            f: &F,
+            t: E,
+            _h: E,
+            x: &Tensor<S, E, D>,
+            _k1: Option<Tensor<S, E, D>>,
+        ) -> Step<S, E, D>
         where
             S: StateShape,
             E: Real,
@@ -75,7 +81,13 @@ pub mod __private {
             F: VectorField<S, E, D> + ?Sized,
         {
             let k1 = f.eval(t, x.clone());
-            Step { y: x.clone(), err: None, k1, k_last: None, evals: 1 }
+            Step {
+                y: x.clone(),
+                err: None,
+                k1,
+                k_last: None,
+                evals: 1,
+            }
         }
 
         fn adjoint_step<S, E, D, F, V, Er>(
@@ -93,7 +105,10 @@ pub mod __private {
             F: VectorField<S, E, D> + ?Sized,
             V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>,
         {
-            Ok(AdjointStep { x_bar: y_bar.clone(), evals: 0 })
+            Ok(AdjointStep {
+                x_bar: y_bar.clone(),
+                evals: 0,
+            })
         }
     }
 }

@@ -49,7 +49,11 @@ pub struct SolveOptions {
 impl SolveOptions {
     /// Adaptive steps with these tolerances.
     pub fn adaptive(rtol: f64, atol: f64) -> Self {
-        Self::with_stepping(Stepping::Adaptive { rtol, atol, first_step: None })
+        Self::with_stepping(Stepping::Adaptive {
+            rtol,
+            atol,
+            first_step: None,
+        })
     }
 
     /// `n` equal steps over the time span.
@@ -113,11 +117,19 @@ impl SolveOptions {
             if value.is_finite() && value > 0.0 {
                 Ok(())
             } else {
-                Err(Error::InvalidOption { name, value, reason: "expected a finite number > 0" })
+                Err(Error::InvalidOption {
+                    name,
+                    value,
+                    reason: "expected a finite number > 0",
+                })
             }
         };
         match self.stepping {
-            Stepping::Adaptive { rtol, atol, first_step } => {
+            Stepping::Adaptive {
+                rtol,
+                atol,
+                first_step,
+            } => {
                 for (name, value) in [("rtol", rtol), ("atol", atol)] {
                     if !(value.is_finite() && value > 0.0) {
                         return Err(Error::InvalidTolerance { name, value });
@@ -130,27 +142,55 @@ impl SolveOptions {
             Stepping::FixedSize(h) => positive("step size", h)?,
             Stepping::FixedSteps(n) => {
                 if n == 0 {
-                    return Err(Error::InvalidOption { name: "steps", value: 0.0, reason: "expected at least one step" });
+                    return Err(Error::InvalidOption {
+                        name: "steps",
+                        value: 0.0,
+                        reason: "expected at least one step",
+                    });
                 }
             }
         }
         if !(self.min_step.is_finite() && self.min_step >= 0.0) {
-            return Err(Error::InvalidOption { name: "min_step", value: self.min_step, reason: "expected a finite number >= 0" });
+            return Err(Error::InvalidOption {
+                name: "min_step",
+                value: self.min_step,
+                reason: "expected a finite number >= 0",
+            });
         }
         if !(self.safety > 0.0 && self.safety <= 1.0) {
-            return Err(Error::InvalidOption { name: "safety", value: self.safety, reason: "expected 0 < safety <= 1" });
+            return Err(Error::InvalidOption {
+                name: "safety",
+                value: self.safety,
+                reason: "expected 0 < safety <= 1",
+            });
         }
         if !(self.factor_min > 0.0 && self.factor_min < 1.0) {
-            return Err(Error::InvalidOption { name: "factor_min", value: self.factor_min, reason: "expected 0 < factor_min < 1" });
+            return Err(Error::InvalidOption {
+                name: "factor_min",
+                value: self.factor_min,
+                reason: "expected 0 < factor_min < 1",
+            });
         }
         if !(self.factor_max > 1.0 && self.factor_max.is_finite()) {
-            return Err(Error::InvalidOption { name: "factor_max", value: self.factor_max, reason: "expected a finite factor_max > 1" });
+            return Err(Error::InvalidOption {
+                name: "factor_max",
+                value: self.factor_max,
+                reason: "expected a finite factor_max > 1",
+            });
         }
         if self.max_steps == 0 {
-            return Err(Error::InvalidOption { name: "max_steps", value: 0.0, reason: "expected at least one step" });
+            return Err(Error::InvalidOption {
+                name: "max_steps",
+                value: 0.0,
+                reason: "expected at least one step",
+            });
         }
         if let CheckpointPolicy::EveryK(0) = self.checkpoints {
-            return Err(Error::InvalidOption { name: "checkpoints", value: 0.0, reason: "EveryK needs k >= 1" });
+            return Err(Error::InvalidOption {
+                name: "checkpoints",
+                value: 0.0,
+                reason: "EveryK needs k >= 1",
+            });
         }
         Ok(())
     }

@@ -60,7 +60,13 @@ pub trait RungeKutta: 'static {
     const B_ERR: Option<&'static [f64]>;
 
     /// One step from `(t, x)` of size `h`. `k1`, if given, must be `f(t, x)`.
-    fn step<S, E, D, F>(f: &F, t: E, h: E, x: &Tensor<S, E, D>, k1: Option<Tensor<S, E, D>>) -> Step<S, E, D>
+    fn step<S, E, D, F>(
+        f: &F,
+        t: E,
+        h: E,
+        x: &Tensor<S, E, D>,
+        k1: Option<Tensor<S, E, D>>,
+    ) -> Step<S, E, D>
     where
         S: StateShape,
         E: Real,
@@ -88,7 +94,10 @@ pub trait RungeKutta: 'static {
 }
 
 /// `base + Σ c_j t_j`, in one fresh buffer (used by generated code for stage states).
-pub fn stage<S: Shape, E: Real, D: Device<E>>(base: &Tensor<S, E, D>, terms: &[(E, &Tensor<S, E, D>)]) -> Tensor<S, E, D> {
+pub fn stage<S: Shape, E: Real, D: Device<E>>(
+    base: &Tensor<S, E, D>,
+    terms: &[(E, &Tensor<S, E, D>)],
+) -> Tensor<S, E, D> {
     let mut out = base.clone();
     for (c, t) in terms {
         out.axpy(1.0, t, *c);

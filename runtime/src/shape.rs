@@ -10,13 +10,20 @@ pub trait StateShape: Shape {
     type Stacked: Shape;
 
     /// Stacks states along a new leading axis.
-    fn stack<E: Dtype, D: Device<E>>(states: Vec<Tensor<Self, E, D>>) -> Tensor<Self::Stacked, E, D>;
+    fn stack<E: Dtype, D: Device<E>>(
+        states: Vec<Tensor<Self, E, D>>,
+    ) -> Tensor<Self::Stacked, E, D>;
 
     /// Selects entry `k` of the leading axis.
-    fn unstack<E: Dtype, D: Device<E>>(stacked: Tensor<Self::Stacked, E, D>, k: usize) -> Tensor<Self, E, D>;
+    fn unstack<E: Dtype, D: Device<E>>(
+        stacked: Tensor<Self::Stacked, E, D>,
+        k: usize,
+    ) -> Tensor<Self, E, D>;
 
     /// Same as [`StateShape::stack`] for tensors on a tape.
-    fn stack_taped<E: Dtype, D: Device<E>, T: Tape<E, D>>(states: Vec<Tensor<Self, E, D, T>>) -> Tensor<Self::Stacked, E, D, T>;
+    fn stack_taped<E: Dtype, D: Device<E>, T: Tape<E, D>>(
+        states: Vec<Tensor<Self, E, D, T>>,
+    ) -> Tensor<Self::Stacked, E, D, T>;
 }
 
 macro_rules! state_shape {

@@ -60,7 +60,9 @@ pub struct SolveError<X> {
 
 impl<X> core::fmt::Debug for SolveError<X> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SolveError").field("error", &self.error).finish_non_exhaustive()
+        f.debug_struct("SolveError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,6 +78,9 @@ impl<X> std::error::Error for SolveError<X> {
     }
 }
 
+/// What [`solve`] returns: the solution, or the error together with the untouched input.
+pub type SolveResult<S, E, D, T> = Result<Solution<S, E, D, T>, SolveError<Tensor<S, E, D, T>>>;
+
 /// Solves `dx/dt = model(t, x)` from `x0` at `times[0]` and returns the states at every time in
 /// `times` (the first is `x0`). If `x0` is on a tape, the result is on the same tape and the
 /// gradient method (`opts.grad`, else the model's attribute) runs during `backward()`,
@@ -85,7 +90,7 @@ pub fn solve<M, S, E, D, T>(
     x0: Tensor<S, E, D, T>,
     times: &[E],
     opts: &SolveOptions,
-) -> Result<Solution<S, E, D, T>, SolveError<Tensor<S, E, D, T>>>
+) -> SolveResult<S, E, D, T>
 where
     M: NeuralOde + VectorField<S, E, D> + TensorCollection<E, D>,
     S: StateShape,
@@ -104,7 +109,7 @@ pub fn solve_with<M, S, E, D, T>(
     times: &[E],
     opts: &SolveOptions,
     controller: &mut dyn StepSizeController,
-) -> Result<Solution<S, E, D, T>, SolveError<Tensor<S, E, D, T>>>
+) -> SolveResult<S, E, D, T>
 where
     M: NeuralOde + VectorField<S, E, D> + TensorCollection<E, D>,
     S: StateShape,
@@ -116,7 +121,12 @@ where
     let (x, tape) = x0.split_tape();
     let fwd = match integrate::<M::Solver, S, E, D, M>(model, &x, times, opts, controller) {
         Ok(fwd) => fwd,
-        Err(error) => return Err(SolveError { error, input: x.put_tape(tape) }),
+        Err(error) => {
+            return Err(SolveError {
+                error,
+                input: x.put_tape(tape),
+            })
+        }
     };
     let stats = fwd.stats;
     let report = BackwardReport::default();
@@ -127,7 +137,13 @@ where
     if method == GradMethod::Backprop {
         let ys = backprop::<M::Solver, M, S, E, D, T>(model, x.put_tape(tape), &fwd);
         let n = fwd.checkpoints.len();
-        report.set(Ok(BackwardStats { nfe_vjp: n * M::Solver::STAGES, nfe_rebuild: 0, steps: n, rejected: 0, peak_bytes: None }));
+        report.set(Ok(BackwardStats {
+            nfe_vjp: n * M::Solver::STAGES,
+            nfe_rebuild: 0,
+            steps: n,
+            rejected: 0,
+            peak_bytes: None,
+        }));
         return Ok(Solution { ys, stats, report });
     }
 
@@ -144,12 +160,16 @@ where
     tape.add_backward_op(move |grads| {
         grads.try_alloc_for(&ys_key)?;
         let g = grads.get(&ys_key);
-        let out: OutputGrads<S, E, D> = (0..n_outputs).map(|k| Some(S::unstack(g.clone(), k))).collect();
+        let out: OutputGrads<S, E, D> = (0..n_outputs)
+            .map(|k| Some(S::unstack(g.clone(), k)))
+            .collect();
         drop(g);
         let base = crate::alloc::current();
         crate::alloc::reset_peak();
-        let result = backward::<M::Solver, M, S, E, D>(method, &model, &mut fwd, &out, &opts, &times);
-        let peak_bytes = crate::alloc::is_active().then(|| crate::alloc::peak().saturating_sub(base));
+        let result =
+            backward::<M::Solver, M, S, E, D>(method, &model, &mut fwd, &out, &opts, &times);
+        let peak_bytes =
+            crate::alloc::is_active().then(|| crate::alloc::peak().saturating_sub(base));
         drop(fwd);
         match result {
             Ok(mut cot) => {
@@ -168,7 +188,11 @@ where
         }
         Ok(())
     });
-    Ok(Solution { ys: ys.put_tape(tape), stats, report })
+    Ok(Solution {
+        ys: ys.put_tape(tape),
+        stats,
+        report,
+    })
 }
 
 fn backward<R, M, S, E, D>(
@@ -188,7 +212,9 @@ where
 {
     match method {
         GradMethod::Symplectic => grad::symplectic::backward::<R, M, S, E, D>(model, fwd, out),
-        GradMethod::Checkpoint | GradMethod::Backprop => grad::checkpoint::backward::<R, M, S, E, D>(model, fwd, out),
+        GradMethod::Checkpoint | GradMethod::Backprop => {
+            grad::checkpoint::backward::<R, M, S, E, D>(model, fwd, out)
+        }
         GradMethod::Adjoint => {
             let mut controller = PiController::new(opts.safety, opts.factor_min, opts.factor_max);
             grad::adjoint::backward::<R, M, S, E, D>(model, fwd, out, opts, times, &mut controller)
@@ -198,7 +224,11 @@ where
 
 /// `backprop`: replays the accepted steps of the forward solve on the caller's tape with dfdx's
 /// own operations, so dfdx differentiates the whole discrete solve.
-fn backprop<R, M, S, E, D, T>(model: &M, x0: Tensor<S, E, D, T>, fwd: &Forward<S, E, D>) -> Tensor<S::Stacked, E, D, T>
+fn backprop<R, M, S, E, D, T>(
+    model: &M,
+    x0: Tensor<S, E, D, T>,
+    fwd: &Forward<S, E, D>,
+) -> Tensor<S::Stacked, E, D, T>
 where
     R: RungeKutta,
     M: VectorField<S, E, D>,

@@ -26,7 +26,13 @@ struct AugStep<S: Shape, E: Real, D: Backend<E>> {
 }
 
 /// One step of the augmented system with the tableau's arrays.
-fn aug_step<R, M, S, E, D>(model: &M, t: E, h: E, x: &Tensor<S, E, D>, a: &Tensor<S, E, D>) -> Result<AugStep<S, E, D>, Error>
+fn aug_step<R, M, S, E, D>(
+    model: &M,
+    t: E,
+    h: E,
+    x: &Tensor<S, E, D>,
+    a: &Tensor<S, E, D>,
+) -> Result<AugStep<S, E, D>, Error>
 where
     R: RungeKutta,
     M: VectorField<S, E, D> + TensorCollection<E, D>,
@@ -48,7 +54,14 @@ where
         }
         // θ̄ advances by h Σ b_i (−J_θᵀ A_i).
         let scale = -(h * lit::<E>(R::B[i]));
-        let (mu, fx) = vjp(model, &mut params, t + h * lit::<E>(R::C[i]), xi, ai, Some(scale))?;
+        let (mu, fx) = vjp(
+            model,
+            &mut params,
+            t + h * lit::<E>(R::C[i]),
+            xi,
+            ai,
+            Some(scale),
+        )?;
         kx.push(fx);
         ka.push(mu * (-E::one()));
     }
@@ -67,11 +80,20 @@ where
         Some(e) => {
             let zx = combine(&x.device().zeros_like(x.shape()), &kx, e);
             let za = combine(&a.device().zeros_like(a.shape()), &ka, e);
-            zx.as_vec().into_iter().chain(za.as_vec()).map(Into::into).collect()
+            zx.as_vec()
+                .into_iter()
+                .chain(za.as_vec())
+                .map(Into::into)
+                .collect()
         }
         None => Vec::new(),
     };
-    Ok(AugStep { x: y_x, a: y_a, err, params })
+    Ok(AugStep {
+        x: y_x,
+        a: y_a,
+        err,
+        params,
+    })
 }
 
 pub(crate) fn backward<R, M, S, E, D>(
@@ -91,9 +113,18 @@ where
 {
     let mut params = Gradients::leaky();
     let last = out.len() - 1;
-    let mut a = add_opt(fwd.outputs[last].device().zeros_like(fwd.outputs[last].shape()), &out[last]);
+    let mut a = add_opt(
+        fwd.outputs[last]
+            .device()
+            .zeros_like(fwd.outputs[last].shape()),
+        &out[last],
+    );
     let (mut nfe_vjp, mut steps, mut rejected) = (0, 0, 0);
-    let mut h_prev: Option<f64> = fwd.checkpoints.len().checked_sub(1).map(|n| fwd.checkpoints.step(n).1.into());
+    let mut h_prev: Option<f64> = fwd
+        .checkpoints
+        .len()
+        .checked_sub(1)
+        .map(|n| fwd.checkpoints.step(n).1.into());
     if let Some(q) = R::EMBEDDED_ORDER {
         controller.reset(q + 1);
     }
@@ -105,26 +136,49 @@ where
         let mut t = t_from;
         match opts.stepping {
             Stepping::Adaptive { rtol, atol, .. } => {
-                let mut h = h_prev.map(f64::abs).unwrap_or(interval.abs()).min(interval.abs());
+                let mut h = h_prev
+                    .map(f64::abs)
+                    .unwrap_or(interval.abs())
+                    .min(interval.abs());
                 loop {
                     let remaining: f64 = (t_to - t).into();
                     if remaining * dir <= 0.0 {
                         break;
                     }
                     if steps + rejected >= opts.max_steps {
-                        return Err(Error::MaxStepsReached { t: t.into(), max_steps: opts.max_steps });
+                        return Err(Error::MaxStepsReached {
+                            t: t.into(),
+                            max_steps: opts.max_steps,
+                        });
                     }
                     let lands = h >= remaining.abs() * (1.0 - 1e-12);
                     let h_abs = if lands { remaining.abs() } else { h };
-                    let min_step = if opts.min_step > 0.0 { opts.min_step } else { 16.0 * f64::EPSILON * f64::from(t.into()).abs().max(remaining.abs()) };
+                    let min_step = if opts.min_step > 0.0 {
+                        opts.min_step
+                    } else {
+                        16.0 * f64::EPSILON * Into::<f64>::into(t).abs().max(remaining.abs())
+                    };
                     if h_abs < min_step {
-                        return Err(Error::StepSizeUnderflow { t: t.into(), h: h_abs * dir });
+                        return Err(Error::StepSizeUnderflow {
+                            t: t.into(),
+                            h: h_abs * dir,
+                        });
                     }
                     let h_e = E::from_f64_lossy(h_abs * dir);
                     let mut st = aug_step::<R, _, _, _, _>(model, t, h_e, &x, &a)?;
                     nfe_vjp += R::STAGES;
-                    let scale_ref: Vec<f64> = x.as_vec().into_iter().chain(a.as_vec()).map(Into::into).collect();
-                    let scale_new: Vec<f64> = st.x.as_vec().into_iter().chain(st.a.as_vec()).map(Into::into).collect();
+                    let scale_ref: Vec<f64> = x
+                        .as_vec()
+                        .into_iter()
+                        .chain(a.as_vec())
+                        .map(Into::into)
+                        .collect();
+                    let scale_new: Vec<f64> =
+                        st.x.as_vec()
+                            .into_iter()
+                            .chain(st.a.as_vec())
+                            .map(Into::into)
+                            .collect();
                     let norm = rms_norm(&st.err, &scale_ref, &scale_new, rtol, atol);
                     let (accept, h_next) = controller.decide(norm, h_abs);
                     if accept {
@@ -145,7 +199,11 @@ where
                 // The same grid as the forward solve, walked backwards.
                 let n = fwd.out_steps[k] - fwd.out_steps[k - 1];
                 for i in 0..n {
-                    let t_next = if i + 1 == n { t_to } else { t_from + E::from_f64_lossy(interval * (i + 1) as f64 / n as f64) };
+                    let t_next = if i + 1 == n {
+                        t_to
+                    } else {
+                        t_from + E::from_f64_lossy(interval * (i + 1) as f64 / n as f64)
+                    };
                     let mut st = aug_step::<R, _, _, _, _>(model, t, t_next - t, &x, &a)?;
                     nfe_vjp += R::STAGES;
                     merge_params(model, &mut st.params, &mut params, None)?;
@@ -161,5 +219,12 @@ where
         }
         a = add_opt(a, &out[k - 1]);
     }
-    Ok(Cotangents { x0: a, params, nfe_vjp, nfe_rebuild: 0, steps, rejected })
+    Ok(Cotangents {
+        x0: a,
+        params,
+        nfe_vjp,
+        nfe_rebuild: 0,
+        steps,
+        rejected,
+    })
 }

@@ -14,7 +14,11 @@ use crate::real::Real;
 use crate::rk::RungeKutta;
 use crate::shape::StateShape;
 
-pub(crate) fn backward<R, M, S, E, D>(model: &M, fwd: &mut Forward<S, E, D>, out: &OutputGrads<S, E, D>) -> Result<Cotangents<S, E, D>, Error>
+pub(crate) fn backward<R, M, S, E, D>(
+    model: &M,
+    fwd: &mut Forward<S, E, D>,
+    out: &OutputGrads<S, E, D>,
+) -> Result<Cotangents<S, E, D>, Error>
 where
     R: RungeKutta,
     M: VectorField<S, E, D> + TensorCollection<E, D>,
@@ -36,7 +40,9 @@ where
         let (x, recomputed) = fwd
             .checkpoints
             .state(n, &mut |t, h, x| R::step(model, t, h, x, None).y)
-            .ok_or(Error::Device { message: format!("checkpoint store has no state for step {n}") })?;
+            .ok_or(Error::Device {
+                message: format!("checkpoint store has no state for step {n}"),
+            })?;
         nfe_rebuild += recomputed * R::STAGES;
         let key = x.clone();
         let y = generic::step::<R, _, _, _, _, _>(model, t, h, x.leaky_traced());
@@ -53,5 +59,12 @@ where
         k -= 1;
         lambda = add_opt(lambda, &out[k]);
     }
-    Ok(Cotangents { x0: lambda, params, nfe_vjp: n_steps * R::STAGES, nfe_rebuild, steps: n_steps, rejected: 0 })
+    Ok(Cotangents {
+        x0: lambda,
+        params,
+        nfe_vjp: n_steps * R::STAGES,
+        nfe_rebuild,
+        steps: n_steps,
+        rejected: 0,
+    })
 }

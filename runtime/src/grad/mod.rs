@@ -8,7 +8,9 @@ pub(crate) mod checkpoint;
 pub(crate) mod generic;
 pub(crate) mod symplectic;
 
-use dfdx::nn::tensor_collection::{RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef};
+use dfdx::nn::tensor_collection::{
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef,
+};
 use dfdx::prelude::*;
 
 use crate::backend::Backend;
@@ -33,14 +35,23 @@ pub(crate) struct Cotangents<S: Shape, E: Real, D: Backend<E>> {
 }
 
 /// `dst[p] += scale · src[p]` for every trainable tensor `p` of `model`.
-pub(crate) fn merge_params<M, E, D>(model: &M, src: &mut Gradients<E, D>, dst: &mut Gradients<E, D>, scale: Option<E>) -> Result<(), Error>
+pub(crate) fn merge_params<M, E, D>(
+    model: &M,
+    src: &mut Gradients<E, D>,
+    dst: &mut Gradients<E, D>,
+    scale: Option<E>,
+) -> Result<(), Error>
 where
     M: TensorCollection<E, D>,
     E: Real,
     D: Backend<E>,
 {
     let mut op = MergeOp { src, dst, scale };
-    M::iter_tensors(&mut RecursiveWalker { m: model, f: &mut op }).map_err(Error::device)?;
+    M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut op,
+    })
+    .map_err(Error::device)?;
     Ok(())
 }
 
@@ -56,7 +67,11 @@ impl<'a, E: Real, D: Backend<E>> TensorVisitor<E, D> for MergeOp<'a, E, D> {
     type E2 = E;
     type D2 = D;
 
-    fn visit<S: Shape>(&mut self, opts: TensorOptions<S, E, D>, t: &Tensor<S, E, D>) -> Result<Option<Tensor<S, E, D>>, D::Err> {
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, E, D>,
+        t: &Tensor<S, E, D>,
+    ) -> Result<Option<Tensor<S, E, D>>, D::Err> {
         if opts.do_gradient_update {
             // A parameter the field did not use gets a zero gradient, not an error.
             self.src.get_or_alloc_mut(t)?;
@@ -70,6 +85,9 @@ impl<'a, E: Real, D: Backend<E>> TensorVisitor<E, D> for MergeOp<'a, E, D> {
     }
 }
 
+/// `(J_f(t, x)ᵀ v, f(t, x))`.
+pub(crate) type VjpOut<S, E, D> = (Tensor<S, E, D>, Tensor<S, E, D>);
+
 /// One vector–Jacobian product on its own short-lived tape: returns `J_f(t, x)ᵀ v` and adds
 /// `scale · J_θ(t, x)ᵀ v` into `params`. The tape and its scratch gradients are dropped before
 /// this returns, so at most one evaluation's graph is alive.
@@ -80,7 +98,7 @@ pub(crate) fn vjp<M, S, E, D>(
     x: Tensor<S, E, D>,
     v: Tensor<S, E, D>,
     scale: Option<E>,
-) -> Result<(Tensor<S, E, D>, Tensor<S, E, D>), Error>
+) -> Result<VjpOut<S, E, D>, Error>
 where
     M: VectorField<S, E, D> + TensorCollection<E, D>,
     S: StateShape,
@@ -104,7 +122,10 @@ pub(crate) fn all_finite<S: Shape, E: Real, D: Backend<E>>(x: &Tensor<S, E, D>) 
 }
 
 /// Adds `g` (if any) into `acc`.
-pub(crate) fn add_opt<S: Shape, E: Real, D: Backend<E>>(acc: Tensor<S, E, D>, g: &Option<Tensor<S, E, D>>) -> Tensor<S, E, D> {
+pub(crate) fn add_opt<S: Shape, E: Real, D: Backend<E>>(
+    acc: Tensor<S, E, D>,
+    g: &Option<Tensor<S, E, D>>,
+) -> Tensor<S, E, D> {
     match g {
         Some(g) => {
             let mut acc = acc;

@@ -14,7 +14,11 @@ use crate::real::Real;
 use crate::rk::RungeKutta;
 use crate::shape::StateShape;
 
-pub(crate) fn backward<R, M, S, E, D>(model: &M, fwd: &mut Forward<S, E, D>, out: &OutputGrads<S, E, D>) -> Result<Cotangents<S, E, D>, Error>
+pub(crate) fn backward<R, M, S, E, D>(
+    model: &M,
+    fwd: &mut Forward<S, E, D>,
+    out: &OutputGrads<S, E, D>,
+) -> Result<Cotangents<S, E, D>, Error>
 where
     R: RungeKutta,
     M: VectorField<S, E, D> + TensorCollection<E, D>,
@@ -38,12 +42,15 @@ where
         let (x, recomputed) = fwd
             .checkpoints
             .state(n, &mut |t, h, x| R::step(model, t, h, x, None).y)
-            .ok_or(Error::Device { message: format!("checkpoint store has no state for step {n}") })?;
+            .ok_or(Error::Device {
+                message: format!("checkpoint store has no state for step {n}"),
+            })?;
         nfe_rebuild += recomputed * R::STAGES;
-        let mut closure = |ti: E, xi: Tensor<S, E, D>, v: Tensor<S, E, D>| -> Result<Tensor<S, E, D>, Error> {
-            nfe_vjp += 1;
-            vjp(model, &mut params, ti, xi, v, None).map(|(x_bar, _)| x_bar)
-        };
+        let mut closure =
+            |ti: E, xi: Tensor<S, E, D>, v: Tensor<S, E, D>| -> Result<Tensor<S, E, D>, Error> {
+                nfe_vjp += 1;
+                vjp(model, &mut params, ti, xi, v, None).map(|(x_bar, _)| x_bar)
+            };
         let back = R::adjoint_step(model, t, h, &x, &lambda, &mut closure)?;
         nfe_rebuild += back.evals;
         lambda = back.x_bar;
@@ -55,5 +62,12 @@ where
         k -= 1;
         lambda = add_opt(lambda, &out[k]);
     }
-    Ok(Cotangents { x0: lambda, params, nfe_vjp, nfe_rebuild, steps: n_steps, rejected: 0 })
+    Ok(Cotangents {
+        x0: lambda,
+        params,
+        nfe_vjp,
+        nfe_rebuild,
+        steps: n_steps,
+        rejected: 0,
+    })
 }
