@@ -75,7 +75,7 @@
 
 pub use neural_ode_macros::neural_ode;
 pub use neural_ode_runtime::{
-    alloc, rms_norm, solve, solve_with, Backend, BackwardReport, BackwardStats, CheckpointPolicy,
+    alloc, generic_step, rms_norm, solve, solve_with, Backend, BackwardReport, BackwardStats, CheckpointPolicy,
     Checkpoints, Error, ForwardStats, GradMethod, NeuralOde, PiController, Real, RungeKutta,
     Solution, SolveError, SolveOptions, StateShape, StepSizeController, Stepping, VectorField,
 };

@@ -24,6 +24,7 @@ pub use checkpoint::{Advance, CheckpointPolicy, Checkpoints};
 pub use control::{rms_norm, PiController, StepSizeController};
 pub use error::Error;
 pub use field::{GradMethod, NeuralOde, VectorField};
+pub use grad::generic::step as generic_step;
 pub use options::{SolveOptions, Stepping};
 pub use real::{lit, Real};
 pub use rk::{combine, stage, AdjointStep, RungeKutta, Step};

@@ -11,8 +11,11 @@ use crate::real::{lit, Real};
 use crate::rk::RungeKutta;
 use crate::shape::StateShape;
 
-/// `y = x + h Σ b_i k_i` with `k_i = f(t + c_i h, x + h Σ_j a_ij k_j)`, recorded on `x`'s tape.
-pub(crate) fn step<R, S, E, D, T, F>(f: &F, t: E, h: E, x: Tensor<S, E, D, T>) -> Tensor<S, E, D, T>
+/// `y = x + h Σ b_i k_i` with `k_i = f(t + c_i h, x + h Σ_j a_ij k_j)`, recorded on `x`'s tape:
+/// one step as a plain loop over the tableau's arrays (`R::A`, `R::B`, `R::C`). The reference
+/// that `backprop` differentiates, and the baseline the generated straight-line step is
+/// benchmarked against.
+pub fn step<R, S, E, D, T, F>(f: &F, t: E, h: E, x: Tensor<S, E, D, T>) -> Tensor<S, E, D, T>
 where
     R: RungeKutta,
     S: StateShape,

@@ -5,7 +5,7 @@
 
 pub(crate) mod adjoint;
 pub(crate) mod checkpoint;
-pub(crate) mod generic;
+pub mod generic;
 pub(crate) mod symplectic;
 
 use dfdx::nn::tensor_collection::{

@@ -1,0 +1,65 @@
+//! Models shared by the benches: an MLP vector field `2 → W → W → 2` with tanh, one type per
+//! solver, generic over the width.
+#![allow(dead_code)]
+
+use neural_ode::dfdx::nn::modules::Linear;
+use neural_ode::dfdx::prelude::*;
+use neural_ode::{neural_ode, VectorField};
+
+pub type State = (usize, Const<2>);
+
+macro_rules! mlps {
+    ($($name:ident => $solver:literal),* $(,)?) => {$(
+        #[neural_ode(solver = $solver)]
+        #[derive(Clone, Debug)]
+        pub struct $name<const W: usize> {
+            pub l1: Linear<2, W, f64, Cpu>,
+            pub l2: Linear<W, W, f64, Cpu>,
+            pub l3: Linear<W, 2, f64, Cpu>,
+        }
+
+        impl<const W: usize> VectorField<State, f64, Cpu> for $name<W> {
+            fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+                self.l3.forward(self.l2.forward(self.l1.forward(x).tanh()).tanh())
+            }
+        }
+
+        impl<const W: usize> $name<W> {
+            pub fn build(dev: &Cpu) -> Self {
+                $name {
+                    l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, W>, f64>(),
+                    l2: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<W, W>, f64>(),
+                    l3: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<W, 2>, f64>(),
+                }
+            }
+        }
+    )*};
+}
+
+mlps! {
+    Dopri5Mlp => "dopri5",
+    Dopri8Mlp => "dopri8",
+}
+
+/// The spiral demo's vector field (torchdiffeq's `ODEFunc`: an MLP 2 → 50 → 2 on `x³`).
+#[neural_ode(solver = "dopri5")]
+#[derive(Clone, Debug)]
+pub struct SpiralField {
+    pub l1: Linear<2, 50, f64, Cpu>,
+    pub l2: Linear<50, 2, f64, Cpu>,
+}
+
+impl VectorField<State, f64, Cpu> for SpiralField {
+    fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+        self.l2.forward(self.l1.forward(x.powi(3)).tanh())
+    }
+}
+
+impl SpiralField {
+    pub fn build(dev: &Cpu) -> Self {
+        SpiralField {
+            l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 50>, f64>(),
+            l2: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<50, 2>, f64>(),
+        }
+    }
+}
