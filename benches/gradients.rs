@@ -34,7 +34,12 @@ where
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(BATCH, Const));
     let mut group = c.benchmark_group(format!("gradient/{name}/{}", M::Solver::NAME));
     group.sample_size(10);
-    for method in [GradMethod::Symplectic, GradMethod::Checkpoint, GradMethod::Backprop, GradMethod::Adjoint] {
+    for method in [
+        GradMethod::Symplectic,
+        GradMethod::Checkpoint,
+        GradMethod::Backprop,
+        GradMethod::Adjoint,
+    ] {
         let opts = SolveOptions::fixed_steps(20).with_grad(method);
         group.bench_with_input(BenchmarkId::from_parameter(method), &opts, |b, opts| {
             b.iter(|| gradient(model, black_box(&x0), &[0.0, 1.0], opts))
@@ -44,7 +49,16 @@ where
     let mut group = c.benchmark_group(format!("forward/{name}/{}", M::Solver::NAME));
     group.sample_size(10);
     group.bench_function("solve", |b| {
-        b.iter(|| solve(model, black_box(x0.clone()), &[0.0, 1.0], &SolveOptions::fixed_steps(20)).expect("solve").ys)
+        b.iter(|| {
+            solve(
+                model,
+                black_box(x0.clone()),
+                &[0.0, 1.0],
+                &SolveOptions::fixed_steps(20),
+            )
+            .expect("solve")
+            .ys
+        })
     });
     group.finish();
 }

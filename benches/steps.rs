@@ -19,7 +19,9 @@ where
     let x: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(512, Const));
     let mut group = c.benchmark_group(format!("step/{name}/{}", M::Solver::NAME));
     group.sample_size(30);
-    group.bench_function("generated", |b| b.iter(|| M::Solver::step(model, 0.0, 0.05, black_box(&x), None).y));
+    group.bench_function("generated", |b| {
+        b.iter(|| M::Solver::step(model, 0.0, 0.05, black_box(&x), None).y)
+    });
     group.bench_function("generic loop", |b| {
         b.iter(|| generic_step::<M::Solver, _, _, _, _, _>(model, 0.0, 0.05, black_box(x.clone())))
     });

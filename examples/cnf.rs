@@ -43,14 +43,19 @@ struct Flow {
 }
 
 impl VectorField<State, f64, Cpu> for Flow {
-    fn eval<T: Tape<f64, Cpu>>(&self, t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        t: f64,
+        x: Tensor<State, f64, Cpu, T>,
+    ) -> Tensor<State, f64, Cpu, T> {
         let b = x.shape().0;
         let hidden = (b, Const::<H>);
         let z = x.matmul(self.pick_z.clone());
         // g(t, z) = W3 tanh(W2 tanh(W1 z + b1 + t w1) + b2 + t w2) + b3
         let h1 = (self.l1.forward(z) + (self.t1.retaped::<T>() * t).broadcast_like(&hidden)).tanh();
         let s1 = h1.with_empty_tape().square().negate() + 1.0; // tanh' = 1 − tanh²
-        let h2 = (self.l2.forward(h1) + (self.t2.retaped::<T>() * t).broadcast_like(&hidden)).tanh();
+        let h2 =
+            (self.l2.forward(h1) + (self.t2.retaped::<T>() * t).broadcast_like(&hidden)).tanh();
         let s2 = h2.with_empty_tape().square().negate() + 1.0;
         let g = self.l3.forward(h2);
 
@@ -59,13 +64,23 @@ impl VectorField<State, f64, Cpu> for Flow {
         let mut div: Option<Tensor<(usize,), f64, Cpu, T>> = None;
         let (mut s1, mut s2) = (Some(s1), Some(s2));
         for j in 0..2 {
-            let take = |s: &mut Option<Tensor<(usize, Const<H>), f64, Cpu, T>>| if j == 0 { s.as_ref().map(|s| s.with_empty_tape()) } else { s.take() };
+            let take = |s: &mut Option<Tensor<(usize, Const<H>), f64, Cpu, T>>| {
+                if j == 0 {
+                    s.as_ref().map(|s| s.with_empty_tape())
+                } else {
+                    s.take()
+                }
+            };
             let (s1j, s2j) = (take(&mut s1).expect("s1"), take(&mut s2).expect("s2"));
             let ej = self.e[j].clone().broadcast_like(&(b, Const::<2>));
-            let v1 = ej.retaped::<T>().matmul(self.l1.weight.retaped::<T>().permute()) * s1j;
+            let v1 = ej
+                .retaped::<T>()
+                .matmul(self.l1.weight.retaped::<T>().permute())
+                * s1j;
             let v2 = v1.matmul(self.l2.weight.retaped::<T>().permute()) * s2j;
             let v3 = v2.matmul(self.l3.weight.retaped::<T>().permute());
-            let dj = (v3 * self.e[j].clone().broadcast_like(&(b, Const::<2>))).sum::<(usize,), Axis<1>>();
+            let dj = (v3 * self.e[j].clone().broadcast_like(&(b, Const::<2>)))
+                .sum::<(usize,), Axis<1>>();
             div = Some(match div {
                 None => dj,
                 Some(d) => d + dj,
@@ -83,30 +98,50 @@ fn eight_gaussians(dev: &Cpu, n: usize, rng: &mut u64) -> Tensor<State, f64, Cpu
     let noise = noise.as_vec();
     let mut v = Vec::with_capacity(3 * n);
     for i in 0..n {
-        *rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let k = (*rng >> 33) % 8;
         let angle = k as f64 * std::f64::consts::FRAC_PI_4;
-        v.extend_from_slice(&[2.0 * angle.cos() + 0.2 * noise[2 * i], 2.0 * angle.sin() + 0.2 * noise[2 * i + 1], 0.0]);
+        v.extend_from_slice(&[
+            2.0 * angle.cos() + 0.2 * noise[2 * i],
+            2.0 * angle.sin() + 0.2 * noise[2 * i + 1],
+            0.0,
+        ]);
     }
     dev.tensor_from_vec(v, (n, Const))
 }
 
-/// `log p(x)` for each row of `x` (a `[x₁, x₂, 0]` batch), on `x`'s tape.
-fn log_density<T: Tape<f64, Cpu> + 'static>(flow: &Flow, x: Tensor<State, f64, Cpu, T>, opts: &SolveOptions) -> (Tensor<(usize,), f64, Cpu, T>, neural_ode::Solution<State, f64, Cpu, T>) {
+/// `log p(x)` for each row of `x` (a `[x₁, x₂, 0]` batch) and the solve, on `x`'s tape.
+type Density<T> = (
+    Tensor<(usize,), f64, Cpu, T>,
+    neural_ode::Solution<State, f64, Cpu, T>,
+);
+
+fn log_density<T: Tape<f64, Cpu> + 'static>(
+    flow: &Flow,
+    x: Tensor<State, f64, Cpu, T>,
+    opts: &SolveOptions,
+) -> Density<T> {
     let dev = x.device().clone();
     let b = x.shape().0;
     let mut sol = solve(flow, x, &[0.0, 1.0], opts).expect("solve");
     let ys = std::mem::replace(&mut sol.ys, dev.zeros_like(&(0, b, Const)).retaped::<T>());
     let end = ys.select(dev.tensor(1usize));
     let z = end.with_empty_tape().matmul(flow.pick_z.clone());
-    let ell = end.matmul(dev.tensor([[0.0], [0.0], [1.0]])).reshape_like(&(b,));
+    let ell = end
+        .matmul(dev.tensor([[0.0], [0.0], [1.0]]))
+        .reshape_like(&(b,));
     // log N(z; 0, I) in 2-D = −|z|²/2 − log 2π
     let log_pz = z.square().sum::<(usize,), Axis<1>>() * -0.5 - (2.0 * std::f64::consts::PI).ln();
     (log_pz - ell, sol)
 }
 
 fn main() {
-    let args = common::Args::parse(&["iters", "out", "batch"], "usage: cnf [--iters N] [--batch B] [--out cnf.png]");
+    let args = common::Args::parse(
+        &["iters", "out", "batch"],
+        "usage: cnf [--iters N] [--batch B] [--out cnf.png]",
+    );
     let iters: usize = args.get("iters", 1000);
     let batch: usize = args.get("batch", 256);
     let out: String = args.get("out", "cnf.png".to_string());
@@ -122,12 +157,22 @@ fn main() {
         put_l: dev.tensor([[0.0, 0.0, 1.0]]),
         e: [dev.tensor([1.0, 0.0]), dev.tensor([0.0, 1.0])],
     };
-    let mut opt = Adam::new(&flow, AdamConfig { lr: 5e-3, ..Default::default() });
+    let mut opt = Adam::new(
+        &flow,
+        AdamConfig {
+            lr: 5e-3,
+            ..Default::default()
+        },
+    );
     let opts = SolveOptions::adaptive(1e-5, 1e-5);
     let mut rng = 42u64;
     self_check(&flow, &opts, &mut rng);
     let bar = ProgressBar::new(iters as u64);
-    bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}").expect("template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
     let start = Instant::now();
     let mut first = None;
     let mut last = 0.0;
@@ -144,7 +189,10 @@ fn main() {
             continue;
         }
         opt.update(&mut flow, &grads).expect("update");
-        let msg = format!("−log-likelihood {last:.3}  steps {}  nfe fwd {}", sol.stats.accepted, sol.stats.nfe);
+        let msg = format!(
+            "−log-likelihood {last:.3}  steps {}  nfe fwd {}",
+            sol.stats.accepted, sol.stats.nfe
+        );
         if bar.is_hidden() && (it + 1) % (iters / 10).max(1) == 0 {
             println!("iteration {:>4}/{iters}: {msg}", it + 1);
         }
@@ -185,7 +233,11 @@ fn self_check(flow: &Flow, opts: &SolveOptions, rng: &mut u64) {
         worst = worst.max((f[3 * i + 2] + div).abs());
     }
     let grad = |m: neural_ode::GradMethod| {
-        let (logp, sol) = log_density(flow, x.trace(flow.alloc_grads()), &opts.clone().with_grad(m));
+        let (logp, sol) = log_density(
+            flow,
+            x.trace(flow.alloc_grads()),
+            &opts.clone().with_grad(m),
+        );
         let g = logp.mean::<Rank0, _>().backward();
         sol.report.get().expect("ran").expect("succeeded");
         let mut v = g.get(&flow.l1.weight).as_vec();
@@ -193,8 +245,17 @@ fn self_check(flow: &Flow, opts: &SolveOptions, rng: &mut u64) {
         v.extend(g.get(&flow.t2).as_vec());
         v
     };
-    let (a, b) = (grad(neural_ode::GradMethod::Symplectic), grad(neural_ode::GradMethod::Backprop));
-    let err = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt() / b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    let (a, b) = (
+        grad(neural_ode::GradMethod::Symplectic),
+        grad(neural_ode::GradMethod::Backprop),
+    );
+    let err = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        .sqrt()
+        / b.iter().map(|y| y * y).sum::<f64>().sqrt();
     println!("self-check: divergence vs finite differences {worst:.1e}; symplectic vs backprop gradient {err:.1e}");
 }
 
@@ -226,7 +287,11 @@ fn plot(flow: &Flow, opts: &SolveOptions, path: &str) -> Result<(), Box<dyn std:
     for (cell, v) in cells.iter().zip(&p) {
         let c = (v / max).clamp(0.0, 1.0);
         // A simple perceptual-ish ramp from dark blue to yellow.
-        let color = RGBColor((255.0 * c.powf(0.8)) as u8, (230.0 * c.sqrt()) as u8, (120.0 * (1.0 - c) + 40.0) as u8);
+        let color = RGBColor(
+            (255.0 * c.powf(0.8)) as u8,
+            (230.0 * c.sqrt()) as u8,
+            (120.0 * (1.0 - c) + 40.0) as u8,
+        );
         cell.fill(&color)?;
     }
     root.present()?;

@@ -49,7 +49,11 @@ macro_rules! models {
 }
 
 /// The parameters shared by every model type (one type per solver).
-struct Params(Linear<2, WIDTH, f64, Cpu>, Linear<WIDTH, WIDTH, f64, Cpu>, Linear<WIDTH, 2, f64, Cpu>);
+struct Params(
+    Linear<2, WIDTH, f64, Cpu>,
+    Linear<WIDTH, WIDTH, f64, Cpu>,
+    Linear<WIDTH, 2, f64, Cpu>,
+);
 
 models! {
     Dopri5Field => "dopri5",
@@ -77,7 +81,11 @@ struct Row {
 
 /// One gradient: (flattened gradient, steps, nfe forward, nfe backward, peak bytes above the
 /// level before the solve, over solve and gradient pass).
-fn gradient<M>(model: &M, p: &Problem, opts: &SolveOptions) -> (Vec<f64>, usize, usize, usize, usize)
+fn gradient<M>(
+    model: &M,
+    p: &Problem,
+    opts: &SolveOptions,
+) -> (Vec<f64>, usize, usize, usize, usize)
 where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Params3,
 {
@@ -90,7 +98,10 @@ where
     let loss = (sol.ys - p.target.clone()).square().mean::<Rank0, _>();
     let g = loss.backward();
     let peak = alloc::peak().saturating_sub(base);
-    let back = report.get().expect("gradient pass ran").expect("gradient pass succeeded");
+    let back = report
+        .get()
+        .expect("gradient pass ran")
+        .expect("gradient pass succeeded");
     let flat = model.flat_grads(&g);
     (flat, stats.accepted, stats.nfe, back.nfe(), peak)
 }
@@ -116,7 +127,12 @@ macro_rules! params3 {
 params3!(Dopri5Field, Dopri8Field, Rk4Field);
 
 fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     num / den
 }
@@ -126,7 +142,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn rows_for<M>(model: &M, p: &Problem, rtols: &[Option<f64>], steps: Option<usize>, reps: usize) -> Vec<Row>
+fn rows_for<M>(
+    model: &M,
+    p: &Problem,
+    rtols: &[Option<f64>],
+    steps: Option<usize>,
+    reps: usize,
+) -> Vec<Row>
 where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Params3,
 {
@@ -138,7 +160,12 @@ where
             (None, None) => SolveOptions::fixed_steps(100),
         };
         let reference = gradient(model, p, &base.clone().with_grad(GradMethod::Backprop)).0;
-        for method in [GradMethod::Backprop, GradMethod::Checkpoint, GradMethod::Adjoint, GradMethod::Symplectic] {
+        for method in [
+            GradMethod::Backprop,
+            GradMethod::Checkpoint,
+            GradMethod::Adjoint,
+            GradMethod::Symplectic,
+        ] {
             let opts = base.clone().with_grad(method);
             let (g, n_steps, nfe_f, nfe_b, peak) = gradient(model, p, &opts);
             let times: Vec<f64> = (0..reps)
@@ -181,7 +208,11 @@ fn main() {
         dev.build_module::<neural_ode::dfdx::nn::builders::Linear<WIDTH, 2>, f64>(),
     );
     // `--steps` mode: one interval, so that N steps are exactly N steps.
-    let times: Vec<f64> = if steps.is_some() { vec![0.0, 4.0] } else { (0..9).map(|i| i as f64 * 0.5).collect() };
+    let times: Vec<f64> = if steps.is_some() {
+        vec![0.0, 4.0]
+    } else {
+        (0..9).map(|i| i as f64 * 0.5).collect()
+    };
     let p = Problem {
         x0: dev.sample_normal_like(&(batch, Const)),
         target: dev.sample_normal_like(&(times.len(), batch, Const)),
@@ -192,7 +223,13 @@ fn main() {
         None => {
             let rtols = [Some(1e-3), Some(1e-6), Some(1e-9)];
             let mut rows = rows_for(&Dopri5Field::from(&params), &p, &rtols, None, reps);
-            rows.extend(rows_for(&Dopri8Field::from(&params), &p, &rtols, None, reps));
+            rows.extend(rows_for(
+                &Dopri8Field::from(&params),
+                &p,
+                &rtols,
+                None,
+                reps,
+            ));
             rows
         }
         Some(n) => {
@@ -230,7 +267,10 @@ fn main() {
         "| solver | rtol | method | steps | nfe fwd | nfe bwd | grad rel err vs backprop | peak memory | time (ms) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     for r in &rows {
-        let rtol = r.rtol.map(|x| format!("{x:.0e}")).unwrap_or_else(|| "fixed".into());
+        let rtol = r
+            .rtol
+            .map(|x| format!("{x:.0e}"))
+            .unwrap_or_else(|| "fixed".into());
         println!(
             "| {} | {rtol} | {} | {} | {} | {} | {:.1e} | {} | {:.1} |",
             r.solver,

@@ -22,7 +22,11 @@ struct Field {
 }
 
 impl VectorField<State, f64, Cpu> for Field {
-    fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        _t: f64,
+        x: Tensor<State, f64, Cpu, T>,
+    ) -> Tensor<State, f64, Cpu, T> {
         self.l2.forward(self.l1.forward(x).tanh())
     }
 }
@@ -36,7 +40,11 @@ struct Truth {
 }
 
 impl VectorField<State, f64, Cpu> for Truth {
-    fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        _t: f64,
+        x: Tensor<State, f64, Cpu, T>,
+    ) -> Tensor<State, f64, Cpu, T> {
         x.matmul(self.a.clone())
     }
 }
@@ -45,20 +53,41 @@ fn main() {
     let args = common::Args::parse(&["iters"], "usage: custom_tableau [--iters N]");
     let iters: usize = args.get("iters", 300);
     type R = <Field as NeuralOde>::Solver;
-    println!("scheme from examples/ssprk3.toml: {} (`{}`), order {}, {} stages", R::TITLE, R::NAME, R::ORDER, R::STAGES);
+    println!(
+        "scheme from examples/ssprk3.toml: {} (`{}`), order {}, {} stages",
+        R::TITLE,
+        R::NAME,
+        R::ORDER,
+        R::STAGES
+    );
     println!("  c = {:?}\n  b = {:?}", R::C, R::B);
 
     let dev = Cpu::seed_from_u64(1);
-    let truth = Truth { a: dev.tensor([[-0.1, 1.0], [-1.0, -0.1]]) };
+    let truth = Truth {
+        a: dev.tensor([[-0.1, 1.0], [-1.0, -0.1]]),
+    };
     let times: Vec<f64> = (0..21).map(|i| i as f64 * 0.25).collect();
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(64, Const));
-    let data = solve(&truth, x0.clone(), &times, &SolveOptions::adaptive(1e-10, 1e-10)).expect("data").ys;
+    let data = solve(
+        &truth,
+        x0.clone(),
+        &times,
+        &SolveOptions::adaptive(1e-10, 1e-10),
+    )
+    .expect("data")
+    .ys;
 
     let mut model = Field {
         l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 32>, f64>(),
         l2: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<32, 2>, f64>(),
     };
-    let mut opt = Adam::new(&model, AdamConfig { lr: 1e-2, ..Default::default() });
+    let mut opt = Adam::new(
+        &model,
+        AdamConfig {
+            lr: 1e-2,
+            ..Default::default()
+        },
+    );
     // SSPRK3 has no error estimate: fixed steps, four per output interval.
     let opts = SolveOptions::fixed_size(0.0625);
     let mut first = None;
@@ -70,12 +99,21 @@ fn main() {
         last = loss.array();
         first.get_or_insert(last);
         let grads = loss.backward();
-        sol.report.get().expect("gradient pass ran").expect("gradient pass succeeded");
+        sol.report
+            .get()
+            .expect("gradient pass ran")
+            .expect("gradient pass succeeded");
         opt.update(&mut model, &grads).expect("update");
         if it % (iters / 10).max(1) == 0 {
-            println!("iteration {it:>4}: loss {last:.5} ({} steps, {} evaluations forward)", sol.stats.accepted, sol.stats.nfe);
+            println!(
+                "iteration {it:>4}: loss {last:.5} ({} steps, {} evaluations forward)",
+                sol.stats.accepted, sol.stats.nfe
+            );
         }
     }
     let first = first.unwrap_or(last);
-    println!("loss {first:.5} -> {last:.5} ({:.0}x lower) with the custom scheme", first / last);
+    println!(
+        "loss {first:.5} -> {last:.5} ({:.0}x lower) with the custom scheme",
+        first / last
+    );
 }

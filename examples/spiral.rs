@@ -12,9 +12,9 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use neural_ode::alloc::CountingAllocator;
 use neural_ode::dfdx::nn::modules::Linear;
+use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
 use neural_ode::dfdx::optim::{Adam, AdamConfig, Optimizer};
 use neural_ode::dfdx::prelude::*;
-use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
 use neural_ode::{neural_ode, solve, GradMethod, NeuralOde, SolveOptions, VectorField};
 use plotters::prelude::*;
 
@@ -39,7 +39,11 @@ struct Spiral {
 }
 
 impl VectorField<State, f64, Cpu> for Spiral {
-    fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        _t: f64,
+        x: Tensor<State, f64, Cpu, T>,
+    ) -> Tensor<State, f64, Cpu, T> {
         x.powi(3).matmul(self.a.clone())
     }
 }
@@ -114,23 +118,44 @@ where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
 {
     let dev = Cpu::seed_from_u64(seed);
-    let times: Vec<f64> = (0..DATA_SIZE).map(|i| T_END * i as f64 / (DATA_SIZE - 1) as f64).collect();
+    let times: Vec<f64> = (0..DATA_SIZE)
+        .map(|i| T_END * i as f64 / (DATA_SIZE - 1) as f64)
+        .collect();
     let y0: Tensor<State, f64, Cpu> = dev.tensor_from_vec(vec![2.0, 0.0], (1, Const));
 
     // Data from this crate's own solver, at a tight tolerance.
-    let truth = Spiral { a: dev.tensor([[-0.1, 2.0], [-2.0, -0.1]]) };
-    let data = solve(&truth, y0.clone(), &times, &SolveOptions::adaptive(1e-10, 1e-10)).expect("the true system solves");
+    let truth = Spiral {
+        a: dev.tensor([[-0.1, 2.0], [-2.0, -0.1]]),
+    };
+    let data = solve(
+        &truth,
+        y0.clone(),
+        &times,
+        &SolveOptions::adaptive(1e-10, 1e-10),
+    )
+    .expect("the true system solves");
     let true_y: Vec<f64> = data.ys.as_vec(); // DATA_SIZE × 1 × 2
 
     let mut model = M::build(&dev);
-    let mut opt = Adam::new(&model, AdamConfig { lr: 1e-3, ..Default::default() });
+    let mut opt = Adam::new(
+        &model,
+        AdamConfig {
+            lr: 1e-3,
+            ..Default::default()
+        },
+    );
     let opts = SolveOptions::adaptive(1e-7, 1e-9).with_grad(grad);
     let batch_t: Vec<f64> = times[..BATCH_TIME].to_vec();
 
     let full_loss = |model: &M| -> (f64, Vec<f64>) {
         let sol = solve(model, y0.clone(), &times, &opts).expect("the model solves");
         let pred = sol.ys.as_vec();
-        let loss = pred.iter().zip(&true_y).map(|(p, t)| (p - t).abs()).sum::<f64>() / pred.len() as f64;
+        let loss = pred
+            .iter()
+            .zip(&true_y)
+            .map(|(p, t)| (p - t).abs())
+            .sum::<f64>()
+            / pred.len() as f64;
         (loss, pred)
     };
     let (initial_loss, _) = full_loss(&model);
@@ -146,14 +171,18 @@ where
             .progress_chars("=> "),
     );
     let start = Instant::now();
-    let mut rng_state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut rng_state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let (mut nfe_f, mut nfe_b, mut peak) = (0usize, 0usize, 0usize);
     for it in 0..iters {
         // A batch of windows: BATCH_SIZE random starts, BATCH_TIME consecutive points each.
         let mut x0 = Vec::with_capacity(BATCH_SIZE * 2);
         let mut target = vec![0.0; BATCH_TIME * BATCH_SIZE * 2];
         for b in 0..BATCH_SIZE {
-            rng_state = rng_state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            rng_state = rng_state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let s = ((rng_state >> 33) as usize) % (DATA_SIZE - BATCH_TIME);
             x0.extend_from_slice(&true_y[2 * s..2 * s + 2]);
             for k in 0..BATCH_TIME {
@@ -162,7 +191,8 @@ where
             }
         }
         let x0: Tensor<State, f64, Cpu> = dev.tensor_from_vec(x0, (BATCH_SIZE, Const));
-        let target: Tensor<Series, f64, Cpu> = dev.tensor_from_vec(target, (BATCH_TIME, BATCH_SIZE, Const));
+        let target: Tensor<Series, f64, Cpu> =
+            dev.tensor_from_vec(target, (BATCH_TIME, BATCH_SIZE, Const));
 
         let grads = model.alloc_grads();
         let sol = match solve(&model, x0.trace(grads), &batch_t, &opts) {
@@ -182,13 +212,19 @@ where
                 peak = peak.max(stats.peak_bytes.unwrap_or(0));
             }
             Some(Err(e)) => {
-                bar.println(format!("iteration {it}: gradient pass failed: {e}; skipped"));
+                bar.println(format!(
+                    "iteration {it}: gradient pass failed: {e}; skipped"
+                ));
                 continue;
             }
             None => {}
         }
-        opt.update(&mut model, &grads).expect("every parameter has a gradient");
-        let msg = format!("loss {loss_value:.4}  nfe fwd {nfe_f} bwd {nfe_b}  peak grad mem {}", common::bytes(peak));
+        opt.update(&mut model, &grads)
+            .expect("every parameter has a gradient");
+        let msg = format!(
+            "loss {loss_value:.4}  nfe fwd {nfe_f} bwd {nfe_b}  peak grad mem {}",
+            common::bytes(peak)
+        );
         if bar.is_hidden() && (it + 1) % (iters / 10).max(1) == 0 {
             // Not a terminal: a plain line every 10%.
             println!("iteration {:>5}/{iters}: {msg}", it + 1);
@@ -217,7 +253,10 @@ fn plot(path: &str, truth: &[f64], pred: &[f64]) -> Result<(), Box<dyn std::erro
     let mut builder = ChartBuilder::on(&root);
     builder.margin(20);
     if text {
-        builder.caption("spiral: true (blue) vs learned (red)", ("sans-serif", 24)).x_label_area_size(30).y_label_area_size(40);
+        builder
+            .caption("spiral: true (blue) vs learned (red)", ("sans-serif", 24))
+            .x_label_area_size(30)
+            .y_label_area_size(40);
     }
     let mut chart = builder.build_cartesian_2d(-2.2f64..2.2f64, -2.2f64..2.2f64)?;
     if text {

@@ -75,9 +75,10 @@
 
 pub use neural_ode_macros::neural_ode;
 pub use neural_ode_runtime::{
-    alloc, generic_step, rms_norm, solve, solve_with, Backend, BackwardReport, BackwardStats, CheckpointPolicy,
-    Checkpoints, Error, ForwardStats, GradMethod, NeuralOde, PiController, Real, RungeKutta,
-    Solution, SolveError, SolveOptions, StateShape, StepSizeController, Stepping, VectorField,
+    alloc, generic_step, rms_norm, solve, solve_with, Backend, BackwardReport, BackwardStats,
+    CheckpointPolicy, Checkpoints, Error, ForwardStats, GradMethod, NeuralOde, PiController, Real,
+    RungeKutta, Solution, SolveError, SolveOptions, StateShape, StepSizeController, Stepping,
+    VectorField,
 };
 
 /// The dfdx this crate is built against; use it to name tensors, modules and optimisers.

@@ -50,7 +50,11 @@ pub struct SpiralField {
 }
 
 impl VectorField<State, f64, Cpu> for SpiralField {
-    fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        _t: f64,
+        x: Tensor<State, f64, Cpu, T>,
+    ) -> Tensor<State, f64, Cpu, T> {
         self.l2.forward(self.l1.forward(x.powi(3)).tanh())
     }
 }
