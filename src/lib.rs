@@ -81,6 +81,9 @@ pub use neural_ode_runtime::{
     VectorField,
 };
 
+/// Fast activation modules (`Tanh`, `Sigmoid`, `Softplus`, `Silu`): drop-in for dfdx's.
+pub use neural_ode_runtime::nn;
+
 /// The dfdx this crate is built against; use it to name tensors, modules and optimisers.
 pub use dfdx;
 

@@ -11,6 +11,7 @@ mod control;
 mod error;
 mod field;
 mod grad;
+pub mod nn;
 mod integrate;
 mod options;
 mod real;
