@@ -16,10 +16,18 @@ fn bench_tanh(c: &mut Criterion) {
     let x64: Tensor<(usize, Const<64>), f64, Cpu> = dev.sample_normal_like(&(512, Const));
     let x32: Tensor<(usize, Const<64>), f32, Cpu> = dev.sample_normal_like(&(512, Const));
     let mut g = c.benchmark_group("tanh 512x64");
-    g.bench_function("f64 dfdx", |b| b.iter(|| neural_ode::dfdx::nn::modules::Tanh.forward(black_box(x64.clone()))));
-    g.bench_function("f64 neural_ode::nn", |b| b.iter(|| neural_ode::nn::Tanh.forward(black_box(x64.clone()))));
-    g.bench_function("f32 dfdx", |b| b.iter(|| neural_ode::dfdx::nn::modules::Tanh.forward(black_box(x32.clone()))));
-    g.bench_function("f32 neural_ode::nn", |b| b.iter(|| neural_ode::nn::Tanh.forward(black_box(x32.clone()))));
+    g.bench_function("f64 dfdx", |b| {
+        b.iter(|| neural_ode::dfdx::nn::modules::Tanh.forward(black_box(x64.clone())))
+    });
+    g.bench_function("f64 neural_ode::nn", |b| {
+        b.iter(|| neural_ode::nn::Tanh.forward(black_box(x64.clone())))
+    });
+    g.bench_function("f32 dfdx", |b| {
+        b.iter(|| neural_ode::dfdx::nn::modules::Tanh.forward(black_box(x32.clone())))
+    });
+    g.bench_function("f32 neural_ode::nn", |b| {
+        b.iter(|| neural_ode::nn::Tanh.forward(black_box(x32.clone())))
+    });
     g.finish();
 }
 
@@ -36,13 +44,20 @@ where
     E: Dtype,
     MlpOf<A>: BuildOnDevice<Cpu, E>,
     <MlpOf<A> as BuildOnDevice<Cpu, E>>::Built: Module<Tensor<(usize, Const<2>), E, Cpu>, Output = Tensor<(usize, Const<2>), E, Cpu>>
-        + Module<Tensor<(usize, Const<2>), E, Cpu, OwnedTape<E, Cpu>>, Output = Tensor<(usize, Const<2>), E, Cpu, OwnedTape<E, Cpu>>>,
+        + Module<
+            Tensor<(usize, Const<2>), E, Cpu, OwnedTape<E, Cpu>>,
+            Output = Tensor<(usize, Const<2>), E, Cpu, OwnedTape<E, Cpu>>,
+        >,
     Cpu: Device<E>,
 {
     let dev = Cpu::seed_from_u64(0);
     let net = dev.build_module::<MlpOf<A>, E>();
     // Deterministic inputs in [-2, 2] without needing a distribution for `E`.
-    let data = |phase: f64| (0..1024).map(|i| E::from_f64(2.0 * (i as f64 * 0.7 + phase).sin()).expect("finite")).collect::<Vec<E>>();
+    let data = |phase: f64| {
+        (0..1024)
+            .map(|i| E::from_f64(2.0 * (i as f64 * 0.7 + phase).sin()).expect("finite"))
+            .collect::<Vec<E>>()
+    };
     let x: Tensor<(usize, Const<2>), E, Cpu> = dev.tensor_from_vec(data(0.0), (512, Const));
     let v: Tensor<(usize, Const<2>), E, Cpu> = dev.tensor_from_vec(data(1.3), (512, Const));
     let mut g = c.benchmark_group(format!("mlp 2-64-64-2 batch 512/{label}"));
@@ -106,13 +121,15 @@ fn bench_gradient(c: &mut Criterion) {
     let fast = FastTanhField::build(&dev);
     g.bench_function("dfdx Tanh", |b| {
         b.iter(|| {
-            let sol = solve(&slow, x0.trace(slow.alloc_grads()), &[0.0, 1.0], &opts).expect("solve");
+            let sol =
+                solve(&slow, x0.trace(slow.alloc_grads()), &[0.0, 1.0], &opts).expect("solve");
             sol.ys.square().sum::<Rank0, _>().backward()
         })
     });
     g.bench_function("neural_ode::nn::Tanh", |b| {
         b.iter(|| {
-            let sol = solve(&fast, x0.trace(fast.alloc_grads()), &[0.0, 1.0], &opts).expect("solve");
+            let sol =
+                solve(&fast, x0.trace(fast.alloc_grads()), &[0.0, 1.0], &opts).expect("solve");
             sol.ys.square().sum::<Rank0, _>().backward()
         })
     });

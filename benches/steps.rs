@@ -20,7 +20,8 @@ where
     let mut group = c.benchmark_group(format!("step/{name}/{}", M::Solver::NAME));
     group.sample_size(30);
     group.bench_function("generated", |b| {
-        b.iter(|| M::Solver::step(model, 0.0, 0.05, black_box(&x), None).y)
+        let mut ws = neural_ode::Workspace::new();
+        b.iter(|| M::Solver::step(model, 0.0, 0.05, black_box(&x), None, &mut ws).y)
     });
     group.bench_function("generic loop", |b| {
         b.iter(|| generic_step::<M::Solver, _, _, _, _, _>(model, 0.0, 0.05, black_box(x.clone())))

@@ -77,8 +77,8 @@ pub use neural_ode_macros::neural_ode;
 pub use neural_ode_runtime::{
     alloc, generic_step, rms_norm, solve, solve_with, Backend, BackwardReport, BackwardStats,
     CheckpointPolicy, Checkpoints, Error, ForwardStats, GradMethod, NeuralOde, PiController, Real,
-    RungeKutta, Solution, SolveError, SolveOptions, StateShape, StepSizeController, Stepping,
-    VectorField,
+    RungeKutta, Solution, SolveError, SolveOptions, SolveResult, StateShape, StepSizeController,
+    Stepping, VectorField, Workspace,
 };
 
 /// Fast activation modules (`Tanh`, `Sigmoid`, `Softplus`, `Silu`): drop-in for dfdx's.

@@ -59,8 +59,9 @@ fn x_bar(i: usize) -> Ident {
     format_ident!("x{}_bar", i + 1)
 }
 
-/// `stage(x, &[(h * a_i1, &k1), …])` for row `i`, or `x.clone()` when the row is all zeros.
-fn stage_state(m: &Method, i: usize) -> TokenStream {
+/// `ws.stage(slot, x, &[(h * a_i1, &k1), …])` for row `i` (or `x.clone()` when the row is all
+/// zeros); `slot: None` builds a fresh buffer instead (the step's result).
+fn stage_state(m: &Method, i: usize, slot: Option<usize>) -> TokenStream {
     let terms: Vec<TokenStream> = m.a[i]
         .iter()
         .enumerate()
@@ -71,10 +72,13 @@ fn stage_state(m: &Method, i: usize) -> TokenStream {
             quote!((#coef, &#kj))
         })
         .collect();
-    if terms.is_empty() {
-        quote!(::core::clone::Clone::clone(x))
-    } else {
-        quote!(::neural_ode::__private::stage(x, &[#(#terms),*]))
+    match (terms.is_empty(), slot) {
+        (true, _) => quote!(::core::clone::Clone::clone(x)),
+        (false, Some(slot)) => {
+            let slot = Literal::usize_unsuffixed(slot);
+            quote!(ws.stage(#slot, x, &[#(#terms),*]))
+        }
+        (false, None) => quote!(::neural_ode::__private::stage(x, &[#(#terms),*])),
     }
 }
 
@@ -88,7 +92,7 @@ pub fn step(m: &Method) -> TokenStream {
             ::core::option::Option::Some(k1) => k1,
             ::core::option::Option::None => {
                 evals += 1;
-                f.eval(t, ::core::clone::Clone::clone(x))
+                ::neural_ode::__private::eval(f, t, ::core::clone::Clone::clone(x))
             }
         };
     });
@@ -96,19 +100,21 @@ pub fn step(m: &Method) -> TokenStream {
         let xi = x(i);
         let ki = k(i);
         let ti = stage_time(&m.t.c[i]);
-        let state = stage_state(m, i);
         if m.fsal && i == s - 1 {
-            // The last stage state is the step's result.
+            // The last stage state is the step's result: a fresh buffer.
+            let state = stage_state(m, i, None);
             body.push(quote! {
                 let y = #state;
                 evals += 1;
-                let #ki = f.eval(#ti, ::core::clone::Clone::clone(&y));
+                let #ki = ::neural_ode::__private::eval(f, #ti, ::core::clone::Clone::clone(&y));
             });
         } else {
+            // Every stage state goes through slot 0: each is consumed before the next is built.
+            let state = stage_state(m, i, Some(0));
             body.push(quote! {
                 let #xi = #state;
                 evals += 1;
-                let #ki = f.eval(#ti, #xi);
+                let #ki = ::neural_ode::__private::eval(f, #ti, #xi);
             });
         }
     }
@@ -142,7 +148,7 @@ pub fn step(m: &Method) -> TokenStream {
                 .split_first()
                 .map(|(f, r)| (f.clone(), r.to_vec()))
                 .unwrap_or_default();
-            quote!(::core::option::Option::Some(::neural_ode::__private::combine(#first, &[#(#rest),*])))
+            quote!(::core::option::Option::Some(ws.combine(1, #first, &[#(#rest),*])))
         }
         None => quote!(::core::option::Option::None),
     };
@@ -190,10 +196,11 @@ pub fn adjoint(m: &Method) -> TokenStream {
             continue;
         }
         let xi = x(i);
+        // Live stage states coexist until their products: one slot each.
         let state = if i == 0 {
             quote!(::core::clone::Clone::clone(x))
         } else {
-            stage_state(m, i)
+            stage_state(m, i, Some(i))
         };
         rebuild.push(quote!(let #xi = #state;));
         if needs_k[i] {
@@ -201,7 +208,7 @@ pub fn adjoint(m: &Method) -> TokenStream {
             let ti = stage_time(&m.t.c[i]);
             rebuild.push(quote! {
                 evals += 1;
-                let #ki = f.eval(#ti, ::core::clone::Clone::clone(&#xi));
+                let #ki = ::neural_ode::__private::eval(f, #ti, ::core::clone::Clone::clone(&#xi));
             });
         }
     }
@@ -232,8 +239,9 @@ pub fn adjoint(m: &Method) -> TokenStream {
         let xi = x(i);
         let xi_bar = x_bar(i);
         let ti = stage_time(&m.t.c[i]);
+        let kbar_slot = Literal::usize_unsuffixed(s);
         sweep.push(quote! {
-            let #ki_bar = ::neural_ode::__private::combine(#first, &[#(#rest),*]);
+            let #ki_bar = ws.combine(#kbar_slot, #first, &[#(#rest),*]);
             let #xi_bar = vjp(#ti, #xi, #ki_bar)?;
         });
     }
@@ -359,6 +367,7 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
                 h: E,
                 x: &#p::Tensor<S, E, D>,
                 k1: ::core::option::Option<#p::Tensor<S, E, D>>,
+                ws: &mut #p::Workspace<S, E, D>,
             ) -> #p::Step<S, E, D>
             where
                 S: #p::StateShape,
@@ -377,6 +386,7 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
                 x: &#p::Tensor<S, E, D>,
                 y_bar: &#p::Tensor<S, E, D>,
                 vjp: &mut V,
+                ws: &mut #p::Workspace<S, E, D>,
             ) -> ::core::result::Result<#p::AdjointStep<S, E, D>, Er>
             where
                 S: #p::StateShape,
@@ -504,7 +514,7 @@ mod tests {
         );
         let code = step(&method("rk4")).to_string();
         // rk4's a31 = 0, so x3 is built from k2 alone.
-        assert!(code.contains("let x3 = :: neural_ode :: __private :: stage (x , & [(h * :: neural_ode :: __private :: lit :: < E > (0.5) , & k2)])"), "{code}");
+        assert!(code.contains("let x3 = ws . stage (0 , x , & [(h * :: neural_ode :: __private :: lit :: < E > (0.5) , & k2)])"), "{code}");
     }
 }
 

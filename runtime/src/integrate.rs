@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::field::VectorField;
 use crate::options::{SolveOptions, Stepping};
 use crate::real::Real;
-use crate::rk::RungeKutta;
+use crate::rk::{RungeKutta, Workspace};
 use crate::shape::StateShape;
 use crate::stats::ForwardStats;
 
@@ -52,6 +52,25 @@ pub(crate) fn check_times<E: Real>(times: &[E]) -> Result<f64, Error> {
     Ok(dir)
 }
 
+/// [`rms_norm`] on buffers of the solve's dtype (no conversion copies).
+fn scaled_norm<E: Real>(err: &[E], x: &[E], y: &[E], rtol: f64, atol: f64) -> f64 {
+    let mut sum = 0.0;
+    for ((e, a), b) in err.iter().zip(x).zip(y) {
+        let (e, a, b): (f64, f64, f64) = ((*e).into(), (*a).into(), (*b).into());
+        if !b.is_finite() {
+            return f64::INFINITY;
+        }
+        let r = e / (atol + rtol * a.abs().max(b.abs()));
+        sum += r * r;
+    }
+    let norm = (sum / err.len().max(1) as f64).sqrt();
+    if norm.is_finite() {
+        norm
+    } else {
+        f64::INFINITY
+    }
+}
+
 pub(crate) fn shape_string<S: Shape>(s: &S) -> String {
     format!("{:?}", s.concrete())
 }
@@ -79,7 +98,7 @@ where
             found: shape_string(k.shape()),
         });
     }
-    Ok(k)
+    Ok(k.contiguous())
 }
 
 /// Hairer, Nørsett & Wanner I, §II.4: a first step from the sizes of `x0`, `f(t0, x0)` and a
@@ -159,6 +178,11 @@ where
 
     let mut t = t0;
     let mut x = x0.clone();
+    // Buffers reused by every step of this solve: stage states, error estimate, host copies
+    // for the error norm.
+    let mut ws = Workspace::new();
+    let n = x0.shape().num_elements();
+    let mut host: [Vec<E>; 3] = [vec![E::zero(); n], vec![E::zero(); n], vec![E::zero(); n]];
     let mut k1 = Some(eval_checked(f, t0, x0)?);
     stats.nfe += 1;
     let span: f64 = (t_end - t0).into();
@@ -226,10 +250,18 @@ where
                         });
                     }
                     let h_e = E::from_f64_lossy(h_abs * dir);
-                    let step = R::step(f, t, h_e, &x, k1.take());
+                    let step = R::step(f, t, h_e, &x, k1.take(), &mut ws);
                     stats.nfe += step.evals;
-                    let err = step.err.as_ref().map(host).unwrap_or_default();
-                    let norm = rms_norm(&err, &host(&x), &host(&step.y), rtol, atol);
+                    let norm = match &step.err {
+                        Some(err) => {
+                            let [he, hx, hy] = &mut host;
+                            err.copy_into(he);
+                            x.copy_into(hx);
+                            step.y.copy_into(hy);
+                            scaled_norm(he, hx, hy, rtol, atol)
+                        }
+                        None => 0.0,
+                    };
                     let (accept, h_next) = controller.decide(norm, h_abs);
                     if accept {
                         checkpoints.push(t, h_e, &x);
@@ -271,9 +303,10 @@ where
                         start + E::from_f64_lossy(interval * (i + 1) as f64 / n as f64)
                     };
                     let h_e = t_next - t;
-                    let step = R::step(f, t, h_e, &x, k1.take());
+                    let step = R::step(f, t, h_e, &x, k1.take(), &mut ws);
                     stats.nfe += step.evals;
-                    if !step.y.as_vec().iter().all(|v| v.is_finite()) {
+                    step.y.copy_into(&mut host[0]);
+                    if !host[0].iter().all(|v| v.is_finite()) {
                         return Err(Error::NonFinite {
                             t: t.into(),
                             h: h_e.into(),

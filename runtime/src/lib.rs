@@ -11,8 +11,8 @@ mod control;
 mod error;
 mod field;
 mod grad;
-pub mod nn;
 mod integrate;
+pub mod nn;
 mod options;
 mod real;
 mod rk;
@@ -28,7 +28,7 @@ pub use field::{GradMethod, NeuralOde, VectorField};
 pub use grad::generic::step as generic_step;
 pub use options::{SolveOptions, Stepping};
 pub use real::{lit, Real};
-pub use rk::{combine, stage, AdjointStep, RungeKutta, Step};
+pub use rk::{combine, eval, stage, AdjointStep, RungeKutta, Step, Workspace};
 pub use shape::StateShape;
 pub use solve::{solve, solve_with, BackwardReport, Solution, SolveError, SolveResult};
 pub use stats::{BackwardStats, ForwardStats};
@@ -39,7 +39,7 @@ pub mod __private {
     pub use crate::backend::Backend;
     pub use crate::field::VectorField;
     pub use crate::real::{lit, Real};
-    pub use crate::rk::{combine, stage, AdjointStep, RungeKutta, Step};
+    pub use crate::rk::{combine, eval, stage, AdjointStep, RungeKutta, Step, Workspace};
     pub use crate::shape::StateShape;
     pub use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
     pub use dfdx::shapes::Dtype;
@@ -75,6 +75,7 @@ pub mod __private {
             _h: E,
             x: &Tensor<S, E, D>,
             _k1: Option<Tensor<S, E, D>>,
+            _ws: &mut Workspace<S, E, D>,
         ) -> Step<S, E, D>
         where
             S: StateShape,
@@ -99,6 +100,7 @@ pub mod __private {
             _x: &Tensor<S, E, D>,
             y_bar: &Tensor<S, E, D>,
             _vjp: &mut V,
+            _ws: &mut Workspace<S, E, D>,
         ) -> Result<AdjointStep<S, E, D>, Er>
         where
             S: StateShape,

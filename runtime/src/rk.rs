@@ -59,13 +59,15 @@ pub trait RungeKutta: 'static {
     /// Error weights `b − b̂` (computed exactly, then rounded), for adaptive methods.
     const B_ERR: Option<&'static [f64]>;
 
-    /// One step from `(t, x)` of size `h`. `k1`, if given, must be `f(t, x)`.
+    /// One step from `(t, x)` of size `h`. `k1`, if given, must be `f(t, x)`. Stage states and
+    /// the error estimate are written into `ws`; only the result is a fresh buffer.
     fn step<S, E, D, F>(
         f: &F,
         t: E,
         h: E,
         x: &Tensor<S, E, D>,
         k1: Option<Tensor<S, E, D>>,
+        ws: &mut Workspace<S, E, D>,
     ) -> Step<S, E, D>
     where
         S: StateShape,
@@ -76,7 +78,8 @@ pub trait RungeKutta: 'static {
     /// Reverse-mode derivative of one step: given the cotangent `y_bar` of the step's result,
     /// rebuilds the stage states that can influence the result and sweeps them in reverse with
     /// one vector–Jacobian product each, `vjp(t_i, X_i, κ_i) = J_f(t_i, X_i)ᵀ κ_i` (the closure
-    /// also accumulates the parameter cotangent). Returns the cotangent of `x`.
+    /// also accumulates the parameter cotangent). Returns the cotangent of `x`. Rebuilt stage
+    /// states and stage cotangents live in `ws`.
     fn adjoint_step<S, E, D, F, V, Er>(
         f: &F,
         t: E,
@@ -84,6 +87,7 @@ pub trait RungeKutta: 'static {
         x: &Tensor<S, E, D>,
         y_bar: &Tensor<S, E, D>,
         vjp: &mut V,
+        ws: &mut Workspace<S, E, D>,
     ) -> Result<AdjointStep<S, E, D>, Er>
     where
         S: StateShape,
@@ -93,7 +97,89 @@ pub trait RungeKutta: 'static {
         V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>;
 }
 
-/// `base + Σ c_j t_j`, in one fresh buffer (used by generated code for stage states).
+/// Evaluates the field and makes sure the result is laid out contiguously (a field may return a
+/// broadcast view; the in-place stage arithmetic needs plain buffers). Free when it already is.
+pub fn eval<S, E, D, F>(f: &F, t: E, x: Tensor<S, E, D>) -> Tensor<S, E, D>
+where
+    S: Shape,
+    E: Real,
+    D: Device<E>,
+    F: VectorField<S, E, D> + ?Sized,
+{
+    f.eval(t, x).contiguous()
+}
+
+/// State-sized buffers that generated steps write stage states, error estimates and cotangents
+/// into, allocated on first use and reused for the rest of the solve. Each call returns a handle
+/// to the slot's buffer (a cheap reference-counted clone); once the caller has dropped it, the
+/// next write to the slot happens in place. A buffer something else still holds on to is copied
+/// first (copy-on-write), so reuse can never change a value the caller can see.
+#[derive(Debug)]
+pub struct Workspace<S: Shape, E: Real, D: Device<E>> {
+    slots: Vec<Option<Tensor<S, E, D>>>,
+}
+
+impl<S: Shape, E: Real, D: Device<E>> Default for Workspace<S, E, D> {
+    fn default() -> Self {
+        Workspace { slots: Vec::new() }
+    }
+}
+
+impl<S: Shape, E: Real, D: Device<E>> Workspace<S, E, D> {
+    /// An empty workspace.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn slot(&mut self, i: usize, like: &Tensor<S, E, D>) -> &mut Tensor<S, E, D> {
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        let slot = &mut self.slots[i];
+        if slot
+            .as_ref()
+            .is_some_and(|t| t.shape().concrete() != like.shape().concrete())
+        {
+            *slot = None;
+        }
+        slot.get_or_insert_with(|| like.device().zeros_like(like.shape()))
+    }
+
+    /// `base + Σ c_j t_j` written into slot `i`.
+    pub fn stage(
+        &mut self,
+        i: usize,
+        base: &Tensor<S, E, D>,
+        terms: &[(E, &Tensor<S, E, D>)],
+    ) -> Tensor<S, E, D> {
+        let out = self.slot(i, base);
+        out.fill_with_zeros();
+        out.axpy(1.0, base, 1.0);
+        for (c, t) in terms {
+            out.axpy(1.0, t, *c);
+        }
+        out.clone()
+    }
+
+    /// `c0 t0 + Σ c_j t_j` written into slot `i`.
+    pub fn combine(
+        &mut self,
+        i: usize,
+        first: (E, &Tensor<S, E, D>),
+        rest: &[(E, &Tensor<S, E, D>)],
+    ) -> Tensor<S, E, D> {
+        let (c0, t0) = first;
+        let out = self.slot(i, t0);
+        out.fill_with_zeros();
+        out.axpy(1.0, t0, c0);
+        for (c, t) in rest {
+            out.axpy(1.0, t, *c);
+        }
+        out.clone()
+    }
+}
+
+/// `base + Σ c_j t_j`, in one fresh buffer (used by generated code for step results).
 pub fn stage<S: Shape, E: Real, D: Device<E>>(
     base: &Tensor<S, E, D>,
     terms: &[(E, &Tensor<S, E, D>)],

@@ -27,6 +27,7 @@ where
     D: Backend<E>,
 {
     let mut params = Gradients::leaky();
+    let mut ws = crate::rk::Workspace::new();
     let mut nfe_rebuild = 0;
     let n_steps = fwd.checkpoints.len();
     let mut lambda = fwd.outputs[0].device().zeros_like(fwd.outputs[0].shape());
@@ -39,7 +40,7 @@ where
         let (t, h) = fwd.checkpoints.step(n);
         let (x, recomputed) = fwd
             .checkpoints
-            .state(n, &mut |t, h, x| R::step(model, t, h, x, None).y)
+            .state(n, &mut |t, h, x| R::step(model, t, h, x, None, &mut ws).y)
             .ok_or(Error::Device {
                 message: format!("checkpoint store has no state for step {n}"),
             })?;

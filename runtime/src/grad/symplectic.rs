@@ -27,6 +27,9 @@ where
     D: Backend<E>,
 {
     let mut params = Gradients::leaky();
+    // One workspace for recomputing states (EveryK policies), one for the partner steps.
+    let mut ws = crate::rk::Workspace::new();
+    let mut adjoint_ws = crate::rk::Workspace::new();
     let mut nfe_vjp = 0;
     let mut nfe_rebuild = 0;
     let n_steps = fwd.checkpoints.len();
@@ -41,7 +44,7 @@ where
         let (t, h) = fwd.checkpoints.step(n);
         let (x, recomputed) = fwd
             .checkpoints
-            .state(n, &mut |t, h, x| R::step(model, t, h, x, None).y)
+            .state(n, &mut |t, h, x| R::step(model, t, h, x, None, &mut ws).y)
             .ok_or(Error::Device {
                 message: format!("checkpoint store has no state for step {n}"),
             })?;
@@ -51,7 +54,7 @@ where
                 nfe_vjp += 1;
                 vjp(model, &mut params, ti, xi, v, None).map(|(x_bar, _)| x_bar)
             };
-        let back = R::adjoint_step(model, t, h, &x, &lambda, &mut closure)?;
+        let back = R::adjoint_step(model, t, h, &x, &lambda, &mut closure, &mut adjoint_ws)?;
         nfe_rebuild += back.evals;
         lambda = back.x_bar;
         if !all_finite(&lambda) {

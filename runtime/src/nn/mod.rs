@@ -60,13 +60,21 @@ activation!(
 /// the `cuda` feature, `Cuda` (dfdx's kernels).
 pub trait FastActivations<E: Dtype>: Device<E> {
     /// `tanh` on the tape.
-    fn fast_tanh<S: Shape, T: Tape<E, Self>>(x: Tensor<S, E, Self, T>) -> Result<Tensor<S, E, Self, T>, Self::Err>;
+    fn fast_tanh<S: Shape, T: Tape<E, Self>>(
+        x: Tensor<S, E, Self, T>,
+    ) -> Result<Tensor<S, E, Self, T>, Self::Err>;
     /// `sigmoid` on the tape.
-    fn fast_sigmoid<S: Shape, T: Tape<E, Self>>(x: Tensor<S, E, Self, T>) -> Result<Tensor<S, E, Self, T>, Self::Err>;
+    fn fast_sigmoid<S: Shape, T: Tape<E, Self>>(
+        x: Tensor<S, E, Self, T>,
+    ) -> Result<Tensor<S, E, Self, T>, Self::Err>;
     /// `softplus` on the tape.
-    fn fast_softplus<S: Shape, T: Tape<E, Self>>(x: Tensor<S, E, Self, T>) -> Result<Tensor<S, E, Self, T>, Self::Err>;
+    fn fast_softplus<S: Shape, T: Tape<E, Self>>(
+        x: Tensor<S, E, Self, T>,
+    ) -> Result<Tensor<S, E, Self, T>, Self::Err>;
     /// `silu` on the tape.
-    fn fast_silu<S: Shape, T: Tape<E, Self>>(x: Tensor<S, E, Self, T>) -> Result<Tensor<S, E, Self, T>, Self::Err>;
+    fn fast_silu<S: Shape, T: Tape<E, Self>>(
+        x: Tensor<S, E, Self, T>,
+    ) -> Result<Tensor<S, E, Self, T>, Self::Err>;
 }
 
 /// `for x in xs { *x = kernel(*x) }`, compiled for the widest instruction set the CPU has.
@@ -97,7 +105,9 @@ macro_rules! simd_map {
                     // SAFETY: the CPU has every feature the function is compiled for.
                     return unsafe { avx512(xs) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
                     // SAFETY: as above.
                     return unsafe { avx2(xs) };
                 }
@@ -136,16 +146,24 @@ enum Derivative {
 macro_rules! cpu_activations {
     ($t:ty, $tanh:path, $sigmoid:path, $softplus:path, $silu:path, $sig_kernel:path) => {
         impl FastActivations<$t> for Cpu {
-            fn fast_tanh<S: Shape, T: Tape<$t, Self>>(x: Tensor<S, $t, Self, T>) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
+            fn fast_tanh<S: Shape, T: Tape<$t, Self>>(
+                x: Tensor<S, $t, Self, T>,
+            ) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
                 cpu_unary(x, $tanh, Derivative::Tanh, $sig_kernel)
             }
-            fn fast_sigmoid<S: Shape, T: Tape<$t, Self>>(x: Tensor<S, $t, Self, T>) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
+            fn fast_sigmoid<S: Shape, T: Tape<$t, Self>>(
+                x: Tensor<S, $t, Self, T>,
+            ) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
                 cpu_unary(x, $sigmoid, Derivative::Sigmoid, $sig_kernel)
             }
-            fn fast_softplus<S: Shape, T: Tape<$t, Self>>(x: Tensor<S, $t, Self, T>) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
+            fn fast_softplus<S: Shape, T: Tape<$t, Self>>(
+                x: Tensor<S, $t, Self, T>,
+            ) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
                 cpu_unary(x, $softplus, Derivative::Softplus, $sig_kernel)
             }
-            fn fast_silu<S: Shape, T: Tape<$t, Self>>(x: Tensor<S, $t, Self, T>) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
+            fn fast_silu<S: Shape, T: Tape<$t, Self>>(
+                x: Tensor<S, $t, Self, T>,
+            ) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
                 cpu_unary(x, $silu, Derivative::Silu, $sig_kernel)
             }
         }
@@ -177,36 +195,40 @@ macro_rules! cpu_unary_impl {
                 };
                 let x_ghost = x.ghost();
                 tape.add_backward_op(move |grads| {
-                    let gy: Vec<$t> = grads.get_or_alloc_mut(&y_kept)?.to_vec();
-                    let mut kept: Vec<$t> = vec![0.0; gy.len()];
+                    // d = f'(x) ⊙ ȳ, built in one buffer: first the kept values, then in place.
+                    let mut d: Vec<$t> = vec![0.0; y_kept.shape().num_elements()];
                     match &x_kept {
-                        Some(x) => x.copy_into(&mut kept),
-                        None => y_kept.copy_into(&mut kept),
+                        Some(x) => x.copy_into(&mut d),
+                        None => y_kept.copy_into(&mut d),
                     }
-                    let gx = grads.get_or_alloc_mut(&x_ghost)?;
+                    let gy = grads.get_or_alloc_mut(&y_kept)?;
                     let one: $t = 1.0;
                     match derivative {
                         Derivative::Tanh => {
-                            for ((g, d), y) in gx.iter_mut().zip(&gy).zip(&kept) {
-                                *g += d * (one - y * y);
+                            for (v, g) in d.iter_mut().zip(gy.iter()) {
+                                *v = g * (one - *v * *v);
                             }
                         }
                         Derivative::Sigmoid => {
-                            for ((g, d), y) in gx.iter_mut().zip(&gy).zip(&kept) {
-                                *g += d * (y * (one - y));
+                            for (v, g) in d.iter_mut().zip(gy.iter()) {
+                                *v = g * (*v * (one - *v));
                             }
                         }
                         Derivative::Softplus => {
-                            for ((g, d), x) in gx.iter_mut().zip(&gy).zip(&kept) {
-                                *g += d * sigmoid(*x);
+                            for (v, g) in d.iter_mut().zip(gy.iter()) {
+                                *v = g * sigmoid(*v);
                             }
                         }
                         Derivative::Silu => {
-                            for ((g, d), x) in gx.iter_mut().zip(&gy).zip(&kept) {
-                                let s = sigmoid(*x);
-                                *g += d * (s + x * s * (one - s));
+                            for (v, g) in d.iter_mut().zip(gy.iter()) {
+                                let s = sigmoid(*v);
+                                *v = g * (s + *v * s * (one - s));
                             }
                         }
+                    }
+                    let gx = grads.get_or_alloc_mut(&x_ghost)?;
+                    for (g, v) in gx.iter_mut().zip(&d) {
+                        *g += v;
                     }
                     Ok(())
                 });
@@ -260,8 +282,22 @@ fn cpu_unary<S: Shape, E: CpuUnary, T: Tape<E, Cpu>>(
     E::unary(x, map, derivative, sigmoid)
 }
 
-cpu_activations!(f64, map::tanh_f64, map::sigmoid_f64, map::softplus_f64, map::silu_f64, kernels::sigmoid_f64);
-cpu_activations!(f32, map::tanh_f32, map::sigmoid_f32, map::softplus_f32, map::silu_f32, kernels::sigmoid_f32);
+cpu_activations!(
+    f64,
+    map::tanh_f64,
+    map::sigmoid_f64,
+    map::softplus_f64,
+    map::silu_f64,
+    kernels::sigmoid_f64
+);
+cpu_activations!(
+    f32,
+    map::tanh_f32,
+    map::sigmoid_f32,
+    map::softplus_f32,
+    map::silu_f32,
+    kernels::sigmoid_f32
+);
 
 #[cfg(feature = "cuda")]
 macro_rules! cuda_activations {
@@ -297,22 +333,34 @@ mod tests {
     fn check<M>(
         m: M,
         exact: fn(f64) -> f64,
-        reference: impl Fn(Tensor<Rank1<9>, f64, Cpu, OwnedTape<f64, Cpu>>) -> Tensor<Rank1<9>, f64, Cpu, OwnedTape<f64, Cpu>>,
-    )
-    where
-        M: Module<Tensor<Rank1<9>, f64, Cpu, OwnedTape<f64, Cpu>>, Output = Tensor<Rank1<9>, f64, Cpu, OwnedTape<f64, Cpu>>>
-            + Module<Tensor<Rank1<9>, f64, Cpu>, Output = Tensor<Rank1<9>, f64, Cpu>>,
+        reference: impl Fn(
+            Tensor<Rank1<9>, f64, Cpu, OwnedTape<f64, Cpu>>,
+        ) -> Tensor<Rank1<9>, f64, Cpu, OwnedTape<f64, Cpu>>,
+    ) where
+        M: Module<
+                Tensor<Rank1<9>, f64, Cpu, OwnedTape<f64, Cpu>>,
+                Output = Tensor<Rank1<9>, f64, Cpu, OwnedTape<f64, Cpu>>,
+            > + Module<Tensor<Rank1<9>, f64, Cpu>, Output = Tensor<Rank1<9>, f64, Cpu>>,
     {
         let dev = Cpu::default();
-        let x: Tensor<Rank1<9>, f64, Cpu> = dev.tensor([-30.0, -5.0, -1.5, -0.3, -0.05, 0.2, 1.0, 4.0, 25.0]);
-        let w: Tensor<Rank1<9>, f64, Cpu> = dev.tensor([0.5, -1.0, 2.0, 1.5, -0.7, 0.3, 1.1, -2.0, 0.9]);
+        let x: Tensor<Rank1<9>, f64, Cpu> =
+            dev.tensor([-30.0, -5.0, -1.5, -0.3, -0.05, 0.2, 1.0, 4.0, 25.0]);
+        let w: Tensor<Rank1<9>, f64, Cpu> =
+            dev.tensor([0.5, -1.0, 2.0, 1.5, -0.7, 0.3, 1.1, -2.0, 0.9]);
         let fast = m.forward(x.clone()).as_vec();
         let slow: Vec<f64> = x.as_vec().into_iter().map(exact).collect();
         for (a, b) in fast.iter().zip(&slow) {
-            assert!((a - b).abs() <= 4.0 * f64::EPSILON * b.abs().max(1e-300), "{a} vs {b}");
+            assert!(
+                (a - b).abs() <= 4.0 * f64::EPSILON * b.abs().max(1e-300),
+                "{a} vs {b}"
+            );
         }
-        let g_fast = (m.forward(x.leaky_trace()) * w.clone()).sum::<Rank0, _>().backward();
-        let g_slow = (reference(x.leaky_trace()) * w.clone()).sum::<Rank0, _>().backward();
+        let g_fast = (m.forward(x.leaky_trace()) * w.clone())
+            .sum::<Rank0, _>()
+            .backward();
+        let g_slow = (reference(x.leaky_trace()) * w.clone())
+            .sum::<Rank0, _>()
+            .backward();
         for (a, b) in g_fast.get(&x).as_vec().iter().zip(g_slow.get(&x).as_vec()) {
             assert!((a - b).abs() <= 1e-14 * (1.0 + b.abs()), "{a} vs {b}");
         }
@@ -330,27 +378,44 @@ mod tests {
 
     #[test]
     fn softplus_matches_a_stable_composition() {
-        check(Softplus, |x| x.max(0.0) + (-x.abs()).exp().ln_1p(), |x| {
-            let tail = (x.with_empty_tape().abs().negate().exp() + 1.0).ln();
-            x.relu() + tail
-        });
+        check(
+            Softplus,
+            |x| x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            |x| {
+                let tail = (x.with_empty_tape().abs().negate().exp() + 1.0).ln();
+                x.relu() + tail
+            },
+        );
     }
 
     #[test]
     fn silu_matches_dfdx() {
-        check(Silu, |x| x / (1.0 + (-x).exp()), |x| {
-            let s = x.with_empty_tape().sigmoid();
-            x * s
-        });
+        check(
+            Silu,
+            |x| x / (1.0 + (-x).exp()),
+            |x| {
+                let s = x.with_empty_tape().sigmoid();
+                x * s
+            },
+        );
     }
 
     #[test]
     fn works_in_a_model_tuple_and_in_f32() {
         let dev = Cpu::default();
-        type Net = (dfdx::nn::builders::Linear<3, 4>, Tanh, dfdx::nn::builders::Linear<4, 2>, Silu);
+        type Net = (
+            dfdx::nn::builders::Linear<3, 4>,
+            Tanh,
+            dfdx::nn::builders::Linear<4, 2>,
+            Silu,
+        );
         let net = dev.build_module::<Net, f32>();
         let x: Tensor<(usize, Const<3>), f32, Cpu> = dev.sample_normal_like(&(5, Const));
-        let g = net.forward(x.leaky_trace()).square().sum::<Rank0, _>().backward();
+        let g = net
+            .forward(x.leaky_trace())
+            .square()
+            .sum::<Rank0, _>()
+            .backward();
         assert!(g.get(&net.0.weight).as_vec().iter().any(|v| *v != 0.0));
         assert_eq!(net.num_trainable_params(), 3 * 4 + 4 + 4 * 2 + 2);
     }
