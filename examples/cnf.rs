@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use neural_ode::dfdx::nn::modules::Linear;
 use neural_ode::dfdx::optim::{Adam, AdamConfig, Optimizer};
 use neural_ode::dfdx::prelude::*;
+use neural_ode::nn::Tanh;
 use neural_ode::{neural_ode, solve, SolveOptions, VectorField};
 use plotters::prelude::*;
 
@@ -52,10 +53,11 @@ impl VectorField<State, f64, Cpu> for Flow {
         let hidden = (b, Const::<H>);
         let z = x.matmul(self.pick_z.clone());
         // g(t, z) = W3 tanh(W2 tanh(W1 z + b1 + t w1) + b2 + t w2) + b3
-        let h1 = (self.l1.forward(z) + (self.t1.retaped::<T>() * t).broadcast_like(&hidden)).tanh();
+        let h1 =
+            Tanh.forward(self.l1.forward(z) + (self.t1.retaped::<T>() * t).broadcast_like(&hidden));
         let s1 = h1.with_empty_tape().square().negate() + 1.0; // tanh' = 1 − tanh²
-        let h2 =
-            (self.l2.forward(h1) + (self.t2.retaped::<T>() * t).broadcast_like(&hidden)).tanh();
+        let h2 = Tanh
+            .forward(self.l2.forward(h1) + (self.t2.retaped::<T>() * t).broadcast_like(&hidden));
         let s2 = h2.with_empty_tape().square().negate() + 1.0;
         let g = self.l3.forward(h2);
 

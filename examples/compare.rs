@@ -14,6 +14,7 @@ use neural_ode::alloc::{self, CountingAllocator};
 use neural_ode::dfdx::nn::modules::Linear;
 use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
 use neural_ode::dfdx::prelude::*;
+use neural_ode::nn::Tanh;
 use neural_ode::{neural_ode, solve, GradMethod, NeuralOde, RungeKutta, SolveOptions, VectorField};
 
 #[global_allocator]
@@ -35,7 +36,7 @@ macro_rules! models {
 
         impl VectorField<State, f64, Cpu> for $name {
             fn eval<T: Tape<f64, Cpu>>(&self, t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
-                let h = self.l2.forward(self.l1.forward(x).tanh()).tanh();
+                let h = Tanh.forward(self.l2.forward(Tanh.forward(self.l1.forward(x))));
                 self.l3.forward(h) * (2.0 + 0.5 * t)
             }
         }

@@ -9,6 +9,7 @@ mod common;
 use neural_ode::dfdx::nn::modules::Linear;
 use neural_ode::dfdx::optim::{Adam, AdamConfig, Optimizer};
 use neural_ode::dfdx::prelude::*;
+use neural_ode::nn::Tanh;
 use neural_ode::{neural_ode, solve, NeuralOde, RungeKutta, SolveOptions, VectorField};
 
 type State = (usize, Const<2>);
@@ -27,7 +28,7 @@ impl VectorField<State, f64, Cpu> for Field {
         _t: f64,
         x: Tensor<State, f64, Cpu, T>,
     ) -> Tensor<State, f64, Cpu, T> {
-        self.l2.forward(self.l1.forward(x).tanh())
+        self.l2.forward(Tanh.forward(self.l1.forward(x)))
     }
 }
 

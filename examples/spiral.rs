@@ -15,6 +15,7 @@ use neural_ode::dfdx::nn::modules::Linear;
 use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
 use neural_ode::dfdx::optim::{Adam, AdamConfig, Optimizer};
 use neural_ode::dfdx::prelude::*;
+use neural_ode::nn::Tanh;
 use neural_ode::{neural_ode, solve, GradMethod, NeuralOde, SolveOptions, VectorField};
 use plotters::prelude::*;
 
@@ -60,7 +61,7 @@ macro_rules! models {
 
         impl VectorField<State, f64, Cpu> for $name {
             fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
-                self.l2.forward(self.l1.forward(x.powi(3)).tanh())
+                self.l2.forward(Tanh.forward(self.l1.forward(x.powi(3))))
             }
         }
 

@@ -19,7 +19,8 @@
 //! ```
 //! use neural_ode::dfdx::optim::{Adam, AdamConfig, Optimizer};
 //! use neural_ode::dfdx::prelude::*;
-//! use neural_ode::dfdx::nn::modules::{Linear, Tanh};
+//! use neural_ode::dfdx::nn::modules::Linear;
+//! use neural_ode::nn::Tanh; // vectorised; a drop-in for dfdx's Tanh
 //! use neural_ode::{neural_ode, solve, SolveOptions, VectorField};
 //!
 //! #[neural_ode(solver = "dopri5", grad = "symplectic")]

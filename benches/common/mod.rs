@@ -1,9 +1,11 @@
-//! Models shared by the benches: an MLP vector field `2 → W → W → 2` with tanh, one type per
+//! Models shared by the benches: an MLP vector field `2 → W → W → 2` with tanh (the fast
+//! `neural_ode::nn::Tanh`), one type per
 //! solver, generic over the width.
 #![allow(dead_code)]
 
 use neural_ode::dfdx::nn::modules::Linear;
 use neural_ode::dfdx::prelude::*;
+use neural_ode::nn::Tanh;
 use neural_ode::{neural_ode, VectorField};
 
 pub type State = (usize, Const<2>);
@@ -20,7 +22,7 @@ macro_rules! mlps {
 
         impl<const W: usize> VectorField<State, f64, Cpu> for $name<W> {
             fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
-                self.l3.forward(self.l2.forward(self.l1.forward(x).tanh()).tanh())
+                self.l3.forward(Tanh.forward(self.l2.forward(Tanh.forward(self.l1.forward(x)))))
             }
         }
 
@@ -55,7 +57,7 @@ impl VectorField<State, f64, Cpu> for SpiralField {
         _t: f64,
         x: Tensor<State, f64, Cpu, T>,
     ) -> Tensor<State, f64, Cpu, T> {
-        self.l2.forward(self.l1.forward(x.powi(3)).tanh())
+        self.l2.forward(Tanh.forward(self.l1.forward(x.powi(3))))
     }
 }
 

@@ -790,7 +790,8 @@ mod tests {
     fn f64_special_values() {
         let inf = f64::INFINITY;
         let nan = f64::NAN;
-        let cases: [(&str, fn(f64) -> f64, f64, f64); 38] = [
+        type Case64 = (&'static str, fn(f64) -> f64, f64, f64);
+        let cases: [Case64; 38] = [
             ("exp", exp_f64, 0.0, 1.0),
             ("exp", exp_f64, -0.0, 1.0),
             ("exp", exp_f64, inf, inf),
@@ -856,7 +857,8 @@ mod tests {
     fn f32_special_values() {
         let inf = f32::INFINITY;
         let nan = f32::NAN;
-        let cases: [(&str, fn(f32) -> f32, f32, f32); 38] = [
+        type Case32 = (&'static str, fn(f32) -> f32, f32, f32);
+        let cases: [Case32; 38] = [
             ("exp", exp_f32, 0.0, 1.0),
             ("exp", exp_f32, -0.0, 1.0),
             ("exp", exp_f32, inf, inf),
