@@ -333,3 +333,34 @@ fn unused_parameters_get_zero_gradients() {
     assert!(g.get(&m.unused.weight).as_vec().iter().all(|&v| v == 0.0));
     assert!(g.get(&m.l1.weight).as_vec().iter().any(|&v| v != 0.0));
 }
+
+#[test]
+fn sparser_checkpoints_give_the_same_gradient_with_fewer_bytes() {
+    let dev = Cpu::seed_from_u64(9);
+    let model = Dopri5::<f64, Cpu>::build(&dev);
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
+    let times = [0.0, 0.7, 1.6];
+    let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 3, Const));
+    for base in [
+        SolveOptions::fixed_steps(17),
+        SolveOptions::adaptive(1e-7, 1e-9),
+    ] {
+        let all = base.clone().with_grad(GradMethod::Symplectic);
+        let sparse = all
+            .clone()
+            .with_checkpoints(neural_ode::CheckpointPolicy::EveryK(4));
+        let reference = gradient(&model, &x0, &w, &times, &all);
+        let g = gradient(&model, &x0, &w, &times, &sparse);
+        let err = rel_err(&g, &reference);
+        assert!(err <= 1e-13, "{err:e}");
+        let bytes = |opts: &SolveOptions| {
+            solve(&model, x0.clone(), &times, opts)
+                .unwrap()
+                .stats
+                .checkpoint_bytes
+        };
+        let (b_all, b_sparse) = (bytes(&all), bytes(&sparse));
+        println!("EveryK(4): rel err {err:.1e}, checkpoint bytes {b_all} -> {b_sparse}");
+        assert!(b_sparse * 2 < b_all, "{b_sparse} vs {b_all}");
+    }
+}
