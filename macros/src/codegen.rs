@@ -59,19 +59,24 @@ fn x_bar(i: usize) -> Ident {
     format_ident!("x{}_bar", i + 1)
 }
 
-/// `ws.stage(slot, x, &[(h * a_i1, &k1), …])` for row `i` (or `x.clone()` when the row is all
-/// zeros); `slot: None` builds a fresh buffer instead (the step's result).
-fn stage_state(m: &Method, i: usize, slot: Option<usize>) -> TokenStream {
-    let terms: Vec<TokenStream> = m.a[i]
-        .iter()
+/// `(h * w_j, &k_j)` for every nonzero weight `w_j`: exact zeros produce no code.
+fn k_terms<'a>(weights: impl IntoIterator<Item = &'a BigRational>) -> Vec<TokenStream> {
+    weights
+        .into_iter()
         .enumerate()
-        .filter(|(_, a)| !a.is_zero())
-        .map(|(j, a)| {
-            let coef = h_times(&a.value);
+        .filter(|(_, w)| !w.is_zero())
+        .map(|(j, w)| {
+            let coef = h_times(w);
             let kj = k(j);
             quote!((#coef, &#kj))
         })
-        .collect();
+        .collect()
+}
+
+/// `ws.stage(slot, x, &[(h * a_i1, &k1), …])` for row `i` (or `x.clone()` when the row is all
+/// zeros); `slot: None` builds a fresh buffer instead (the step's result).
+fn stage_state(m: &Method, i: usize, slot: Option<usize>) -> TokenStream {
+    let terms = k_terms(m.a[i].iter().map(|a| &a.value));
     match (terms.is_empty(), slot) {
         (true, _) => quote!(::core::clone::Clone::clone(x)),
         (false, Some(slot)) => {
@@ -119,31 +124,12 @@ pub fn step(m: &Method) -> TokenStream {
         }
     }
     if !m.fsal {
-        let terms: Vec<TokenStream> =
-            m.t.b
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| !b.is_zero())
-                .map(|(j, b)| {
-                    let coef = h_times(&b.value);
-                    let kj = k(j);
-                    quote!((#coef, &#kj))
-                })
-                .collect();
+        let terms = k_terms(m.t.b.iter().map(|b| &b.value));
         body.push(quote!(let y = ::neural_ode::__private::stage(x, &[#(#terms),*]);));
     }
     let err = match &m.e {
         Some(e) => {
-            let terms: Vec<TokenStream> = e
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| !w.is_zero())
-                .map(|(j, w)| {
-                    let coef = h_times(w);
-                    let kj = k(j);
-                    quote!((#coef, &#kj))
-                })
-                .collect();
+            let terms = k_terms(e);
             let (first, rest) = terms
                 .split_first()
                 .map(|(f, r)| (f.clone(), r.to_vec()))
