@@ -313,3 +313,15 @@ fn a_failed_gradient_pass_leaves_gradients_untouched() {
         );
     }
 }
+
+#[test]
+fn a_broadcast_initial_state_is_accepted() {
+    let (dev, field, _) = setup();
+    let row: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([0.5, -1.0]);
+    let x0: Tensor<State, f64, Cpu> = row.broadcast_like(&(3, Const));
+    let sol = solve(&field, x0, &[0.0, 1.0], &SolveOptions::adaptive(1e-6, 1e-8)).unwrap();
+    let ys = sol.ys.as_vec();
+    // Every batch row starts equal, so every row ends equal.
+    assert_eq!(&ys[6..8], &ys[8..10]);
+    assert_eq!(&ys[6..8], &ys[10..12]);
+}

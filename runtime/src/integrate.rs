@@ -161,6 +161,9 @@ where
 {
     opts.validate()?;
     let dir = check_times(times)?;
+    // The loop reads states as plain buffers; a strided or broadcast initial state is laid out
+    // first (free when it already is contiguous).
+    let x0 = &x0.clone().contiguous();
     let mut checkpoints = Checkpoints::new(opts.checkpoints);
     let mut stats = ForwardStats::default();
     let mut outputs = vec![x0.clone()];
