@@ -3,9 +3,10 @@
 //! differentiated as a whole, so one step's graph (s evaluations) is alive at a time.
 
 use dfdx::nn::tensor_collection::TensorCollection;
+use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
-use super::{add_opt, all_finite, generic, merge_params, Cotangents, OutputGrads};
+use super::{add_opt, all_finite, generic, pullback, Cotangents, OutputGrads};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::field::VectorField;
@@ -26,7 +27,7 @@ where
     E: Real,
     D: Backend<E>,
 {
-    let mut params = Gradients::leaky();
+    let mut params = model.try_alloc_grads().map_err(Error::device)?;
     let mut ws = crate::rk::Workspace::new();
     let mut nfe_rebuild = 0;
     let n_steps = fwd.checkpoints.len();
@@ -45,13 +46,12 @@ where
                 message: format!("checkpoint store has no state for step {n}"),
             })?;
         nfe_rebuild += recomputed * R::STAGES;
-        let key = x.clone();
-        let y = generic::step::<R, _, _, _, _, _>(model, t, h, x.leaky_traced());
-        let loss = (y * lambda.clone()).sum::<Rank0, _>();
-        let mut scratch = loss.try_backward().map_err(Error::device)?;
-        scratch.get_or_alloc_mut(&key).map_err(Error::device)?;
-        lambda = scratch.get(&key);
-        merge_params(model, &mut scratch, &mut params, None)?;
+        let cotangent = lambda.clone();
+        let (x_bar, acc) = pullback(params, x, |x| {
+            (generic::step::<R, _, _, _, _, _>(model, t, h, x) * cotangent).sum::<Rank0, _>()
+        })?;
+        params = acc;
+        lambda = x_bar;
         if !all_finite(&lambda) {
             return Err(Error::NonFiniteGradient { t: t.into() });
         }

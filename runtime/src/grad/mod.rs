@@ -8,6 +8,9 @@ pub(crate) mod checkpoint;
 pub mod generic;
 pub(crate) mod symplectic;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef,
 };
@@ -83,6 +86,42 @@ impl<'a, E: Real, D: Backend<E>> TensorVisitor<E, D> for MergeOp<'a, E, D> {
         }
         Ok(None)
     }
+}
+
+/// `(x̄, the gradient store)`.
+pub(crate) type Pulled<S, E, D> = (Tensor<S, E, D>, Gradients<E, D>);
+
+/// Reverse mode through `body` on a short-lived tape whose gradients are `acc`, a gradient
+/// store whose leaves are the model's parameters (from `alloc_grads`): parameter cotangents
+/// accumulate into `acc` with dfdx's own kernels, on the device, and everything else is dropped
+/// when the pass ends. The cotangent of `x` is read by a backward op recorded before any use of
+/// `x`, so it runs last, when that cotangent is complete. Returns `x̄` and `acc`.
+pub(crate) fn pullback<S, E, D>(
+    acc: Gradients<E, D>,
+    x: Tensor<S, E, D>,
+    body: impl FnOnce(Tensor<S, E, D, OwnedTape<E, D>>) -> Tensor<Rank0, E, D, OwnedTape<E, D>>,
+) -> Result<Pulled<S, E, D>, Error>
+where
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+{
+    let key = x.clone();
+    let stash: Rc<RefCell<Option<Tensor<S, E, D>>>> = Rc::default();
+    let stash_in = Rc::clone(&stash);
+    let (x, mut tape) = x.traced(acc).split_tape();
+    tape.add_backward_op(move |grads| {
+        grads.try_alloc_for(&key)?;
+        *stash_in.borrow_mut() = Some(grads.get(&key));
+        Ok(())
+    });
+    let acc = body(x.put_tape(tape))
+        .try_backward()
+        .map_err(Error::device)?;
+    let x_bar = stash.borrow_mut().take().ok_or_else(|| Error::Device {
+        message: "the pullback's last backward op did not run".into(),
+    })?;
+    Ok((x_bar, acc))
 }
 
 /// `(J_f(t, x)ᵀ v, f(t, x))`.

@@ -3,9 +3,10 @@
 //! generated symplectic-partner step, one vector–Jacobian product per live stage.
 
 use dfdx::nn::tensor_collection::TensorCollection;
+use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
-use super::{add_opt, all_finite, vjp, Cotangents, OutputGrads};
+use super::{add_opt, all_finite, pullback, Cotangents, OutputGrads};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::field::VectorField;
@@ -26,7 +27,8 @@ where
     E: Real,
     D: Backend<E>,
 {
-    let mut params = Gradients::leaky();
+    // Parameter cotangents accumulate here, on the device, across every product of the pass.
+    let mut params = Some(model.try_alloc_grads().map_err(Error::device)?);
     // One workspace for recomputing states (EveryK policies), one for the partner steps.
     let mut ws = crate::rk::Workspace::new();
     let mut adjoint_ws = crate::rk::Workspace::new();
@@ -52,7 +54,13 @@ where
         let mut closure =
             |ti: E, xi: Tensor<S, E, D>, v: Tensor<S, E, D>| -> Result<Tensor<S, E, D>, Error> {
                 nfe_vjp += 1;
-                vjp(model, &mut params, ti, xi, v, None).map(|(x_bar, _)| x_bar)
+                let acc = params.take().ok_or(Error::Device {
+                    message: "gradient store lost by a failed product".into(),
+                })?;
+                let (x_bar, acc) =
+                    pullback(acc, xi, |x| (model.eval(ti, x) * v).sum::<Rank0, _>())?;
+                params = Some(acc);
+                Ok(x_bar)
             };
         let back = R::adjoint_step(model, t, h, &x, &lambda, &mut closure, &mut adjoint_ws)?;
         nfe_rebuild += back.evals;
@@ -65,6 +73,9 @@ where
         k -= 1;
         lambda = add_opt(lambda, &out[k]);
     }
+    let params = params.ok_or(Error::Device {
+        message: "gradient store lost by a failed product".into(),
+    })?;
     Ok(Cotangents {
         x0: lambda,
         params,
