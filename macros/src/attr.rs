@@ -5,23 +5,7 @@ use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitStr, MetaNameValue, Token};
 
-/// The shipped tableaux, by name (the files in `tableaux/`).
-pub const SHIPPED: &[&str] = &[
-    "euler",
-    "midpoint",
-    "heun",
-    "ralston",
-    "rk4",
-    "rk38",
-    "heun_euler",
-    "fehlberg2",
-    "bosh3",
-    "fehlberg45",
-    "cash_karp",
-    "dopri5",
-    "tsit5",
-    "dopri8",
-];
+pub use crate::load::SHIPPED;
 
 /// Where the tableau comes from.
 #[derive(Clone, Debug)]

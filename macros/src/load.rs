@@ -16,8 +16,12 @@ pub struct Loaded {
     pub text: String,
 }
 
+/// The one list of shipped tableaux: their names and their text, compiled into this crate.
 macro_rules! shipped {
     ($($name:literal),* $(,)?) => {
+        /// The shipped tableaux, by name (the files in `tableaux/`).
+        pub const SHIPPED: &[&str] = &[$($name),*];
+
         /// The text of a shipped tableau.
         pub fn shipped_text(name: &str) -> Option<&'static str> {
             match name {

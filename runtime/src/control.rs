@@ -85,20 +85,23 @@ impl StepSizeController for PiController {
     }
 }
 
-/// Hairer's scaled RMS norm: `sqrt(mean((e_i / (atol + rtol · max(|x_i|, |y_i|)))²))`.
-/// Returns `∞` when any entry is not finite.
-pub fn rms_norm(err: &[f64], x: &[f64], y: &[f64], rtol: f64, atol: f64) -> f64 {
+/// Hairer's scaled RMS norm: `sqrt(mean((e_i / (atol + rtol · max(|x_i|, |y_i|)))²))`, on
+/// buffers of any real type. Returns `∞` when any entry is not finite.
+pub fn rms_norm<T: Copy + Into<f64>>(err: &[T], x: &[T], y: &[T], rtol: f64, atol: f64) -> f64 {
     if err.is_empty() {
         return 0.0;
     }
     let mut sum = 0.0;
-    for ((e, a), b) in err.iter().zip(x).zip(y) {
+    let mut y_finite = true;
+    for ((&e, &a), &b) in err.iter().zip(x).zip(y) {
+        let (e, a, b): (f64, f64, f64) = (e.into(), a.into(), b.into());
+        y_finite &= b.is_finite();
         let scale = atol + rtol * a.abs().max(b.abs());
         let r = e / scale;
         sum += r * r;
     }
     let norm = (sum / err.len() as f64).sqrt();
-    if norm.is_finite() && y.iter().all(|v| v.is_finite()) {
+    if norm.is_finite() && y_finite {
         norm
     } else {
         f64::INFINITY

@@ -52,31 +52,8 @@ pub(crate) fn check_times<E: Real>(times: &[E]) -> Result<f64, Error> {
     Ok(dir)
 }
 
-/// [`rms_norm`] on buffers of the solve's dtype (no conversion copies).
-fn scaled_norm<E: Real>(err: &[E], x: &[E], y: &[E], rtol: f64, atol: f64) -> f64 {
-    let mut sum = 0.0;
-    for ((e, a), b) in err.iter().zip(x).zip(y) {
-        let (e, a, b): (f64, f64, f64) = ((*e).into(), (*a).into(), (*b).into());
-        if !b.is_finite() {
-            return f64::INFINITY;
-        }
-        let r = e / (atol + rtol * a.abs().max(b.abs()));
-        sum += r * r;
-    }
-    let norm = (sum / err.len().max(1) as f64).sqrt();
-    if norm.is_finite() {
-        norm
-    } else {
-        f64::INFINITY
-    }
-}
-
 pub(crate) fn shape_string<S: Shape>(s: &S) -> String {
     format!("{:?}", s.concrete())
-}
-
-fn host<S: Shape, E: Real, D: Backend<E>>(x: &Tensor<S, E, D>) -> Vec<f64> {
-    x.as_vec().into_iter().map(Into::into).collect()
 }
 
 /// Evaluates `f(t, x)` without a tape and checks the result's shape.
@@ -118,9 +95,9 @@ where
     D: Backend<E>,
     F: VectorField<S, E, D> + ?Sized,
 {
-    let x = host(x0);
+    let x = x0.as_vec();
     let d0 = rms_norm(&x, &x, &x, rtol, atol);
-    let d1 = rms_norm(&host(f0), &x, &x, rtol, atol);
+    let d1 = rms_norm(&f0.as_vec(), &x, &x, rtol, atol);
     let h0 = if d0 < 1e-5 || d1 < 1e-5 || !d0.is_finite() || !d1.is_finite() {
         1e-6
     } else {
@@ -130,10 +107,12 @@ where
     let mut x1 = x0.clone();
     x1.axpy(1.0, f0, h0 * span.signum());
     let f1 = f.eval(t0 + E::from_f64_lossy(h0 * span.signum()), x1);
-    let diff: Vec<f64> = host(&f1)
+    let inv_h0 = E::from_f64_lossy(1.0 / h0);
+    let diff: Vec<E> = f1
+        .as_vec()
         .iter()
-        .zip(host(f0))
-        .map(|(a, b)| (a - b) / h0)
+        .zip(f0.as_vec())
+        .map(|(&a, b)| (a - b) * inv_h0)
         .collect();
     let d2 = rms_norm(&diff, &x, &x, rtol, atol);
     let h1 = if d1.max(d2) <= 1e-15 || !d2.is_finite() {
@@ -186,145 +165,135 @@ where
     let mut ws = Workspace::new();
     let n = x0.shape().num_elements();
     let mut host: [Vec<E>; 3] = [vec![E::zero(); n], vec![E::zero(); n], vec![E::zero(); n]];
-    let mut k1 = Some(eval_checked(f, t0, x0)?);
+    let f0 = eval_checked(f, t0, x0)?;
     stats.nfe += 1;
     let span: f64 = (t_end - t0).into();
 
-    let fixed_h = match opts.stepping {
-        Stepping::Adaptive { .. } => None,
-        Stepping::FixedSize(h) => Some(h),
-        Stepping::FixedSteps(n) => Some(span.abs() / n as f64),
-    };
-    match (opts.stepping, fixed_h) {
-        (
-            Stepping::Adaptive {
-                rtol,
-                atol,
-                first_step,
-            },
-            _,
-        ) => {
-            let embedded = match (R::B_ERR, R::EMBEDDED_ORDER) {
-                (Some(_), Some(q)) => q,
-                _ => return Err(Error::NotAdaptive { solver: R::NAME }),
-            };
-            controller.reset(embedded + 1);
-            let mut h = match (first_step, &k1) {
-                (Some(h), _) => h,
-                (None, None) => span.abs(),
-                (None, Some(f0)) => {
-                    stats.nfe += 1;
-                    initial_step(f, t0, x0, f0, R::ORDER.min(embedded), (rtol, atol), span)
-                }
-            };
-            let mut last_non_finite = false;
-            for &target in &times[1..] {
-                loop {
-                    let remaining: f64 = (target - t).into();
-                    if remaining * dir <= 0.0 {
-                        break;
-                    }
-                    if stats.accepted + stats.rejected >= opts.max_steps {
-                        return Err(Error::MaxStepsReached {
-                            t: t.into(),
-                            max_steps: opts.max_steps,
-                        });
-                    }
-                    let t_f: f64 = t.into();
-                    let min_step = if opts.min_step > 0.0 {
-                        opts.min_step
-                    } else {
-                        16.0 * f64::EPSILON * t_f.abs().max(remaining.abs())
-                    };
-                    // Land exactly on the output time when the step would reach or nearly reach it.
-                    let lands = h >= remaining.abs() * (1.0 - 1e-12);
-                    let h_abs = if lands { remaining.abs() } else { h };
-                    if h_abs < min_step || E::from_f64_lossy(h_abs) == E::zero() {
-                        return Err(if last_non_finite {
-                            Error::NonFinite {
-                                t: t_f,
-                                h: h_abs * dir,
-                            }
-                        } else {
-                            Error::StepSizeUnderflow {
-                                t: t_f,
-                                h: h_abs * dir,
-                            }
-                        });
-                    }
-                    let h_e = E::from_f64_lossy(h_abs * dir);
-                    let step = R::step(f, t, h_e, &x, k1.take(), &mut ws);
-                    stats.nfe += step.evals;
-                    let norm = match &step.err {
-                        Some(err) => {
-                            let [he, hx, hy] = &mut host;
-                            err.copy_into(he);
-                            x.copy_into(hx);
-                            step.y.copy_into(hy);
-                            scaled_norm(he, hx, hy, rtol, atol)
-                        }
-                        None => 0.0,
-                    };
-                    let (accept, h_next) = controller.decide(norm, h_abs);
-                    if accept {
-                        checkpoints.push(t, h_e, &x);
-                        stats.accepted += 1;
-                        x = step.y;
-                        t = if lands { target } else { t + h_e };
-                        k1 = if R::FSAL { step.k_last } else { None };
-                        last_non_finite = false;
-                        // A step shortened to land on an output does not shrink the next one.
-                        h = if lands { h_next.max(h) } else { h_next };
-                    } else {
-                        stats.rejected += 1;
-                        last_non_finite = !norm.is_finite();
-                        k1 = Some(step.k1);
-                        h = h_next;
-                    }
-                }
-                outputs.push(x.clone());
-                out_steps.push(stats.accepted);
+    if let Stepping::Adaptive {
+        rtol,
+        atol,
+        first_step,
+    } = opts.stepping
+    {
+        let embedded = match (R::B_ERR, R::EMBEDDED_ORDER) {
+            (Some(_), Some(q)) => q,
+            _ => return Err(Error::NotAdaptive { solver: R::NAME }),
+        };
+        controller.reset(embedded + 1);
+        let mut h = match first_step {
+            Some(h) => h,
+            None => {
+                stats.nfe += 1;
+                initial_step(f, t0, x0, &f0, R::ORDER.min(embedded), (rtol, atol), span)
             }
-        }
-        (_, h_max) => {
-            let h_max = h_max.unwrap_or(span.abs());
-            let mut start = t0;
-            for &target in &times[1..] {
-                let interval: f64 = (target - start).into();
-                let n = ((interval.abs() / h_max) * (1.0 - 1e-12)).ceil().max(1.0) as usize;
-                for i in 0..n {
-                    if stats.accepted >= opts.max_steps {
-                        return Err(Error::MaxStepsReached {
-                            t: t.into(),
-                            max_steps: opts.max_steps,
-                        });
-                    }
-                    // Step i ends at start + (i+1)/n · interval: no drift, exact landing.
-                    let t_next = if i + 1 == n {
-                        target
+        };
+        let mut k1 = Some(f0);
+        let mut last_non_finite = false;
+        for &target in &times[1..] {
+            loop {
+                let remaining: f64 = (target - t).into();
+                if remaining * dir <= 0.0 {
+                    break;
+                }
+                if stats.accepted + stats.rejected >= opts.max_steps {
+                    return Err(Error::MaxStepsReached {
+                        t: t.into(),
+                        max_steps: opts.max_steps,
+                    });
+                }
+                let t_f: f64 = t.into();
+                let min_step = if opts.min_step > 0.0 {
+                    opts.min_step
+                } else {
+                    16.0 * f64::EPSILON * t_f.abs().max(remaining.abs())
+                };
+                // Land exactly on the output time when the step would reach or nearly reach it.
+                let lands = h >= remaining.abs() * (1.0 - 1e-12);
+                let h_abs = if lands { remaining.abs() } else { h };
+                if h_abs < min_step || E::from_f64_lossy(h_abs) == E::zero() {
+                    return Err(if last_non_finite {
+                        Error::NonFinite {
+                            t: t_f,
+                            h: h_abs * dir,
+                        }
                     } else {
-                        start + E::from_f64_lossy(interval * (i + 1) as f64 / n as f64)
-                    };
-                    let h_e = t_next - t;
-                    let step = R::step(f, t, h_e, &x, k1.take(), &mut ws);
-                    stats.nfe += step.evals;
-                    step.y.copy_into(&mut host[0]);
-                    if !host[0].iter().all(|v| v.is_finite()) {
-                        return Err(Error::NonFinite {
-                            t: t.into(),
-                            h: h_e.into(),
-                        });
+                        Error::StepSizeUnderflow {
+                            t: t_f,
+                            h: h_abs * dir,
+                        }
+                    });
+                }
+                let h_e = E::from_f64_lossy(h_abs * dir);
+                let step = R::step(f, t, h_e, &x, k1.take(), &mut ws);
+                stats.nfe += step.evals;
+                let norm = match &step.err {
+                    Some(err) => {
+                        let [he, hx, hy] = &mut host;
+                        err.copy_into(he);
+                        x.copy_into(hx);
+                        step.y.copy_into(hy);
+                        rms_norm(he, hx, hy, rtol, atol)
                     }
+                    None => 0.0,
+                };
+                let (accept, h_next) = controller.decide(norm, h_abs);
+                if accept {
                     checkpoints.push(t, h_e, &x);
                     stats.accepted += 1;
                     x = step.y;
-                    t = t_next;
+                    t = if lands { target } else { t + h_e };
                     k1 = if R::FSAL { step.k_last } else { None };
+                    last_non_finite = false;
+                    // A step shortened to land on an output does not shrink the next one.
+                    h = if lands { h_next.max(h) } else { h_next };
+                } else {
+                    stats.rejected += 1;
+                    last_non_finite = !norm.is_finite();
+                    k1 = Some(step.k1);
+                    h = h_next;
                 }
-                start = target;
-                outputs.push(x.clone());
-                out_steps.push(stats.accepted);
             }
+            outputs.push(x.clone());
+            out_steps.push(stats.accepted);
+        }
+    } else if let Some(h_max) = opts.stepping.fixed_step(span) {
+        let mut k1 = Some(f0);
+        let mut start = t0;
+        for &target in &times[1..] {
+            let interval: f64 = (target - start).into();
+            let n = ((interval.abs() / h_max) * (1.0 - 1e-12)).ceil().max(1.0) as usize;
+            for i in 0..n {
+                if stats.accepted >= opts.max_steps {
+                    return Err(Error::MaxStepsReached {
+                        t: t.into(),
+                        max_steps: opts.max_steps,
+                    });
+                }
+                // Step i ends at start + (i+1)/n · interval: no drift, exact landing.
+                let t_next = if i + 1 == n {
+                    target
+                } else {
+                    start + E::from_f64_lossy(interval * (i + 1) as f64 / n as f64)
+                };
+                let h_e = t_next - t;
+                let step = R::step(f, t, h_e, &x, k1.take(), &mut ws);
+                stats.nfe += step.evals;
+                step.y.copy_into(&mut host[0]);
+                if !host[0].iter().all(|v| v.is_finite()) {
+                    return Err(Error::NonFinite {
+                        t: t.into(),
+                        h: h_e.into(),
+                    });
+                }
+                checkpoints.push(t, h_e, &x);
+                stats.accepted += 1;
+                x = step.y;
+                t = t_next;
+                k1 = if R::FSAL { step.k_last } else { None };
+            }
+            start = target;
+            outputs.push(x.clone());
+            out_steps.push(stats.accepted);
         }
     }
     stats.checkpoint_bytes = checkpoints.bytes();

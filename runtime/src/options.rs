@@ -24,6 +24,17 @@ pub enum Stepping {
     FixedSteps(usize),
 }
 
+impl Stepping {
+    /// The largest fixed step over a time span of length `span`; `None` for adaptive steps.
+    pub fn fixed_step(&self, span: f64) -> Option<f64> {
+        match *self {
+            Stepping::Adaptive { .. } => None,
+            Stepping::FixedSize(h) => Some(h),
+            Stepping::FixedSteps(n) => Some(span.abs() / n as f64),
+        }
+    }
+}
+
 /// Options of a solve. Start from [`SolveOptions::adaptive`], [`SolveOptions::fixed_steps`] or
 /// [`SolveOptions::fixed_size`] and adjust with the `with_*` methods.
 #[derive(Clone, Debug, PartialEq)]

@@ -152,13 +152,7 @@ impl<S: Shape, E: Real, D: Device<E>> Workspace<S, E, D> {
         base: &Tensor<S, E, D>,
         terms: &[(E, &Tensor<S, E, D>)],
     ) -> Tensor<S, E, D> {
-        let out = self.slot(i, base);
-        out.fill_with_zeros();
-        out.axpy(1.0, base, 1.0);
-        for (c, t) in terms {
-            out.axpy(1.0, t, *c);
-        }
-        out.clone()
+        self.combine(i, (E::one(), base), terms)
     }
 
     /// `c0 t0 + Σ c_j t_j` written into slot `i`.
@@ -170,6 +164,8 @@ impl<S: Shape, E: Real, D: Device<E>> Workspace<S, E, D> {
     ) -> Tensor<S, E, D> {
         let (c0, t0) = first;
         let out = self.slot(i, t0);
+        // Zeroed first rather than scaled by 0: a stale non-finite value from a rejected step
+        // would turn `0 · ∞` into NaN.
         out.fill_with_zeros();
         out.axpy(1.0, t0, c0);
         for (c, t) in rest {

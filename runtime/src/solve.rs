@@ -160,9 +160,7 @@ where
     tape.add_backward_op(move |grads| {
         grads.try_alloc_for(&ys_key)?;
         let g = grads.get(&ys_key);
-        let out: OutputGrads<S, E, D> = (0..n_outputs)
-            .map(|k| Some(S::unstack(g.clone(), k)))
-            .collect();
+        let out: OutputGrads<S, E, D> = (0..n_outputs).map(|k| S::unstack(g.clone(), k)).collect();
         drop(g);
         let base = crate::alloc::current();
         crate::alloc::reset_peak();
@@ -212,6 +210,8 @@ where
 {
     match method {
         GradMethod::Symplectic => grad::symplectic::backward::<R, M, S, E, D>(model, fwd, out),
+        // `backprop` records the solve on the caller's tape instead of registering this pass
+        // (see `solve_with`); were it routed here, checkpointing gives the same gradient.
         GradMethod::Checkpoint | GradMethod::Backprop => {
             grad::checkpoint::backward::<R, M, S, E, D>(model, fwd, out)
         }

@@ -7,7 +7,7 @@
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
-use super::{add_opt, merge_params, vjp, Cotangents, OutputGrads};
+use super::{add, merge_params, weighted_vjp, Cotangents, OutputGrads};
 use crate::backend::Backend;
 use crate::control::{rms_norm, StepSizeController};
 use crate::error::Error;
@@ -15,7 +15,7 @@ use crate::field::VectorField;
 use crate::integrate::Forward;
 use crate::options::{SolveOptions, Stepping};
 use crate::real::{lit, Real};
-use crate::rk::RungeKutta;
+use crate::rk::{combine, stage, RungeKutta};
 use crate::shape::StateShape;
 
 struct AugStep<S: Shape, E: Real, D: Backend<E>> {
@@ -23,6 +23,19 @@ struct AugStep<S: Shape, E: Real, D: Backend<E>> {
     a: Tensor<S, E, D>,
     err: Vec<f64>,
     params: Gradients<E, D>,
+}
+
+/// `(h w_j, &k_j)` for the nonzero weights.
+fn weighted<'a, S: Shape, E: Real, D: Backend<E>>(
+    h: E,
+    ks: &'a [Tensor<S, E, D>],
+    w: &[f64],
+) -> Vec<(E, &'a Tensor<S, E, D>)> {
+    ks.iter()
+        .zip(w)
+        .filter(|(_, &wi)| wi != 0.0)
+        .map(|(k, &wi)| (h * lit::<E>(wi), k))
+        .collect()
 }
 
 /// One step of the augmented system with the tableau's arrays.
@@ -44,47 +57,30 @@ where
     let mut kx: Vec<Tensor<S, E, D>> = Vec::with_capacity(R::STAGES);
     let mut ka: Vec<Tensor<S, E, D>> = Vec::with_capacity(R::STAGES);
     for i in 0..R::STAGES {
-        let mut xi = x.clone();
-        let mut ai = a.clone();
-        for (j, &c) in R::A[i].iter().enumerate() {
-            if c != 0.0 {
-                xi.axpy(1.0, &kx[j], h * lit::<E>(c));
-                ai.axpy(1.0, &ka[j], h * lit::<E>(c));
-            }
-        }
+        let xi = stage(x, &weighted(h, &kx, R::A[i]));
+        let ai = stage(a, &weighted(h, &ka, R::A[i]));
         // θ̄ advances by h Σ b_i (−J_θᵀ A_i).
         let scale = -(h * lit::<E>(R::B[i]));
-        let (mu, fx) = vjp(
-            model,
-            &mut params,
-            t + h * lit::<E>(R::C[i]),
-            xi,
-            ai,
-            Some(scale),
-        )?;
+        let (mu, fx) = weighted_vjp(model, &mut params, t + h * lit::<E>(R::C[i]), xi, ai, scale)?;
         kx.push(fx);
         ka.push(mu * (-E::one()));
     }
-    let combine = |base: &Tensor<S, E, D>, ks: &[Tensor<S, E, D>], w: &[f64]| {
-        let mut y = base.clone();
-        for (k, &wi) in ks.iter().zip(w) {
-            if wi != 0.0 {
-                y.axpy(1.0, k, h * lit::<E>(wi));
-            }
-        }
-        y
-    };
-    let y_x = combine(x, &kx, R::B);
-    let y_a = combine(a, &ka, R::B);
+    let y_x = stage(x, &weighted(h, &kx, R::B));
+    let y_a = stage(a, &weighted(h, &ka, R::B));
     let err = match R::B_ERR {
         Some(e) => {
-            let zx = combine(&x.device().zeros_like(x.shape()), &kx, e);
-            let za = combine(&a.device().zeros_like(a.shape()), &ka, e);
-            zx.as_vec()
-                .into_iter()
-                .chain(za.as_vec())
-                .map(Into::into)
-                .collect()
+            let (ex, ea) = (weighted(h, &kx, e), weighted(h, &ka, e));
+            match (ex.split_first(), ea.split_first()) {
+                (Some((fx, rx)), Some((fa, ra))) => {
+                    let (zx, za) = (combine(*fx, rx), combine(*fa, ra));
+                    zx.as_vec()
+                        .into_iter()
+                        .chain(za.as_vec())
+                        .map(Into::into)
+                        .collect()
+                }
+                _ => Vec::new(),
+            }
         }
         None => Vec::new(),
     };
@@ -113,12 +109,7 @@ where
 {
     let mut params = Gradients::leaky();
     let last = out.len() - 1;
-    let mut a = add_opt(
-        fwd.outputs[last]
-            .device()
-            .zeros_like(fwd.outputs[last].shape()),
-        &out[last],
-    );
+    let mut a = out[last].clone();
     let (mut nfe_vjp, mut steps, mut rejected) = (0, 0, 0);
     let mut h_prev: Option<f64> = fwd
         .checkpoints
@@ -217,7 +208,7 @@ where
         if !super::all_finite(&a) {
             return Err(Error::NonFiniteGradient { t: t.into() });
         }
-        a = add_opt(a, &out[k - 1]);
+        a = add(a, &out[k - 1]);
     }
     Ok(Cotangents {
         x0: a,

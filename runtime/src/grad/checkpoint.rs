@@ -6,7 +6,7 @@ use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
-use super::{add_opt, all_finite, generic, pullback, Cotangents, OutputGrads};
+use super::{add, all_finite, generic, pullback, Cotangents, OutputGrads};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::field::VectorField;
@@ -36,7 +36,7 @@ where
     for n in (0..n_steps).rev() {
         while k > 0 && fwd.out_steps[k - 1] == n + 1 {
             k -= 1;
-            lambda = add_opt(lambda, &out[k]);
+            lambda = add(lambda, &out[k]);
         }
         let (t, h) = fwd.checkpoints.step(n);
         let (x, recomputed) = fwd
@@ -58,7 +58,7 @@ where
     }
     while k > 0 {
         k -= 1;
-        lambda = add_opt(lambda, &out[k]);
+        lambda = add(lambda, &out[k]);
     }
     Ok(Cotangents {
         x0: lambda,

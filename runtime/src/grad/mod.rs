@@ -14,6 +14,7 @@ use std::rc::Rc;
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef,
 };
+use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
 use crate::backend::Backend;
@@ -22,8 +23,8 @@ use crate::field::VectorField;
 use crate::real::Real;
 use crate::shape::StateShape;
 
-/// Cotangents flowing into one solve: one per output time, `None` where the loss ignores it.
-pub(crate) type OutputGrads<S, E, D> = Vec<Option<Tensor<S, E, D>>>;
+/// Cotangents flowing into one solve: one per output time.
+pub(crate) type OutputGrads<S, E, D> = Vec<Tensor<S, E, D>>;
 
 /// What a gradient pass produced.
 pub(crate) struct Cotangents<S: Shape, E: Real, D: Backend<E>> {
@@ -127,16 +128,18 @@ where
 /// `(J_f(t, x)ᵀ v, f(t, x))`.
 pub(crate) type VjpOut<S, E, D> = (Tensor<S, E, D>, Tensor<S, E, D>);
 
-/// One vector–Jacobian product on its own short-lived tape: returns `J_f(t, x)ᵀ v` and adds
-/// `scale · J_θ(t, x)ᵀ v` into `params`. The tape and its scratch gradients are dropped before
-/// this returns, so at most one evaluation's graph is alive.
-pub(crate) fn vjp<M, S, E, D>(
+/// One vector–Jacobian product with a weighted parameter cotangent: returns `J_f(t, x)ᵀ v` and
+/// `f(t, x)`, and adds `scale · J_θ(t, x)ᵀ v` into `params` (the continuous adjoint's quadrature
+/// weights). The weight cannot be folded into `v` without dividing `x̄` by it (and it may be
+/// zero), so the product runs through [`pullback`] into its own parameter store, which is then
+/// merged with the weight.
+pub(crate) fn weighted_vjp<M, S, E, D>(
     model: &M,
     params: &mut Gradients<E, D>,
     t: E,
     x: Tensor<S, E, D>,
     v: Tensor<S, E, D>,
-    scale: Option<E>,
+    scale: E,
 ) -> Result<VjpOut<S, E, D>, Error>
 where
     M: VectorField<S, E, D> + TensorCollection<E, D>,
@@ -144,14 +147,17 @@ where
     E: Real,
     D: Backend<E>,
 {
-    let key = x.clone();
-    let y = model.eval(t, x.leaky_traced());
-    let value = y.retaped::<NoneTape>();
-    let loss = (y * v).sum::<Rank0, _>();
-    let mut scratch = loss.try_backward().map_err(Error::device)?;
-    scratch.get_or_alloc_mut(&key).map_err(Error::device)?;
-    let x_bar = scratch.get(&key);
-    merge_params(model, &mut scratch, params, scale)?;
+    let scratch = model.try_alloc_grads().map_err(Error::device)?;
+    let mut value = None;
+    let (x_bar, mut scratch) = pullback(scratch, x, |x| {
+        let y = model.eval(t, x);
+        value = Some(y.retaped::<NoneTape>());
+        (y * v).sum::<Rank0, _>()
+    })?;
+    merge_params(model, &mut scratch, params, Some(scale))?;
+    let value = value.ok_or_else(|| Error::Device {
+        message: "the product did not evaluate the field".into(),
+    })?;
     Ok((x_bar, value))
 }
 
@@ -160,17 +166,11 @@ pub(crate) fn all_finite<S: Shape, E: Real, D: Backend<E>>(x: &Tensor<S, E, D>) 
     x.as_vec().iter().all(|v| v.is_finite())
 }
 
-/// Adds `g` (if any) into `acc`.
-pub(crate) fn add_opt<S: Shape, E: Real, D: Backend<E>>(
-    acc: Tensor<S, E, D>,
-    g: &Option<Tensor<S, E, D>>,
+/// `acc + g`, in `acc`'s buffer.
+pub(crate) fn add<S: Shape, E: Real, D: Backend<E>>(
+    mut acc: Tensor<S, E, D>,
+    g: &Tensor<S, E, D>,
 ) -> Tensor<S, E, D> {
-    match g {
-        Some(g) => {
-            let mut acc = acc;
-            acc.axpy(1.0, g, 1.0);
-            acc
-        }
-        None => acc,
-    }
+    acc.axpy(1.0, g, 1.0);
+    acc
 }

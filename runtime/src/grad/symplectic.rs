@@ -6,7 +6,7 @@ use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
-use super::{add_opt, all_finite, pullback, Cotangents, OutputGrads};
+use super::{add, all_finite, pullback, Cotangents, OutputGrads};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::field::VectorField;
@@ -41,7 +41,7 @@ where
         // Output jumps: outputs taken after n + 1 accepted steps.
         while k > 0 && fwd.out_steps[k - 1] == n + 1 {
             k -= 1;
-            lambda = add_opt(lambda, &out[k]);
+            lambda = add(lambda, &out[k]);
         }
         let (t, h) = fwd.checkpoints.step(n);
         let (x, recomputed) = fwd
@@ -71,7 +71,7 @@ where
     }
     while k > 0 {
         k -= 1;
-        lambda = add_opt(lambda, &out[k]);
+        lambda = add(lambda, &out[k]);
     }
     let params = params.ok_or(Error::Device {
         message: "gradient store lost by a failed product".into(),

@@ -78,41 +78,96 @@ pub trait FastActivations<E: Dtype>: Device<E> {
 }
 
 /// `for x in xs { *x = kernel(*x) }`, compiled for the widest instruction set the CPU has.
+/// Next to the function, a module of the same name holds each compiled path, so tests can check
+/// every path the machine supports, not only the one the dispatcher picks.
 macro_rules! simd_map {
     ($name:ident, $t:ty, $kernel:path) => {
         #[doc = concat!("Applies `", stringify!($kernel), "` to every element, in place.")]
         pub fn $name(xs: &mut [$t]) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if $name::has_avx512() {
+                    // SAFETY: the CPU has every feature the function is compiled for.
+                    return unsafe { $name::avx512(xs) };
+                }
+                if $name::has_avx2() {
+                    // SAFETY: as above.
+                    return unsafe { $name::avx2(xs) };
+                }
+            }
+            $name::baseline(xs)
+        }
+
+        #[doc = concat!("The compiled paths of [`", stringify!($name), "()`].")]
+        pub mod $name {
+            use super::*;
+
             #[inline(always)]
             fn body(xs: &mut [$t]) {
                 for x in xs.iter_mut() {
                     *x = $kernel(*x);
                 }
             }
+
+            /// The x86-64 baseline (or any other target) path.
+            pub fn baseline(xs: &mut [$t]) {
+                body(xs)
+            }
+
+            /// # Safety
+            /// The CPU must support AVX-512 F/DQ/VL, AVX2 and FMA.
             #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-                unsafe fn avx512(xs: &mut [$t]) {
-                    body(xs)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2(xs: &mut [$t]) {
-                    body(xs)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f")
+            #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+            pub unsafe fn avx512(xs: &mut [$t]) {
+                body(xs)
+            }
+
+            /// # Safety
+            /// The CPU must support AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            pub unsafe fn avx2(xs: &mut [$t]) {
+                body(xs)
+            }
+
+            /// Whether [`avx512`] may run here.
+            #[cfg(target_arch = "x86_64")]
+            pub fn has_avx512() -> bool {
+                std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512dq")
                     && std::arch::is_x86_feature_detected!("avx512vl")
-                {
-                    // SAFETY: the CPU has every feature the function is compiled for.
-                    return unsafe { avx512(xs) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: as above.
-                    return unsafe { avx2(xs) };
-                }
+                    && has_avx2()
             }
-            body(xs)
+
+            /// Whether [`avx2`] may run here.
+            #[cfg(target_arch = "x86_64")]
+            pub fn has_avx2() -> bool {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+
+            /// `(path, result)` for every path this machine can run, on a copy of `xs`.
+            pub fn every_path(xs: &[$t]) -> Vec<(&'static str, Vec<$t>)> {
+                let run = |f: &dyn Fn(&mut [$t])| {
+                    let mut v = xs.to_vec();
+                    f(&mut v);
+                    v
+                };
+                #[allow(unused_mut)]
+                let mut out = vec![("baseline", run(&|v| baseline(v)))];
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if has_avx2() {
+                        // SAFETY: checked just above.
+                        out.push(("avx2", run(&|v| unsafe { avx2(v) })));
+                    }
+                    if has_avx512() {
+                        // SAFETY: checked just above.
+                        out.push(("avx512", run(&|v| unsafe { avx512(v) })));
+                    }
+                }
+                out
+            }
         }
     };
 }
@@ -144,27 +199,27 @@ enum Derivative {
 }
 
 macro_rules! cpu_activations {
-    ($t:ty, $tanh:path, $sigmoid:path, $softplus:path, $silu:path, $sig_kernel:path) => {
+    ($t:ty, $unary:ident, $tanh:path, $sigmoid:path, $softplus:path, $silu:path, $sig_kernel:path) => {
         impl FastActivations<$t> for Cpu {
             fn fast_tanh<S: Shape, T: Tape<$t, Self>>(
                 x: Tensor<S, $t, Self, T>,
             ) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
-                cpu_unary(x, $tanh, Derivative::Tanh, $sig_kernel)
+                $unary(x, $tanh, Derivative::Tanh, $sig_kernel)
             }
             fn fast_sigmoid<S: Shape, T: Tape<$t, Self>>(
                 x: Tensor<S, $t, Self, T>,
             ) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
-                cpu_unary(x, $sigmoid, Derivative::Sigmoid, $sig_kernel)
+                $unary(x, $sigmoid, Derivative::Sigmoid, $sig_kernel)
             }
             fn fast_softplus<S: Shape, T: Tape<$t, Self>>(
                 x: Tensor<S, $t, Self, T>,
             ) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
-                cpu_unary(x, $softplus, Derivative::Softplus, $sig_kernel)
+                $unary(x, $softplus, Derivative::Softplus, $sig_kernel)
             }
             fn fast_silu<S: Shape, T: Tape<$t, Self>>(
                 x: Tensor<S, $t, Self, T>,
             ) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
-                cpu_unary(x, $silu, Derivative::Silu, $sig_kernel)
+                $unary(x, $silu, Derivative::Silu, $sig_kernel)
             }
         }
     };
@@ -241,49 +296,9 @@ macro_rules! cpu_unary_impl {
 cpu_unary_impl!(cpu_unary_f64, f64);
 cpu_unary_impl!(cpu_unary_f32, f32);
 
-/// Dispatches on the dtype (the two implementations differ only in their kernels).
-trait CpuUnary: Dtype {
-    fn unary<S: Shape, T: Tape<Self, Cpu>>(
-        x: Tensor<S, Self, Cpu, T>,
-        map: fn(&mut [Self]),
-        derivative: Derivative,
-        sigmoid: fn(Self) -> Self,
-    ) -> Result<Tensor<S, Self, Cpu, T>, CpuError>;
-}
-
-impl CpuUnary for f64 {
-    fn unary<S: Shape, T: Tape<f64, Cpu>>(
-        x: Tensor<S, f64, Cpu, T>,
-        map: fn(&mut [f64]),
-        derivative: Derivative,
-        sigmoid: fn(f64) -> f64,
-    ) -> Result<Tensor<S, f64, Cpu, T>, CpuError> {
-        cpu_unary_f64(x, map, derivative, sigmoid)
-    }
-}
-
-impl CpuUnary for f32 {
-    fn unary<S: Shape, T: Tape<f32, Cpu>>(
-        x: Tensor<S, f32, Cpu, T>,
-        map: fn(&mut [f32]),
-        derivative: Derivative,
-        sigmoid: fn(f32) -> f32,
-    ) -> Result<Tensor<S, f32, Cpu, T>, CpuError> {
-        cpu_unary_f32(x, map, derivative, sigmoid)
-    }
-}
-
-fn cpu_unary<S: Shape, E: CpuUnary, T: Tape<E, Cpu>>(
-    x: Tensor<S, E, Cpu, T>,
-    map: fn(&mut [E]),
-    derivative: Derivative,
-    sigmoid: fn(E) -> E,
-) -> Result<Tensor<S, E, Cpu, T>, CpuError> {
-    E::unary(x, map, derivative, sigmoid)
-}
-
 cpu_activations!(
     f64,
+    cpu_unary_f64,
     map::tanh_f64,
     map::sigmoid_f64,
     map::softplus_f64,
@@ -292,6 +307,7 @@ cpu_activations!(
 );
 cpu_activations!(
     f32,
+    cpu_unary_f32,
     map::tanh_f32,
     map::sigmoid_f32,
     map::softplus_f32,
@@ -421,12 +437,32 @@ mod tests {
     }
 
     #[test]
-    fn every_dispatch_path_gives_the_scalar_results() {
-        let xs: Vec<f64> = (0..1000).map(|i| (i as f64 - 500.0) * 0.037).collect();
-        let mut ys = xs.clone();
-        map::tanh_f64(&mut ys);
-        for (x, y) in xs.iter().zip(&ys) {
-            assert_eq!(y.to_bits(), kernels::tanh_f64(*x).to_bits());
+    fn every_compiled_path_gives_the_scalar_results() {
+        let xs64: Vec<f64> = (0..1000)
+            .map(|i| (i as f64 - 500.0) * 0.037)
+            .chain([0.0, -0.0, f64::INFINITY, f64::NAN, 1e-310])
+            .collect();
+        let xs32: Vec<f32> = xs64.iter().map(|&x| x as f32).collect();
+        macro_rules! check {
+            ($($map:ident, $kernel:path, $xs:expr;)*) => {$(
+                let paths = map::$map::every_path(&$xs);
+                assert!(!paths.is_empty());
+                for (path, ys) in paths {
+                    for (x, y) in $xs.iter().zip(&ys) {
+                        assert_eq!(y.to_bits(), $kernel(*x).to_bits(), "{} on the {path} path at {x}", stringify!($map));
+                    }
+                }
+            )*};
+        }
+        check! {
+            tanh_f64, kernels::tanh_f64, xs64;
+            sigmoid_f64, kernels::sigmoid_f64, xs64;
+            softplus_f64, kernels::softplus_f64, xs64;
+            silu_f64, kernels::silu_f64, xs64;
+            tanh_f32, kernels::tanh_f32, xs32;
+            sigmoid_f32, kernels::sigmoid_f32, xs32;
+            softplus_f32, kernels::softplus_f32, xs32;
+            silu_f32, kernels::silu_f32, xs32;
         }
     }
 }
