@@ -2,7 +2,7 @@
 //!
 //! Drop-in replacements for dfdx's activations (`(Linear<2, 64>, Tanh, Linear<64, 2>)` works
 //! with either), with forward and backward on dfdx's tape, for `f32` and `f64`. On the CPU they
-//! evaluate branch-free approximations (within 2 ulp of the correctly rounded result, see
+//! evaluate branch-free approximations (tested within 4 ulp of the standard library; see
 //! [`kernels`]) over whole buffers, with the instruction set chosen at run time (AVX-512, AVX2
 //! or the x86-64 baseline; no `target-cpu` flag needed). The backward of `tanh` and `sigmoid`
 //! reuses the forward output. On CUDA they fall back to dfdx's own kernels.
