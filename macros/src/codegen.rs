@@ -522,12 +522,14 @@ mod snapshots {
             }
         })
         .unwrap();
-        let tokens = crate::expand::expand(args, quote!(#item));
-        let file: syn::File = syn::parse2(tokens).unwrap();
-        let text = prettyplease::unparse(&file);
-        // The tracked path of a user tableau is absolute: keep the snapshot machine-independent.
+        // The tracked path of a user tableau is absolute. Replace it before formatting, so that
+        // neither the text nor the line breaks depend on where the checkout lives.
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/");
-        text.replace(root, "<macros>/")
+        let tokens = crate::expand::expand(args, quote!(#item))
+            .to_string()
+            .replace(root, "<macros>/");
+        let file: syn::File = syn::parse_str(&tokens).unwrap();
+        prettyplease::unparse(&file)
     }
 
     #[test]
