@@ -7,6 +7,10 @@
 //! or the x86-64 baseline; no `target-cpu` flag needed). The backward of `tanh` and `sigmoid`
 //! reuses the forward output. On CUDA they fall back to dfdx's own kernels.
 //!
+//! Memory: each call allocates its output through dfdx (so `dev.enable_cache()` recycles it like
+//! any dfdx tensor) and works in one activation-sized scratch buffer per thread, kept for the
+//! thread's lifetime.
+//!
 //! Why: in a neural ODE nearly all time goes into evaluating the network, and dfdx 0.13's `Tanh`
 //! calls libm once per element (≈15 ns), which dominates an MLP's forward pass.
 
@@ -79,9 +83,13 @@ pub trait FastActivations<E: Dtype>: Device<E> {
 
 /// `for x in xs { *x = kernel(*x) }`, compiled for the widest instruction set the CPU has.
 /// Next to the function, a module of the same name holds each compiled path, so tests can check
-/// every path the machine supports, not only the one the dispatcher picks.
+/// every path the machine supports, not only the one the dispatcher picks. An optional second
+/// kernel, written with `mul_add`, replaces the first on the paths compiled with FMA.
 macro_rules! simd_map {
     ($name:ident, $t:ty, $kernel:path) => {
+        simd_map!($name, $t, $kernel, $kernel);
+    };
+    ($name:ident, $t:ty, $kernel:path, $fma_kernel:path) => {
         #[doc = concat!("Applies `", stringify!($kernel), "` to every element, in place.")]
         pub fn $name(xs: &mut [$t]) {
             #[cfg(target_arch = "x86_64")]
@@ -102,16 +110,19 @@ macro_rules! simd_map {
         pub mod $name {
             use super::*;
 
-            #[inline(always)]
-            fn body(xs: &mut [$t]) {
+            /// The x86-64 baseline (or any other target) path.
+            pub fn baseline(xs: &mut [$t]) {
                 for x in xs.iter_mut() {
                     *x = $kernel(*x);
                 }
             }
 
-            /// The x86-64 baseline (or any other target) path.
-            pub fn baseline(xs: &mut [$t]) {
-                body(xs)
+            #[cfg(target_arch = "x86_64")]
+            #[inline(always)]
+            fn fused(xs: &mut [$t]) {
+                for x in xs.iter_mut() {
+                    *x = $fma_kernel(*x);
+                }
             }
 
             /// # Safety
@@ -119,7 +130,7 @@ macro_rules! simd_map {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
             pub unsafe fn avx512(xs: &mut [$t]) {
-                body(xs)
+                fused(xs)
             }
 
             /// # Safety
@@ -127,7 +138,7 @@ macro_rules! simd_map {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             pub unsafe fn avx2(xs: &mut [$t]) {
-                body(xs)
+                fused(xs)
             }
 
             /// Whether [`avx512`] may run here.
@@ -175,7 +186,7 @@ macro_rules! simd_map {
 /// Slice maps with run-time instruction-set dispatch (public for benchmarks and tests).
 pub mod map {
     use super::kernels;
-    simd_map!(tanh_f64, f64, kernels::tanh_f64);
+    simd_map!(tanh_f64, f64, kernels::tanh_f64, kernels::tanh_f64_fma);
     simd_map!(sigmoid_f64, f64, kernels::sigmoid_f64);
     simd_map!(softplus_f64, f64, kernels::softplus_f64);
     simd_map!(silu_f64, f64, kernels::silu_f64);
@@ -226,22 +237,35 @@ macro_rules! cpu_activations {
 }
 
 macro_rules! cpu_unary_impl {
-    ($name:ident, $t:ty) => {
+    ($name:ident, $t:ty, $scratch:ident) => {
+        thread_local! {
+            /// One activation-sized buffer per thread, reused by every call (forward and
+            /// backward), so the only allocation per call is the output tensor's.
+            static $scratch: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+
         /// Forward through `map`; on a tape, a backward op that adds `f'(x) ⊙ ȳ` into `x̄`.
+        ///
+        /// The output is allocated by dfdx (`zeros_like`), not from a `Vec` of ours, so it takes
+        /// part in dfdx's tensor cache: with `dev.enable_cache()` its buffer is reused instead
+        /// of allocated, and a buffer of ours never enters the cache without one leaving it.
         fn $name<S: Shape, T: Tape<$t, Cpu>>(
             x: Tensor<S, $t, Cpu, T>,
             map: fn(&mut [$t]),
             derivative: Derivative,
             sigmoid: fn($t) -> $t,
         ) -> Result<Tensor<S, $t, Cpu, T>, CpuError> {
-            // Physical copy (memcpy) instead of dfdx's element-by-element `as_vec`; `contiguous`
-            // is free for the usual (already contiguous) input and materialises views.
+            // `contiguous` is free for the usual (already contiguous) input and materialises
+            // views; `copy_into` / `copy_from` are memcpys, unlike dfdx's element-wise `as_vec`.
             let (x, mut tape) = x.try_contiguous()?.split_tape();
-            let dev = x.device().clone();
-            let mut values: Vec<$t> = vec![0.0; x.shape().num_elements()];
-            x.copy_into(&mut values);
-            map(&mut values);
-            let y = dev.try_tensor_from_vec(values, *x.shape())?;
+            let n = x.shape().num_elements();
+            let mut y = x.device().try_zeros_like(x.shape())?;
+            $scratch.with_borrow_mut(|values| {
+                values.resize(n, 0.0);
+                x.copy_into(values);
+                map(values);
+                y.copy_from(values);
+            });
             if T::OWNS_TAPE {
                 let y_kept = y.clone();
                 let x_kept = match derivative {
@@ -250,42 +274,44 @@ macro_rules! cpu_unary_impl {
                 };
                 let x_ghost = x.ghost();
                 tape.add_backward_op(move |grads| {
-                    // d = f'(x) ⊙ ȳ, built in one buffer: first the kept values, then in place.
-                    let mut d: Vec<$t> = vec![0.0; y_kept.shape().num_elements()];
-                    match &x_kept {
-                        Some(x) => x.copy_into(&mut d),
-                        None => y_kept.copy_into(&mut d),
-                    }
-                    let gy = grads.get_or_alloc_mut(&y_kept)?;
-                    let one: $t = 1.0;
-                    match derivative {
-                        Derivative::Tanh => {
-                            for (v, g) in d.iter_mut().zip(gy.iter()) {
-                                *v = g * (one - *v * *v);
+                    $scratch.with_borrow_mut(|d| {
+                        // d = f'(x) ⊙ ȳ, built in one buffer: first the kept values, then in place.
+                        d.resize(n, 0.0);
+                        match &x_kept {
+                            Some(x) => x.copy_into(d),
+                            None => y_kept.copy_into(d),
+                        }
+                        let gy = grads.get_or_alloc_mut(&y_kept)?;
+                        let one: $t = 1.0;
+                        match derivative {
+                            Derivative::Tanh => {
+                                for (v, g) in d.iter_mut().zip(gy.iter()) {
+                                    *v = g * (one - *v * *v);
+                                }
+                            }
+                            Derivative::Sigmoid => {
+                                for (v, g) in d.iter_mut().zip(gy.iter()) {
+                                    *v = g * (*v * (one - *v));
+                                }
+                            }
+                            Derivative::Softplus => {
+                                for (v, g) in d.iter_mut().zip(gy.iter()) {
+                                    *v = g * sigmoid(*v);
+                                }
+                            }
+                            Derivative::Silu => {
+                                for (v, g) in d.iter_mut().zip(gy.iter()) {
+                                    let s = sigmoid(*v);
+                                    *v = g * (s + *v * s * (one - s));
+                                }
                             }
                         }
-                        Derivative::Sigmoid => {
-                            for (v, g) in d.iter_mut().zip(gy.iter()) {
-                                *v = g * (*v * (one - *v));
-                            }
+                        let gx = grads.get_or_alloc_mut(&x_ghost)?;
+                        for (g, v) in gx.iter_mut().zip(d.iter()) {
+                            *g += v;
                         }
-                        Derivative::Softplus => {
-                            for (v, g) in d.iter_mut().zip(gy.iter()) {
-                                *v = g * sigmoid(*v);
-                            }
-                        }
-                        Derivative::Silu => {
-                            for (v, g) in d.iter_mut().zip(gy.iter()) {
-                                let s = sigmoid(*v);
-                                *v = g * (s + *v * s * (one - s));
-                            }
-                        }
-                    }
-                    let gx = grads.get_or_alloc_mut(&x_ghost)?;
-                    for (g, v) in gx.iter_mut().zip(&d) {
-                        *g += v;
-                    }
-                    Ok(())
+                        Ok(())
+                    })
                 });
             }
             Ok(y.put_tape(tape))
@@ -293,8 +319,8 @@ macro_rules! cpu_unary_impl {
     };
 }
 
-cpu_unary_impl!(cpu_unary_f64, f64);
-cpu_unary_impl!(cpu_unary_f32, f32);
+cpu_unary_impl!(cpu_unary_f64, f64, SCRATCH_F64);
+cpu_unary_impl!(cpu_unary_f32, f32, SCRATCH_F32);
 
 cpu_activations!(
     f64,
@@ -443,26 +469,29 @@ mod tests {
             .chain([0.0, -0.0, f64::INFINITY, f64::NAN, 1e-310])
             .collect();
         let xs32: Vec<f32> = xs64.iter().map(|&x| x as f32).collect();
+        // Each path must apply the scalar kernel meant for it, bit for bit: the plain kernel on
+        // the baseline, the `mul_add` kernel (where a function has one) on the FMA paths.
         macro_rules! check {
-            ($($map:ident, $kernel:path, $xs:expr;)*) => {$(
+            ($($map:ident, $kernel:path, $fma_kernel:path, $xs:expr;)*) => {$(
                 let paths = map::$map::every_path(&$xs);
                 assert!(!paths.is_empty());
                 for (path, ys) in paths {
+                    let expected: fn(_) -> _ = if path == "baseline" { $kernel } else { $fma_kernel };
                     for (x, y) in $xs.iter().zip(&ys) {
-                        assert_eq!(y.to_bits(), $kernel(*x).to_bits(), "{} on the {path} path at {x}", stringify!($map));
+                        assert_eq!(y.to_bits(), expected(*x).to_bits(), "{} on the {path} path at {x}", stringify!($map));
                     }
                 }
             )*};
         }
         check! {
-            tanh_f64, kernels::tanh_f64, xs64;
-            sigmoid_f64, kernels::sigmoid_f64, xs64;
-            softplus_f64, kernels::softplus_f64, xs64;
-            silu_f64, kernels::silu_f64, xs64;
-            tanh_f32, kernels::tanh_f32, xs32;
-            sigmoid_f32, kernels::sigmoid_f32, xs32;
-            softplus_f32, kernels::softplus_f32, xs32;
-            silu_f32, kernels::silu_f32, xs32;
+            tanh_f64, kernels::tanh_f64, kernels::tanh_f64_fma, xs64;
+            sigmoid_f64, kernels::sigmoid_f64, kernels::sigmoid_f64, xs64;
+            softplus_f64, kernels::softplus_f64, kernels::softplus_f64, xs64;
+            silu_f64, kernels::silu_f64, kernels::silu_f64, xs64;
+            tanh_f32, kernels::tanh_f32, kernels::tanh_f32, xs32;
+            sigmoid_f32, kernels::sigmoid_f32, kernels::sigmoid_f32, xs32;
+            softplus_f32, kernels::softplus_f32, kernels::softplus_f32, xs32;
+            silu_f32, kernels::silu_f32, kernels::silu_f32, xs32;
         }
     }
 }
