@@ -90,7 +90,7 @@ macro_rules! simd_map {
         simd_map!($name, $t, $kernel, $kernel);
     };
     ($name:ident, $t:ty, $kernel:path, $fma_kernel:path) => {
-        #[doc = concat!("Applies `", stringify!($kernel), "` to every element, in place.")]
+        #[doc = concat!("Applies `", stringify!($kernel), "` (`", stringify!($fma_kernel), "` on the FMA paths) to every element, in place.")]
         pub fn $name(xs: &mut [$t]) {
             #[cfg(target_arch = "x86_64")]
             {
