@@ -252,42 +252,33 @@ where
     );
 }
 
+fn paired_tanh<E: Dtype>(x: Tensor<(usize, Const<64>), E, Cpu>, label: &str)
+where
+    Cpu: Device<E> + neural_ode::nn::FastActivations<E>,
+{
+    let (a, b, r) = paired(
+        200,
+        10,
+        || {
+            drop(black_box(
+                neural_ode::dfdx::nn::modules::Tanh.forward(x.clone()),
+            ))
+        },
+        || drop(black_box(neural_ode::nn::Tanh.forward(x.clone()))),
+    );
+    println!(
+        "| tanh 512×64, {label} | {:.0} µs | {:.1} µs | {r:.2}× |",
+        a * 1e6,
+        b * 1e6
+    );
+}
+
 fn paired_all() {
     println!("\npaired A/B ratios (median of per-round ratios; median times)\n");
     println!("| benchmark | dfdx 0.13 | neural_ode::nn | ratio |\n| --- | --- | --- | --- |");
     let dev = Cpu::seed_from_u64(0);
-    let x64: Tensor<(usize, Const<64>), f64, Cpu> = dev.sample_normal_like(&(512, Const));
-    let (a, b, r) = paired(
-        200,
-        10,
-        || {
-            drop(black_box(
-                neural_ode::dfdx::nn::modules::Tanh.forward(x64.clone()),
-            ))
-        },
-        || drop(black_box(neural_ode::nn::Tanh.forward(x64.clone()))),
-    );
-    println!(
-        "| tanh 512×64, f64 | {:.0} µs | {:.1} µs | {r:.2}× |",
-        a * 1e6,
-        b * 1e6
-    );
-    let x32: Tensor<(usize, Const<64>), f32, Cpu> = dev.sample_normal_like(&(512, Const));
-    let (a, b, r) = paired(
-        200,
-        10,
-        || {
-            drop(black_box(
-                neural_ode::dfdx::nn::modules::Tanh.forward(x32.clone()),
-            ))
-        },
-        || drop(black_box(neural_ode::nn::Tanh.forward(x32.clone()))),
-    );
-    println!(
-        "| tanh 512×64, f32 | {:.0} µs | {:.1} µs | {r:.2}× |",
-        a * 1e6,
-        b * 1e6
-    );
+    paired_tanh::<f64>(dev.sample_normal_like(&(512, Const)), "f64");
+    paired_tanh::<f32>(dev.sample_normal_like(&(512, Const)), "f32");
     paired_mlp::<f64>("f64");
     paired_mlp::<f32>("f32");
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(512, Const));

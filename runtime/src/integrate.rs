@@ -278,8 +278,7 @@ where
                 let h_e = t_next - t;
                 let step = R::step(f, t, h_e, &x, k1.take(), &mut ws);
                 stats.nfe += step.evals;
-                step.y.copy_into(&mut host[0]);
-                if !host[0].iter().all(|v| v.is_finite()) {
+                if !all_finite(&step.y, &mut host[0]) {
                     return Err(Error::NonFinite {
                         t: t.into(),
                         h: h_e.into(),
@@ -303,4 +302,16 @@ where
         checkpoints,
         stats,
     })
+}
+
+/// Whether every entry of `x` is finite, read through `host`, a host buffer the caller reuses
+/// across calls (one memcpy, no allocation once it has `x`'s length).
+pub(crate) fn all_finite<S: Shape, E: Real, D: Device<E>>(
+    x: &Tensor<S, E, D>,
+    host: &mut Vec<E>,
+) -> bool {
+    let x = x.clone().contiguous();
+    host.resize(x.shape().num_elements(), E::zero());
+    x.copy_into(host);
+    host.iter().all(|v| v.is_finite())
 }

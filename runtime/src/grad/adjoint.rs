@@ -119,6 +119,7 @@ where
     if let Some(q) = R::EMBEDDED_ORDER {
         controller.reset(q + 1);
     }
+    let mut host = Vec::new();
     for k in (1..=last).rev() {
         let mut x = fwd.outputs[k].clone();
         let (t_from, t_to) = (times[k], times[k - 1]);
@@ -205,7 +206,7 @@ where
                 }
             }
         }
-        if !super::all_finite(&a) {
+        if !super::all_finite(&a, &mut host) {
             return Err(Error::NonFiniteGradient { t: t.into() });
         }
         a = add(a, &out[k - 1]);

@@ -33,6 +33,7 @@ where
     let n_steps = fwd.checkpoints.len();
     let mut lambda = fwd.outputs[0].device().zeros_like(fwd.outputs[0].shape());
     let mut k = out.len();
+    let mut host = Vec::new();
     for n in (0..n_steps).rev() {
         while k > 0 && fwd.out_steps[k - 1] == n + 1 {
             k -= 1;
@@ -52,7 +53,7 @@ where
         })?;
         params = acc;
         lambda = x_bar;
-        if !all_finite(&lambda) {
+        if !all_finite(&lambda, &mut host) {
             return Err(Error::NonFiniteGradient { t: t.into() });
         }
     }

@@ -3,6 +3,8 @@
 //! other three run inside one backward op on the caller's tape and return the initial-state
 //! cotangent and the parameter cotangents, touching the caller's `Gradients` only on success.
 
+pub(crate) use crate::integrate::all_finite;
+
 pub(crate) mod adjoint;
 pub(crate) mod checkpoint;
 pub mod generic;
@@ -159,11 +161,6 @@ where
         message: "the product did not evaluate the field".into(),
     })?;
     Ok((x_bar, value))
-}
-
-/// Whether every entry is finite.
-pub(crate) fn all_finite<S: Shape, E: Real, D: Backend<E>>(x: &Tensor<S, E, D>) -> bool {
-    x.as_vec().iter().all(|v| v.is_finite())
 }
 
 /// `acc + g`, in `acc`'s buffer.

@@ -37,6 +37,7 @@ where
     let n_steps = fwd.checkpoints.len();
     let mut lambda = fwd.outputs[0].device().zeros_like(fwd.outputs[0].shape());
     let mut k = out.len();
+    let mut host = Vec::new();
     for n in (0..n_steps).rev() {
         // Output jumps: outputs taken after n + 1 accepted steps.
         while k > 0 && fwd.out_steps[k - 1] == n + 1 {
@@ -65,7 +66,7 @@ where
         let back = R::adjoint_step(model, t, h, &x, &lambda, &mut closure, &mut adjoint_ws)?;
         nfe_rebuild += back.evals;
         lambda = back.x_bar;
-        if !all_finite(&lambda) {
+        if !all_finite(&lambda, &mut host) {
             return Err(Error::NonFiniteGradient { t: t.into() });
         }
     }

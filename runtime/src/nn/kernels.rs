@@ -217,9 +217,9 @@ pub fn tanh_f64(x: f64) -> f64 {
 /// them (AVX2 + FMA, AVX-512): the same reduction and polynomial coefficients, evaluated by
 /// Horner's rule with `mul_add`, `expm1(2a)` assembled as `(2^k − 1) + 2^k r` (Fast2Sum) plus
 /// the fused polynomial tail, and the quotient corrected with the low parts of numerator and
-/// denominator as in [`tanh_f64`]. About two thirds of the instructions of [`tanh_f64`], and
-/// not bit-identical to it (the roundings differ); within 4 ulp of std like every kernel here
-/// (see the tests), and within 1 ulp of [`tanh_f64`] on the tested grids.
+/// denominator as in [`tanh_f64`]. Not bit-identical to [`tanh_f64`] (the roundings differ):
+/// within 4 ulp of std like every kernel here, and within 1 ulp of [`tanh_f64`], on the tested
+/// grids.
 ///
 /// On a CPU without FMA, `mul_add` is a slow library call: the dispatcher uses this kernel
 /// only on paths compiled with FMA enabled.
