@@ -1,0 +1,420 @@
+//! The fused dense layer: `act(x Wᵀ + b)` as one dfdx module with one backward op.
+
+use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection, TensorOptions};
+use dfdx::nn::{BuildModule, BuildOnDevice, Module, NonMutableModule};
+use dfdx::prelude::*;
+use rand_distr::uniform::SampleUniform;
+use rand_distr::Uniform;
+
+use super::activation::{FastActivations, Identity, Silu, Sigmoid, Softplus, Tanh};
+use super::matmul::{self, isa_kernel, Float, Isa};
+use super::pool::{Buf, Pooled};
+use super::map;
+
+/// A dense layer `y = act(x Wᵀ + b)`, where `act` is one of this module's activations or
+/// [`Identity`].
+///
+/// The fields are laid out as in dfdx's `Linear` (`weight` is O × I, `bias` is O) under the same
+/// `TensorCollection` names, so optimisers, `alloc_grads`, safetensors files and
+/// `num_trainable_params` treat the two alike, and weights move between them with `copy_from`.
+/// Initialised like `Linear`: uniform in ±1/√I.
+///
+/// Inputs: `(B, Const<I>)` for any batch dimension `B` (`usize` or `Const<N>`), or a single
+/// vector `(Const<I>,)`. On the CPU (`f32`, `f64`) the forward pass is one matrix product into a
+/// bias-initialised buffer with the activation applied in place; on a tape, one backward op
+/// computes the input, weight and bias cotangents from what the forward pass kept (the output for
+/// `Tanh`/`Sigmoid`, the pre-activation for `Softplus`/`Silu`, nothing for `Identity`). On CUDA
+/// it is dfdx's matmul, broadcast add and activation.
+///
+/// ```
+/// use neural_ode_runtime::nn::{builders, Dense, Identity, Tanh};
+/// use dfdx::prelude::*;
+///
+/// let dev = Cpu::default();
+/// let mlp = dev.build_module::<(builders::Dense<2, 16, Tanh>, builders::Dense<16, 2, Identity>), f64>();
+/// let x: Tensor<(usize, Const<2>), f64, Cpu> = dev.sample_normal_like(&(8, Const));
+/// let y = mlp.forward(x.leaky_trace());
+/// let grads = y.square().sum::<Rank0, _>().backward();
+/// assert_eq!(grads.get(&mlp.0.weight).shape(), &(Const::<16>, Const::<2>));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Dense<const I: usize, const O: usize, A, E: Dtype, D: Storage<E>> {
+    /// The weight matrix, shape (O, I).
+    pub weight: Tensor<Rank2<O, I>, E, D>,
+    /// The bias vector, shape (O,).
+    pub bias: Tensor<Rank1<O>, E, D>,
+    /// The activation (a zero-sized marker).
+    pub activation: A,
+}
+
+/// Builders for [`Dense`]: `dev.build_module::<builders::Dense<I, O, Tanh>, E>()`.
+pub mod builders {
+    use core::marker::PhantomData;
+
+    /// Builds a [`Dense`](super::Dense)`<I, O, A, E, D>`.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Dense<const I: usize, const O: usize, A = super::Identity>(PhantomData<A>);
+}
+
+impl<const I: usize, const O: usize, A: Activation, E: Dtype, D: Device<E>> BuildOnDevice<D, E>
+    for builders::Dense<I, O, A>
+where
+    Dense<I, O, A, E, D>: BuildModule<D, E>,
+{
+    type Built = Dense<I, O, A, E, D>;
+    fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
+        Self::Built::try_build(device)
+    }
+}
+
+impl<const I: usize, const O: usize, A, E: Dtype, D: Storage<E>> NonMutableModule
+    for Dense<I, O, A, E, D>
+{
+}
+
+impl<const I: usize, const O: usize, A, E, D> TensorCollection<E, D> for Dense<I, O, A, E, D>
+where
+    A: Activation,
+    E: Dtype + num_traits::Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = Dense<I, O, A, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        // Names and initialisation as dfdx's `Linear`.
+        visitor.visit_fields(
+            (
+                Self::tensor("weight", |s| &s.weight, |s| &mut s.weight, uniform::<_, _, _, I>()),
+                Self::tensor("bias", |s| &s.bias, |s| &mut s.bias, uniform::<_, _, _, I>()),
+            ),
+            |(weight, bias)| Dense {
+                weight,
+                bias,
+                activation: A::default(),
+            },
+        )
+    }
+}
+
+/// Resets a parameter to uniform values in ±1/√I (dfdx's `Linear` initialisation).
+fn uniform<S: ConstShape, E, D: Device<E>, const I: usize>() -> TensorOptions<S, E, D>
+where
+    E: Dtype + num_traits::Float + SampleUniform,
+{
+    TensorOptions::reset_with(|t| {
+        let b: E = E::one() / E::from_usize(I).unwrap_or_else(E::one).sqrt();
+        t.try_fill_with_distr(Uniform::new(-b, b))
+    })
+}
+
+impl<B, const I: usize, const O: usize, A, E, D, T> Module<Tensor<(B, Const<I>), E, D, T>>
+    for Dense<I, O, A, E, D>
+where
+    B: Dim,
+    A: Activation,
+    E: Dtype,
+    D: FastDense<E>,
+    T: Tape<E, D>,
+{
+    type Output = Tensor<(B, Const<O>), E, D, T>;
+    type Error = D::Err;
+
+    fn try_forward(&self, x: Tensor<(B, Const<I>), E, D, T>) -> Result<Self::Output, D::Err> {
+        D::dense::<B, I, O, A, T>(x, &self.weight, &self.bias)
+    }
+}
+
+impl<const I: usize, const O: usize, A, E, D, T> Module<Tensor<(Const<I>,), E, D, T>>
+    for Dense<I, O, A, E, D>
+where
+    A: Activation,
+    E: Dtype,
+    D: FastDense<E>,
+    T: Tape<E, D>,
+{
+    type Output = Tensor<(Const<O>,), E, D, T>;
+    type Error = D::Err;
+
+    fn try_forward(&self, x: Tensor<(Const<I>,), E, D, T>) -> Result<Self::Output, D::Err> {
+        let x = x.try_reshape_like(&(Const::<1>, Const::<I>))?;
+        D::dense::<Const<1>, I, O, A, T>(x, &self.weight, &self.bias)?
+            .try_reshape_like(&(Const::<O>,))
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// What the backward pass of a [`Dense`] layer keeps of its forward pass.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kept {
+    /// Nothing (the derivative is 1).
+    Nothing,
+    /// The output `act(z)`.
+    Output,
+    /// The pre-activation `z`.
+    PreActivation,
+}
+
+/// An activation a [`Dense`] layer can apply in place: [`Tanh`], [`Sigmoid`], [`Softplus`],
+/// [`Silu`] or [`Identity`]. Sealed; the methods are the layer's, not an interface to implement.
+pub trait Activation: sealed::Sealed + Copy + Default + core::fmt::Debug + 'static {
+    #[doc(hidden)]
+    const KEPT: Kept;
+    /// `xs[j] = act(xs[j])`.
+    #[doc(hidden)]
+    fn apply<E: DenseFloat>(xs: &mut [E]);
+    /// `d[j] = g[j] · act'(·)` from what [`Activation::KEPT`] says was kept.
+    #[doc(hidden)]
+    fn derivative<E: DenseFloat>(kept: &[E], g: &[E], d: &mut [E]);
+    /// The activation with dfdx operations (the fallback for devices without fused kernels).
+    #[doc(hidden)]
+    fn on_tape<S: Shape, E: Dtype, D: FastActivations<E>, T: Tape<E, D>>(
+        x: Tensor<S, E, D, T>,
+    ) -> Result<Tensor<S, E, D, T>, D::Err>;
+}
+
+impl sealed::Sealed for Identity {}
+impl Activation for Identity {
+    const KEPT: Kept = Kept::Nothing;
+    fn apply<E: DenseFloat>(_: &mut [E]) {}
+    fn derivative<E: DenseFloat>(_: &[E], g: &[E], d: &mut [E]) {
+        d.copy_from_slice(g);
+    }
+    fn on_tape<S: Shape, E: Dtype, D: FastActivations<E>, T: Tape<E, D>>(
+        x: Tensor<S, E, D, T>,
+    ) -> Result<Tensor<S, E, D, T>, D::Err> {
+        Ok(x)
+    }
+}
+
+macro_rules! activation {
+    ($name:ident, $kept:ident, $map:ident, $grad:ident, $fast:ident) => {
+        impl sealed::Sealed for $name {}
+        impl Activation for $name {
+            const KEPT: Kept = Kept::$kept;
+            fn apply<E: DenseFloat>(xs: &mut [E]) {
+                E::$map(xs)
+            }
+            fn derivative<E: DenseFloat>(kept: &[E], g: &[E], d: &mut [E]) {
+                $grad::<E>(kept, g, d)
+            }
+            fn on_tape<S: Shape, E: Dtype, D: FastActivations<E>, T: Tape<E, D>>(
+                x: Tensor<S, E, D, T>,
+            ) -> Result<Tensor<S, E, D, T>, D::Err> {
+                D::$fast(x)
+            }
+        }
+    };
+}
+activation!(Tanh, Output, tanh, tanh_grad, fast_tanh);
+activation!(Sigmoid, Output, sigmoid, sigmoid_grad, fast_sigmoid);
+activation!(Softplus, PreActivation, softplus, softplus_grad, fast_softplus);
+activation!(Silu, PreActivation, silu, silu_grad, fast_silu);
+
+isa_kernel!(
+    /// `d = g (1 − y²)`.
+    tanh_grad_kernel => tanh_grad_body(y: &[E], g: &[E], d: &mut [E])
+);
+#[inline(always)]
+fn tanh_grad_body<E: Float, const FMA: bool>(y: &[E], g: &[E], d: &mut [E]) {
+    for ((d, y), g) in d.iter_mut().zip(y).zip(g) {
+        *d = *g * (E::ONE - *y * *y);
+    }
+}
+
+isa_kernel!(
+    /// `d = g y (1 − y)`.
+    sigmoid_grad_kernel => sigmoid_grad_body(y: &[E], g: &[E], d: &mut [E])
+);
+#[inline(always)]
+fn sigmoid_grad_body<E: Float, const FMA: bool>(y: &[E], g: &[E], d: &mut [E]) {
+    for ((d, y), g) in d.iter_mut().zip(y).zip(g) {
+        *d = *g * (*y * (E::ONE - *y));
+    }
+}
+
+isa_kernel!(
+    /// `d = g s` with `s = sigmoid(z)` already in `d`.
+    softplus_grad_kernel => softplus_grad_body(g: &[E], d: &mut [E])
+);
+#[inline(always)]
+fn softplus_grad_body<E: Float, const FMA: bool>(g: &[E], d: &mut [E]) {
+    for (d, g) in d.iter_mut().zip(g) {
+        *d = *g * *d;
+    }
+}
+
+isa_kernel!(
+    /// `d = g (s + z s (1 − s))` with `s = sigmoid(z)` already in `d`.
+    silu_grad_kernel => silu_grad_body(z: &[E], g: &[E], d: &mut [E])
+);
+#[inline(always)]
+fn silu_grad_body<E: Float, const FMA: bool>(z: &[E], g: &[E], d: &mut [E]) {
+    for ((d, z), g) in d.iter_mut().zip(z).zip(g) {
+        let s = *d;
+        *d = *g * (s + *z * s * (E::ONE - s));
+    }
+}
+
+fn tanh_grad<E: DenseFloat>(y: &[E], g: &[E], d: &mut [E]) {
+    tanh_grad_kernel(Isa::best(), y, g, d)
+}
+fn sigmoid_grad<E: DenseFloat>(y: &[E], g: &[E], d: &mut [E]) {
+    sigmoid_grad_kernel(Isa::best(), y, g, d)
+}
+fn softplus_grad<E: DenseFloat>(z: &[E], g: &[E], d: &mut [E]) {
+    d.copy_from_slice(z);
+    E::sigmoid(d);
+    softplus_grad_kernel(Isa::best(), g, d)
+}
+fn silu_grad<E: DenseFloat>(z: &[E], g: &[E], d: &mut [E]) {
+    d.copy_from_slice(z);
+    E::sigmoid(d);
+    silu_grad_kernel(Isa::best(), z, g, d)
+}
+
+/// `f32` and `f64`: the element types of the CPU kernels.
+#[doc(hidden)]
+pub trait DenseFloat: Dtype + Float + Pooled + sealed::Sealed {
+    fn tanh(xs: &mut [Self]);
+    fn sigmoid(xs: &mut [Self]);
+    fn softplus(xs: &mut [Self]);
+    fn silu(xs: &mut [Self]);
+}
+
+macro_rules! dense_float {
+    ($t:ty, $tanh:path, $sigmoid:path, $softplus:path, $silu:path) => {
+        impl sealed::Sealed for $t {}
+        impl DenseFloat for $t {
+            fn tanh(xs: &mut [Self]) {
+                $tanh(xs)
+            }
+            fn sigmoid(xs: &mut [Self]) {
+                $sigmoid(xs)
+            }
+            fn softplus(xs: &mut [Self]) {
+                $softplus(xs)
+            }
+            fn silu(xs: &mut [Self]) {
+                $silu(xs)
+            }
+        }
+    };
+}
+dense_float!(f64, map::tanh_f64, map::sigmoid_f64, map::softplus_f64, map::silu_f64);
+dense_float!(f32, map::tanh_f32, map::sigmoid_f32, map::softplus_f32, map::silu_f32);
+
+/// Devices that evaluate [`Dense`] layers on any tape: `Cpu` (fused kernels, `f32` and `f64`)
+/// and, with the `cuda` feature, `Cuda` (dfdx's operations).
+pub trait FastDense<E: Dtype>: FastActivations<E> {
+    /// `act(x Wᵀ + b)` on `x`'s tape.
+    fn dense<B: Dim, const I: usize, const O: usize, A: Activation, T: Tape<E, Self>>(
+        x: Tensor<(B, Const<I>), E, Self, T>,
+        weight: &Tensor<Rank2<O, I>, E, Self>,
+        bias: &Tensor<Rank1<O>, E, Self>,
+    ) -> Result<Tensor<(B, Const<O>), E, Self, T>, Self::Err>;
+}
+
+/// A tensor's values in a pooled host buffer (one memcpy; dfdx 0.13 offers no borrowed view).
+fn host<S: Shape, E: DenseFloat, T>(t: &Tensor<S, E, Cpu, T>) -> Buf<E> {
+    let mut buf = Buf::take(t.shape().num_elements());
+    t.copy_into(&mut buf);
+    buf
+}
+
+macro_rules! cpu_dense {
+    ($($t:ty),*) => {$(
+        impl FastDense<$t> for Cpu {
+            fn dense<B: Dim, const I: usize, const O: usize, A: Activation, T: Tape<$t, Self>>(
+                x: Tensor<(B, Const<I>), $t, Self, T>,
+                weight: &Tensor<Rank2<O, I>, $t, Self>,
+                bias: &Tensor<Rank1<O>, $t, Self>,
+            ) -> Result<Tensor<(B, Const<O>), $t, Self, T>, CpuError> {
+                cpu_dense::<B, I, O, A, $t, T>(x, weight, bias)
+            }
+        }
+    )*};
+}
+cpu_dense!(f32, f64);
+
+/// The CPU layer, generic over the element type (kept free of `where` clauses on `Cpu`, which
+/// would hide that `Cpu`'s gradient buffers are plain vectors).
+fn cpu_dense<B: Dim, const I: usize, const O: usize, A: Activation, E: DenseFloat, T: Tape<E, Cpu>>(
+    x: Tensor<(B, Const<I>), E, Cpu, T>,
+    weight: &Tensor<Rank2<O, I>, E, Cpu>,
+    bias: &Tensor<Rank1<O>, E, Cpu>,
+) -> Result<Tensor<(B, Const<O>), E, Cpu, T>, CpuError> {
+    // `contiguous` is free for the usual input and lays out views (broadcasts, slices).
+    let (x, mut tape) = x.try_contiguous()?.split_tape();
+    let weight = weight.clone().try_contiguous()?;
+    let bias = bias.clone().try_contiguous()?;
+    let rows = x.shape().0.size();
+    let xs = host(&x);
+    let ws = host(&weight);
+    let bs = host(&bias);
+    let mut y = Buf::<E>::take(rows * O);
+    for row in y.chunks_exact_mut(O) {
+        row.copy_from_slice(&bs);
+    }
+    matmul::forward(rows, I, O, &xs, &ws, &mut y);
+    let z = (T::OWNS_TAPE && A::KEPT == Kept::PreActivation).then(|| {
+        let mut z = Buf::<E>::take(rows * O);
+        z.copy_from_slice(&y);
+        z
+    });
+    A::apply(&mut y);
+    let mut out = x.device().try_zeros_like(&(x.shape().0, Const::<O>))?;
+    out.copy_from(&y);
+    if T::OWNS_TAPE {
+        let kept = match A::KEPT {
+            Kept::Nothing => None,
+            Kept::Output => Some(y),
+            Kept::PreActivation => z,
+        };
+        let (x_g, w_g, b_g, out_g) = (x.ghost(), weight.ghost(), bias.ghost(), out.ghost());
+        tape.add_backward_op(move |grads| {
+            let mut d = Buf::<E>::take(rows * O);
+            {
+                let g = grads.get_or_alloc_mut(&out_g)?;
+                match &kept {
+                    Some(kept) => A::derivative(kept, g, &mut d),
+                    None => d.copy_from_slice(g),
+                }
+            }
+            matmul::bias_grad(rows, O, &d, grads.get_or_alloc_mut(&b_g)?);
+            matmul::weight_grad(rows, I, O, &d, &xs, grads.get_or_alloc_mut(&w_g)?);
+            matmul::input_grad(rows, I, O, &d, &ws, grads.get_or_alloc_mut(&x_g)?);
+            Ok(())
+        });
+    }
+    Ok(out.put_tape(tape))
+}
+
+#[cfg(feature = "cuda")]
+macro_rules! cuda_dense {
+    ($($t:ty),*) => {$(
+        impl FastDense<$t> for Cuda {
+            fn dense<B: Dim, const I: usize, const O: usize, A: Activation, T: Tape<$t, Self>>(
+                x: Tensor<(B, Const<I>), $t, Self, T>,
+                weight: &Tensor<Rank2<O, I>, $t, Self>,
+                bias: &Tensor<Rank1<O>, $t, Self>,
+            ) -> Result<Tensor<(B, Const<O>), $t, Self, T>, Self::Err> {
+                let y = x.try_matmul(weight.retaped::<T>().try_permute()?)?;
+                let shape = *y.shape();
+                let y = y.try_add(bias.retaped::<T>().try_broadcast_like(&shape)?)?;
+                A::on_tape(y)
+            }
+        }
+    )*};
+}
+
+#[cfg(feature = "cuda")]
+cuda_dense!(f32, f64);
+
+#[cfg(test)]
+mod tests;

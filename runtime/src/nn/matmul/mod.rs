@@ -1,0 +1,137 @@
+//! The three matrix products of a dense layer, on row-major slices, with the kernel chosen by
+//! shape and instruction set at run time.
+//!
+//! With `x` (rows × I), the weight `w` (O × I, as stored: dfdx's `Linear` layout) and the output
+//! cotangent `d` (rows × O):
+//! - [`forward`]: `y += x wᵀ` (the caller initialises `y` with the bias);
+//! - [`input_grad`]: `x̄ += d w`;
+//! - [`weight_grad`]: `w̄ += dᵀ x`;
+//! - [`bias_grad`]: `b̄ += Σ_rows d`.
+//!
+//! Products with a dimension of at most [`SMALL`] (2-feature input and output layers) go to the
+//! hand-written kernels in [`skinny`]; the others to [`gemm`](https://docs.rs/gemm) 0.19, whose
+//! AVX-512 micro-kernels run on stable Rust (selected at run time, AVX2/FMA or scalar
+//! otherwise). Why these: measured on the shapes that matter, see `benches/README.md`.
+//!
+//! Threads: `gemm` splits large products over rayon's pool as dfdx's own matmul does (set
+//! `RAYON_NUM_THREADS=1` for one core); the small kernels are single-threaded.
+
+pub mod isa;
+pub mod skinny;
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) use isa::isa_kernel;
+pub use isa::{Float, Isa};
+pub use skinny::SMALL;
+
+/// `c (m × n, row stride c_rs) += a · b` through `gemm`, with `a` (m × k) and `b` (k × n) given by
+/// row and column strides.
+#[allow(clippy::too_many_arguments)]
+fn gemm<E: Float>(
+    (m, n, k): (usize, usize, usize),
+    c: &mut [E],
+    c_rs: usize,
+    a: &[E],
+    (a_rs, a_cs): (usize, usize),
+    b: &[E],
+    (b_rs, b_cs): (usize, usize),
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    // The strided views must stay inside the slices gemm is given pointers to.
+    assert!(c.len() > (m - 1) * c_rs + (n - 1));
+    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
+    assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
+    // SAFETY: every index gemm forms, `i * rs + j * cs` for `i`, `j` inside the dimensions, was
+    // bounds-checked just above; `c` is borrowed mutably and does not alias `a` or `b`; `E` is
+    // `f32` or `f64`, which gemm dispatches on.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            c_rs as isize,
+            true,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            E::ONE,
+            E::ONE,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        );
+    }
+}
+
+/// `t (cols × rows) = sᵀ` for `s` (rows × cols, row-major), into `t`'s first `rows · cols`.
+fn transpose_into<E: Float>(rows: usize, cols: usize, s: &[E], t: &mut Vec<E>) {
+    t.clear();
+    t.resize(rows * cols, E::ZERO);
+    for (r, row) in s[..rows * cols].chunks_exact(cols).enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            t[c * rows + r] = *v;
+        }
+    }
+}
+
+/// `y (rows × o) += x (rows × i) · wᵀ` with `w` (o × i).
+pub fn forward<E: Float>(rows: usize, i: usize, o: usize, x: &[E], w: &[E], y: &mut [E]) {
+    let isa = Isa::best();
+    if i <= SMALL && i > 0 {
+        let mut wt = Vec::new();
+        transpose_into(o, i, w, &mut wt);
+        skinny::small_k(isa, rows, o, i, x, i, &wt, y);
+    } else if o <= SMALL && o > 0 {
+        skinny::small_n(isa, rows, o, i, x, w, y);
+    } else {
+        gemm((rows, o, i), y, o, x, (i, 1), w, (1, i));
+    }
+}
+
+/// `x̄ (rows × i) += d (rows × o) · w` with `w` (o × i).
+pub fn input_grad<E: Float>(rows: usize, i: usize, o: usize, d: &[E], w: &[E], x_bar: &mut [E]) {
+    let isa = Isa::best();
+    if o <= SMALL && o > 0 {
+        skinny::small_k(isa, rows, i, o, d, o, w, x_bar);
+    } else if i <= SMALL && i > 0 {
+        let mut wt = Vec::new();
+        transpose_into(o, i, w, &mut wt);
+        skinny::small_n(isa, rows, i, o, d, &wt, x_bar);
+    } else {
+        gemm((rows, i, o), x_bar, i, d, (o, 1), w, (i, 1));
+    }
+}
+
+/// `w̄ (o × i) += dᵀ · x` with `d` (rows × o) and `x` (rows × i).
+pub fn weight_grad<E: Float>(rows: usize, i: usize, o: usize, d: &[E], x: &[E], w_bar: &mut [E]) {
+    let isa = Isa::best();
+    if o <= SMALL && o > 0 {
+        skinny::outer(isa, rows, o, i, d, o, x, w_bar);
+    } else if i <= SMALL && i > 0 {
+        // w̄ᵀ (i × o) = Σ_r x[r]ᵀ ⊗ d[r], then added transposed.
+        let mut acc = vec![E::ZERO; i * o];
+        skinny::outer(isa, rows, i, o, x, i, d, &mut acc);
+        for (c, col) in acc.chunks_exact(o).enumerate() {
+            for (r, v) in col.iter().enumerate() {
+                w_bar[r * i + c] += *v;
+            }
+        }
+    } else {
+        gemm((o, i, rows), w_bar, i, d, (1, o), x, (i, 1));
+    }
+}
+
+/// `b̄ (o) += Σ_r d[r, ·]` with `d` (rows × o).
+pub fn bias_grad<E: Float>(rows: usize, o: usize, d: &[E], b_bar: &mut [E]) {
+    skinny::column_sums(Isa::best(), rows, o, d, b_bar);
+}

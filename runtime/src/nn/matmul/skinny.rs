@@ -1,0 +1,224 @@
+//! Hand-written kernels for the products no crate does well: those with a dimension of at most
+//! [`SMALL`] (a 2-feature input layer, a 2-feature output layer and their cotangents). The
+//! general-purpose libraries measured in `benches/README.md` spend 6–40 µs on such a
+//! 512 × 64 × 2 product in packing and dispatch; these loops keep the small dimension in
+//! registers and stream the long one.
+//!
+//! Each kernel is plain Rust over slices, written so that the compiler vectorises it, and is
+//! compiled for every instruction set in [`Isa`] (fused multiply–adds on the AVX paths). Sums
+//! run in a fixed order on every path, so a path's results depend only on whether it fuses.
+
+use super::isa::{isa_kernel, Float, Isa};
+
+/// The largest dimension the kernels here handle.
+pub const SMALL: usize = 4;
+
+/// Dispatches `$f::<E, FMA, K>` for the runtime `k` in `1..=SMALL`.
+macro_rules! by_small {
+    ($k:expr, $f:ident::<$e:ty, $fma:ident>($($arg:expr),*)) => {
+        match $k {
+            1 => $f::<$e, $fma, 1>($($arg),*),
+            2 => $f::<$e, $fma, 2>($($arg),*),
+            3 => $f::<$e, $fma, 3>($($arg),*),
+            4 => $f::<$e, $fma, 4>($($arg),*),
+            k => unreachable!("small dimension {k} > {SMALL}"),
+        }
+    };
+}
+
+isa_kernel!(
+    /// `c (m × n) += a (m × k, row stride lda) · b (k × n, row-major)` for `k ≤ SMALL`.
+    small_k => small_k_body(m: usize, n: usize, k: usize, a: &[E], lda: usize, b: &[E], c: &mut [E])
+);
+
+#[inline(always)]
+fn small_k_body<E: Float, const FMA: bool>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[E],
+    lda: usize,
+    b: &[E],
+    c: &mut [E],
+) {
+    by_small!(k, small_k_fixed::<E, FMA>(m, n, a, lda, b, c))
+}
+
+#[inline(always)]
+fn small_k_fixed<E: Float, const FMA: bool, const K: usize>(
+    m: usize,
+    n: usize,
+    a: &[E],
+    lda: usize,
+    b: &[E],
+    c: &mut [E],
+) {
+    assert!(b.len() >= K * n && c.len() >= m * n);
+    assert!(m == 0 || a.len() >= (m - 1) * lda + K);
+    let rows: [&[E]; K] = core::array::from_fn(|p| &b[p * n..(p + 1) * n]);
+    for (r, cr) in c[..m * n].chunks_exact_mut(n).enumerate() {
+        let ar: [E; K] = core::array::from_fn(|p| a[r * lda + p]);
+        for (j, cj) in cr.iter_mut().enumerate() {
+            let mut s = *cj;
+            for p in 0..K {
+                s = ar[p].madd::<FMA>(rows[p][j], s);
+            }
+            *cj = s;
+        }
+    }
+}
+
+isa_kernel!(
+    /// `c (m × n) += a (m × k, row-major) · btᵀ` with `bt` (n × k, row-major) for `n ≤ SMALL`:
+    /// `n` dot products of length `k` per row of `a`.
+    small_n => small_n_body(m: usize, n: usize, k: usize, a: &[E], bt: &[E], c: &mut [E])
+);
+
+#[inline(always)]
+fn small_n_body<E: Float, const FMA: bool>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[E],
+    bt: &[E],
+    c: &mut [E],
+) {
+    by_small!(n, small_n_fixed::<E, FMA>(m, k, a, bt, c))
+}
+
+/// Lanes of the partial sums of one dot product (two 512-bit vectors of `f64`, one of `f32`).
+const LANES: usize = 16;
+
+#[inline(always)]
+fn small_n_fixed<E: Float, const FMA: bool, const N: usize>(
+    m: usize,
+    k: usize,
+    a: &[E],
+    bt: &[E],
+    c: &mut [E],
+) {
+    assert!(a.len() >= m * k && bt.len() >= N * k && c.len() >= m * N);
+    if k == 0 {
+        return;
+    }
+    let cols: [&[E]; N] = core::array::from_fn(|j| &bt[j * k..(j + 1) * k]);
+    let full = k / LANES * LANES;
+    for (ar, cr) in a[..m * k].chunks_exact(k).zip(c.chunks_exact_mut(N)) {
+        let mut acc = [[E::ZERO; LANES]; N];
+        for (ci, chunk) in ar[..full].chunks_exact(LANES).enumerate() {
+            for j in 0..N {
+                let bj = &cols[j][ci * LANES..(ci + 1) * LANES];
+                for l in 0..LANES {
+                    acc[j][l] = chunk[l].madd::<FMA>(bj[l], acc[j][l]);
+                }
+            }
+        }
+        for j in 0..N {
+            // Pairwise reduction of the lanes, then the tail in order.
+            let mut width = LANES;
+            while width > 1 {
+                width /= 2;
+                for l in 0..width {
+                    acc[j][l] = acc[j][l] + acc[j][l + width];
+                }
+            }
+            let mut s = acc[j][0];
+            for p in full..k {
+                s = ar[p].madd::<FMA>(cols[j][p], s);
+            }
+            cr[j] += s;
+        }
+    }
+}
+
+isa_kernel!(
+    /// `c (s × n, row-major) += Σ_r sm[r, ·]ᵀ ⊗ l[r, ·]` over `m` rows, with `sm` (m × s, row
+    /// stride lds) and `l` (m × n, row-major), for `s ≤ SMALL`: a weight cotangent `dᵀ x` whose
+    /// output (or input) side is small.
+    outer => outer_body(m: usize, s: usize, n: usize, sm: &[E], lds: usize, l: &[E], c: &mut [E])
+);
+
+#[inline(always)]
+fn outer_body<E: Float, const FMA: bool>(
+    m: usize,
+    s: usize,
+    n: usize,
+    sm: &[E],
+    lds: usize,
+    l: &[E],
+    c: &mut [E],
+) {
+    by_small!(s, outer_fixed::<E, FMA>(m, n, sm, lds, l, c))
+}
+
+/// Columns of `l` accumulated per pass over the rows (four 512-bit vectors of `f64`).
+const BLOCK: usize = 32;
+
+#[inline(always)]
+fn outer_fixed<E: Float, const FMA: bool, const S: usize>(
+    m: usize,
+    n: usize,
+    sm: &[E],
+    lds: usize,
+    l: &[E],
+    c: &mut [E],
+) {
+    assert!(l.len() >= m * n && c.len() >= S * n);
+    assert!(m == 0 || sm.len() >= (m - 1) * lds + S);
+    let mut jb = 0;
+    while jb + BLOCK <= n {
+        let mut acc = [[E::ZERO; BLOCK]; S];
+        for r in 0..m {
+            let lr = &l[r * n + jb..r * n + jb + BLOCK];
+            for q in 0..S {
+                let a = sm[r * lds + q];
+                for jj in 0..BLOCK {
+                    acc[q][jj] = a.madd::<FMA>(lr[jj], acc[q][jj]);
+                }
+            }
+        }
+        for q in 0..S {
+            for jj in 0..BLOCK {
+                c[q * n + jb + jj] += acc[q][jj];
+            }
+        }
+        jb += BLOCK;
+    }
+    if jb < n {
+        let w = n - jb;
+        let mut acc = [[E::ZERO; BLOCK]; S];
+        for r in 0..m {
+            let lr = &l[r * n + jb..r * n + n];
+            for q in 0..S {
+                let a = sm[r * lds + q];
+                for (acc, lv) in acc[q][..w].iter_mut().zip(lr) {
+                    *acc = a.madd::<FMA>(*lv, *acc);
+                }
+            }
+        }
+        for q in 0..S {
+            for jj in 0..w {
+                c[q * n + jb + jj] += acc[q][jj];
+            }
+        }
+    }
+}
+
+isa_kernel!(
+    /// `sums (n) += Σ_r d[r, ·]` over the `m` rows of `d` (m × n, row-major): a bias cotangent.
+    column_sums => column_sums_body(m: usize, n: usize, d: &[E], sums: &mut [E])
+);
+
+#[inline(always)]
+fn column_sums_body<E: Float, const FMA: bool>(m: usize, n: usize, d: &[E], sums: &mut [E]) {
+    assert!(d.len() >= m * n && sums.len() >= n);
+    if n == 0 {
+        return;
+    }
+    let sums = &mut sums[..n];
+    for row in d[..m * n].chunks_exact(n) {
+        for (s, v) in sums.iter_mut().zip(row) {
+            *s += *v;
+        }
+    }
+}

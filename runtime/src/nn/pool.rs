@@ -1,0 +1,101 @@
+//! Per-thread pools of scratch buffers, so that the layers' intermediate buffers (input copies,
+//! pre-activations, cotangents) are reused across calls instead of allocated each time.
+//!
+//! A [`Buf`] goes back to the pool of the thread that drops it (a backward op may run on another
+//! thread than its forward pass; either pool is fine). Each pool keeps at most [`KEEP`] buffers.
+
+use std::cell::RefCell;
+use std::ops::{Deref, DerefMut};
+
+/// The most buffers a thread keeps per element type.
+const KEEP: usize = 16;
+
+/// Element types with a pool (public only so it can bound `DenseFloat`; not reachable outside).
+pub trait Pooled: Copy + Default + 'static {
+    /// Runs `f` on this thread's pool; `None` during thread teardown, when it is gone.
+    fn with_pool<R>(f: impl FnOnce(&mut Vec<Vec<Self>>) -> R) -> Option<R>;
+}
+
+macro_rules! pooled {
+    ($($t:ty => $pool:ident),*) => {$(
+        thread_local! {
+            static $pool: RefCell<Vec<Vec<$t>>> = const { RefCell::new(Vec::new()) };
+        }
+        impl Pooled for $t {
+            fn with_pool<R>(f: impl FnOnce(&mut Vec<Vec<Self>>) -> R) -> Option<R> {
+                $pool.try_with(|pool| f(&mut pool.borrow_mut())).ok()
+            }
+        }
+    )*};
+}
+pooled!(f32 => POOL_F32, f64 => POOL_F64);
+
+/// A scratch buffer of `len` elements from this thread's pool (contents unspecified: callers
+/// overwrite them), returned to a pool when dropped.
+pub(crate) struct Buf<E: Pooled>(Vec<E>);
+
+impl<E: Pooled> Buf<E> {
+    /// A buffer of exactly `len` elements, reusing the smallest pooled one that is big enough.
+    pub(crate) fn take(len: usize) -> Buf<E> {
+        let mut v = E::with_pool(|pool| {
+            let best = pool
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.capacity() >= len)
+                .min_by_key(|(_, v)| v.capacity())
+                .map(|(i, _)| i);
+            best.map(|i| pool.swap_remove(i))
+        })
+        .flatten()
+        .unwrap_or_default();
+        v.resize(len, E::default());
+        v.truncate(len);
+        Buf(v)
+    }
+}
+
+impl<E: Pooled> Drop for Buf<E> {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        if v.capacity() == 0 {
+            return;
+        }
+        // During thread teardown the pool may be gone; then the buffer is simply freed.
+        E::with_pool(|pool| {
+            if pool.len() < KEEP {
+                pool.push(v);
+            }
+        });
+    }
+}
+
+impl<E: Pooled> Deref for Buf<E> {
+    type Target = [E];
+    fn deref(&self) -> &[E] {
+        &self.0
+    }
+}
+
+impl<E: Pooled> DerefMut for Buf<E> {
+    fn deref_mut(&mut self) -> &mut [E] {
+        &mut self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused_and_sized_exactly() {
+        let a = Buf::<f64>::take(1000);
+        let ptr = a.as_ptr();
+        drop(a);
+        let b = Buf::<f64>::take(500);
+        assert_eq!(b.len(), 500);
+        assert_eq!(b.as_ptr(), ptr, "the pooled buffer is reused");
+        let c = Buf::<f64>::take(2000);
+        assert_eq!(c.len(), 2000);
+        assert_ne!(c.as_ptr(), ptr);
+    }
+}

@@ -1,0 +1,117 @@
+//! Slice maps with run-time instruction-set dispatch: each scalar kernel compiled for AVX-512,
+//! AVX2 + FMA and the x86-64 baseline, the widest the CPU has chosen on every call.
+
+/// `for x in xs { *x = kernel(*x) }`, compiled for the widest instruction set the CPU has.
+/// Next to the function, a module of the same name holds each compiled path, so tests can check
+/// every path the machine supports, not only the one the dispatcher picks. An optional second
+/// kernel, written with `mul_add`, replaces the first on the paths compiled with FMA.
+macro_rules! simd_map {
+    ($name:ident, $t:ty, $kernel:path) => {
+        simd_map!($name, $t, $kernel, $kernel);
+    };
+    ($name:ident, $t:ty, $kernel:path, $fma_kernel:path) => {
+        #[doc = concat!("Applies `", stringify!($kernel), "` (`", stringify!($fma_kernel), "` on the FMA paths) to every element, in place.")]
+        pub fn $name(xs: &mut [$t]) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if $name::has_avx512() {
+                    // SAFETY: the CPU has every feature the function is compiled for.
+                    return unsafe { $name::avx512(xs) };
+                }
+                if $name::has_avx2() {
+                    // SAFETY: as above.
+                    return unsafe { $name::avx2(xs) };
+                }
+            }
+            $name::baseline(xs)
+        }
+
+        #[doc = concat!("The compiled paths of [`", stringify!($name), "()`].")]
+        pub mod $name {
+            use super::*;
+
+            /// The x86-64 baseline (or any other target) path.
+            pub fn baseline(xs: &mut [$t]) {
+                for x in xs.iter_mut() {
+                    *x = $kernel(*x);
+                }
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[inline(always)]
+            fn fused(xs: &mut [$t]) {
+                for x in xs.iter_mut() {
+                    *x = $fma_kernel(*x);
+                }
+            }
+
+            /// # Safety
+            /// The CPU must support AVX-512 F/DQ/VL, AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+            pub unsafe fn avx512(xs: &mut [$t]) {
+                fused(xs)
+            }
+
+            /// # Safety
+            /// The CPU must support AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            pub unsafe fn avx2(xs: &mut [$t]) {
+                fused(xs)
+            }
+
+            /// Whether [`avx512`] may run here.
+            #[cfg(target_arch = "x86_64")]
+            pub fn has_avx512() -> bool {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && has_avx2()
+            }
+
+            /// Whether [`avx2`] may run here.
+            #[cfg(target_arch = "x86_64")]
+            pub fn has_avx2() -> bool {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+
+            /// `(path, result)` for every path this machine can run, on a copy of `xs`.
+            pub fn every_path(xs: &[$t]) -> Vec<(&'static str, Vec<$t>)> {
+                let run = |f: &dyn Fn(&mut [$t])| {
+                    let mut v = xs.to_vec();
+                    f(&mut v);
+                    v
+                };
+                #[allow(unused_mut)]
+                let mut out = vec![("baseline", run(&|v| baseline(v)))];
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if has_avx2() {
+                        // SAFETY: checked just above.
+                        out.push(("avx2", run(&|v| unsafe { avx2(v) })));
+                    }
+                    if has_avx512() {
+                        // SAFETY: checked just above.
+                        out.push(("avx512", run(&|v| unsafe { avx512(v) })));
+                    }
+                }
+                out
+            }
+        }
+    };
+}
+
+/// Slice maps with run-time instruction-set dispatch (public for benchmarks and tests).
+pub mod map {
+    use super::super::kernels;
+    simd_map!(tanh_f64, f64, kernels::tanh_f64, kernels::tanh_f64_fma);
+    simd_map!(sigmoid_f64, f64, kernels::sigmoid_f64);
+    simd_map!(softplus_f64, f64, kernels::softplus_f64);
+    simd_map!(silu_f64, f64, kernels::silu_f64);
+    simd_map!(tanh_f32, f32, kernels::tanh_f32);
+    simd_map!(sigmoid_f32, f32, kernels::sigmoid_f32);
+    simd_map!(softplus_f32, f32, kernels::softplus_f32);
+    simd_map!(silu_f32, f32, kernels::silu_f32);
+}
