@@ -370,6 +370,16 @@ mod tests {
                         assert_eq!(y.to_bits(), expected(*x).to_bits(), "{} on the {path} path at {x}", stringify!($map));
                     }
                 }
+                // The biased maps: `kernel(x + b)` row by row, on every path.
+                let bias: Vec<_> = $xs[..5].iter().map(|b| *b * 0.5).collect();
+                let n = $xs.len() / 5 * 5;
+                for (path, ys) in map::$map::every_path_biased(&$xs[..n], &bias) {
+                    let expected: fn(_) -> _ = if path == "baseline" { $kernel } else { $fma_kernel };
+                    for (idx, (x, y)) in $xs[..n].iter().zip(&ys).enumerate() {
+                        let want = expected(*x + bias[idx % 5]);
+                        assert!(y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()), "{} biased on the {path} path at {x}", stringify!($map));
+                    }
+                }
             )*};
         }
         check! {

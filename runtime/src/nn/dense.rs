@@ -8,6 +8,7 @@ use rand_distr::Uniform;
 
 use super::activation::{FastActivations, Identity, Silu, Sigmoid, Softplus, Tanh};
 use super::matmul::{self, isa_kernel, Float, Isa};
+use super::handoff;
 use super::pool::{Buf, Pooled};
 use super::map;
 
@@ -168,6 +169,9 @@ pub trait Activation: sealed::Sealed + Copy + Default + core::fmt::Debug + 'stat
     /// `xs[j] = act(xs[j])`.
     #[doc(hidden)]
     fn apply<E: DenseFloat>(xs: &mut [E]);
+    /// `xs[r, j] = act(xs[r, j] + bias[j])` for each row of `bias.len()` elements, in one pass.
+    #[doc(hidden)]
+    fn apply_biased<E: DenseFloat>(xs: &mut [E], bias: &[E]);
     /// `d[j] = g[j] · act'(·)` from what [`Activation::KEPT`] says was kept.
     #[doc(hidden)]
     fn derivative<E: DenseFloat>(kept: &[E], g: &[E], d: &mut [E]);
@@ -182,6 +186,9 @@ impl sealed::Sealed for Identity {}
 impl Activation for Identity {
     const KEPT: Kept = Kept::Nothing;
     fn apply<E: DenseFloat>(_: &mut [E]) {}
+    fn apply_biased<E: DenseFloat>(xs: &mut [E], bias: &[E]) {
+        matmul::add_bias(xs, bias)
+    }
     fn derivative<E: DenseFloat>(_: &[E], g: &[E], d: &mut [E]) {
         d.copy_from_slice(g);
     }
@@ -193,12 +200,15 @@ impl Activation for Identity {
 }
 
 macro_rules! activation {
-    ($name:ident, $kept:ident, $map:ident, $grad:ident, $fast:ident) => {
+    ($name:ident, $kept:ident, $map:ident, $biased:ident, $grad:ident, $fast:ident) => {
         impl sealed::Sealed for $name {}
         impl Activation for $name {
             const KEPT: Kept = Kept::$kept;
             fn apply<E: DenseFloat>(xs: &mut [E]) {
                 E::$map(xs)
+            }
+            fn apply_biased<E: DenseFloat>(xs: &mut [E], bias: &[E]) {
+                E::$biased(xs, bias)
             }
             fn derivative<E: DenseFloat>(kept: &[E], g: &[E], d: &mut [E]) {
                 $grad::<E>(kept, g, d)
@@ -211,10 +221,10 @@ macro_rules! activation {
         }
     };
 }
-activation!(Tanh, Output, tanh, tanh_grad, fast_tanh);
-activation!(Sigmoid, Output, sigmoid, sigmoid_grad, fast_sigmoid);
-activation!(Softplus, PreActivation, softplus, softplus_grad, fast_softplus);
-activation!(Silu, PreActivation, silu, silu_grad, fast_silu);
+activation!(Tanh, Output, tanh, tanh_biased, tanh_grad, fast_tanh);
+activation!(Sigmoid, Output, sigmoid, sigmoid_biased, sigmoid_grad, fast_sigmoid);
+activation!(Softplus, PreActivation, softplus, softplus_biased, softplus_grad, fast_softplus);
+activation!(Silu, PreActivation, silu, silu_biased, silu_grad, fast_silu);
 
 isa_kernel!(
     /// `d = g (1 − y²)`.
@@ -285,29 +295,45 @@ pub trait DenseFloat: Dtype + Float + Pooled + sealed::Sealed {
     fn sigmoid(xs: &mut [Self]);
     fn softplus(xs: &mut [Self]);
     fn silu(xs: &mut [Self]);
+    fn tanh_biased(xs: &mut [Self], bias: &[Self]);
+    fn sigmoid_biased(xs: &mut [Self], bias: &[Self]);
+    fn softplus_biased(xs: &mut [Self], bias: &[Self]);
+    fn silu_biased(xs: &mut [Self], bias: &[Self]);
 }
 
 macro_rules! dense_float {
-    ($t:ty, $tanh:path, $sigmoid:path, $softplus:path, $silu:path) => {
+    ($t:ty, $tanh:ident, $sigmoid:ident, $softplus:ident, $silu:ident) => {
         impl sealed::Sealed for $t {}
         impl DenseFloat for $t {
             fn tanh(xs: &mut [Self]) {
-                $tanh(xs)
+                map::$tanh(xs)
             }
             fn sigmoid(xs: &mut [Self]) {
-                $sigmoid(xs)
+                map::$sigmoid(xs)
             }
             fn softplus(xs: &mut [Self]) {
-                $softplus(xs)
+                map::$softplus(xs)
             }
             fn silu(xs: &mut [Self]) {
-                $silu(xs)
+                map::$silu(xs)
+            }
+            fn tanh_biased(xs: &mut [Self], bias: &[Self]) {
+                map::$tanh::biased(xs, bias)
+            }
+            fn sigmoid_biased(xs: &mut [Self], bias: &[Self]) {
+                map::$sigmoid::biased(xs, bias)
+            }
+            fn softplus_biased(xs: &mut [Self], bias: &[Self]) {
+                map::$softplus::biased(xs, bias)
+            }
+            fn silu_biased(xs: &mut [Self], bias: &[Self]) {
+                map::$silu::biased(xs, bias)
             }
         }
     };
 }
-dense_float!(f64, map::tanh_f64, map::sigmoid_f64, map::softplus_f64, map::silu_f64);
-dense_float!(f32, map::tanh_f32, map::sigmoid_f32, map::softplus_f32, map::silu_f32);
+dense_float!(f64, tanh_f64, sigmoid_f64, softplus_f64, silu_f64);
+dense_float!(f32, tanh_f32, sigmoid_f32, softplus_f32, silu_f32);
 
 /// Devices that evaluate [`Dense`] layers on any tape: `Cpu` (fused kernels, `f32` and `f64`)
 /// and, with the `cuda` feature, `Cuda` (dfdx's operations).
@@ -357,23 +383,26 @@ fn cpu_dense<B: Dim, const I: usize, const O: usize, A: Activation, E: DenseFloa
     let xs = host(&x);
     let ws = host(&weight);
     let bs = host(&bias);
+    // y = x Wᵀ, then bias and activation in one pass while y is in cache (for the activations
+    // whose derivative needs the pre-activation on a tape: bias, keep a copy, activation).
     let mut y = Buf::<E>::take(rows * O);
-    for row in y.chunks_exact_mut(O) {
-        row.copy_from_slice(&bs);
-    }
     matmul::forward(rows, I, O, &xs, &ws, &mut y);
-    let z = (T::OWNS_TAPE && A::KEPT == Kept::PreActivation).then(|| {
+    let z = if T::OWNS_TAPE && A::KEPT == Kept::PreActivation {
+        matmul::add_bias(&mut y, &bs);
         let mut z = Buf::<E>::take(rows * O);
         z.copy_from_slice(&y);
-        z
-    });
-    A::apply(&mut y);
-    let mut out = x.device().try_zeros_like(&(x.shape().0, Const::<O>))?;
-    out.copy_from(&y);
+        A::apply(&mut y);
+        Some(z)
+    } else {
+        A::apply_biased(&mut y, &bs);
+        None
+    };
+    let keep_output = T::OWNS_TAPE && A::KEPT == Kept::Output;
+    let (out, y) = handoff::to_tensor(x.device(), (x.shape().0, Const::<O>), y, keep_output)?;
     if T::OWNS_TAPE {
         let kept = match A::KEPT {
             Kept::Nothing => None,
-            Kept::Output => Some(y),
+            Kept::Output => y,
             Kept::PreActivation => z,
         };
         let (x_g, w_g, b_g, out_g) = (x.ghost(), weight.ghost(), bias.ghost(), out.ghost());

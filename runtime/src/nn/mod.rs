@@ -26,6 +26,7 @@
 
 mod activation;
 mod dense;
+mod handoff;
 pub mod kernels;
 pub mod matmul;
 mod pool;

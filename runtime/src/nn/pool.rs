@@ -54,6 +54,13 @@ impl<E: Pooled> Buf<E> {
     }
 }
 
+impl<E: Pooled> Buf<E> {
+    /// The buffer as a plain vector, leaving the pool (for handing it to dfdx).
+    pub(crate) fn into_vec(mut self) -> Vec<E> {
+        std::mem::take(&mut self.0)
+    }
+}
+
 impl<E: Pooled> Drop for Buf<E> {
     fn drop(&mut self) {
         let v = std::mem::take(&mut self.0);

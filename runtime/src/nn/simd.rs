@@ -77,6 +77,87 @@ macro_rules! simd_map {
                     && std::arch::is_x86_feature_detected!("fma")
             }
 
+            /// `xs[r n + j] = kernel(xs[r n + j] + bias[j])` for each row of `n = bias.len()`
+            /// elements (a dense layer's bias and activation in one pass), on the widest path.
+            pub fn biased(xs: &mut [$t], bias: &[$t]) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if has_avx512() {
+                        // SAFETY: the CPU has every feature the function is compiled for.
+                        return unsafe { biased_avx512(xs, bias) };
+                    }
+                    if has_avx2() {
+                        // SAFETY: as above.
+                        return unsafe { biased_avx2(xs, bias) };
+                    }
+                }
+                biased_baseline(xs, bias)
+            }
+
+            /// [`biased`] on the baseline path.
+            pub fn biased_baseline(xs: &mut [$t], bias: &[$t]) {
+                if bias.is_empty() {
+                    return;
+                }
+                for row in xs.chunks_exact_mut(bias.len()) {
+                    for (x, b) in row.iter_mut().zip(bias) {
+                        *x = $kernel(*x + *b);
+                    }
+                }
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[inline(always)]
+            fn biased_fused(xs: &mut [$t], bias: &[$t]) {
+                if bias.is_empty() {
+                    return;
+                }
+                for row in xs.chunks_exact_mut(bias.len()) {
+                    for (x, b) in row.iter_mut().zip(bias) {
+                        *x = $fma_kernel(*x + *b);
+                    }
+                }
+            }
+
+            /// # Safety
+            /// The CPU must support AVX-512 F/DQ/VL, AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+            pub unsafe fn biased_avx512(xs: &mut [$t], bias: &[$t]) {
+                biased_fused(xs, bias)
+            }
+
+            /// # Safety
+            /// The CPU must support AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            pub unsafe fn biased_avx2(xs: &mut [$t], bias: &[$t]) {
+                biased_fused(xs, bias)
+            }
+
+            /// `(path, result)` of [`biased`] for every path this machine can run.
+            pub fn every_path_biased(xs: &[$t], bias: &[$t]) -> Vec<(&'static str, Vec<$t>)> {
+                let run = |f: &dyn Fn(&mut [$t])| {
+                    let mut v = xs.to_vec();
+                    f(&mut v);
+                    v
+                };
+                #[allow(unused_mut)]
+                let mut out = vec![("baseline", run(&|v| biased_baseline(v, bias)))];
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if has_avx2() {
+                        // SAFETY: checked just above.
+                        out.push(("avx2", run(&|v| unsafe { biased_avx2(v, bias) })));
+                    }
+                    if has_avx512() {
+                        // SAFETY: checked just above.
+                        out.push(("avx512", run(&|v| unsafe { biased_avx512(v, bias) })));
+                    }
+                }
+                out
+            }
+
             /// `(path, result)` for every path this machine can run, on a copy of `xs`.
             pub fn every_path(xs: &[$t]) -> Vec<(&'static str, Vec<$t>)> {
                 let run = |f: &dyn Fn(&mut [$t])| {

@@ -3,7 +3,7 @@
 //!
 //! With `x` (rows × I), the weight `w` (O × I, as stored: dfdx's `Linear` layout) and the output
 //! cotangent `d` (rows × O):
-//! - [`forward`]: `y += x wᵀ` (the caller initialises `y` with the bias);
+//! - [`forward`]: `y = x wᵀ` (the caller adds the bias in the activation's pass);
 //! - [`input_grad`]: `x̄ += d w`;
 //! - [`weight_grad`]: `w̄ += dᵀ x`;
 //! - [`bias_grad`]: `b̄ += Σ_rows d`.
@@ -26,8 +26,8 @@ pub(crate) use isa::isa_kernel;
 pub use isa::{Float, Isa};
 pub use skinny::SMALL;
 
-/// `c (m × n, row stride c_rs) += a · b` through `gemm`, with `a` (m × k) and `b` (k × n) given by
-/// row and column strides.
+/// `c (m × n, row stride c_rs) (+)= a · b` through `gemm` (adding to `c` if `acc`, overwriting
+/// it otherwise), with `a` (m × k) and `b` (k × n) given by row and column strides.
 #[allow(clippy::too_many_arguments)]
 fn gemm<E: Float>(
     (m, n, k): (usize, usize, usize),
@@ -37,8 +37,17 @@ fn gemm<E: Float>(
     (a_rs, a_cs): (usize, usize),
     b: &[E],
     (b_rs, b_cs): (usize, usize),
+    acc: bool,
 ) {
-    if m == 0 || n == 0 || k == 0 {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !acc {
+            for row in c.chunks_mut(c_rs).take(m) {
+                row[..n].fill(E::ZERO);
+            }
+        }
         return;
     }
     // The strided views must stay inside the slices gemm is given pointers to.
@@ -56,7 +65,7 @@ fn gemm<E: Float>(
             c.as_mut_ptr(),
             1,
             c_rs as isize,
-            true,
+            acc,
             a.as_ptr(),
             a_cs as isize,
             a_rs as isize,
@@ -84,17 +93,17 @@ fn transpose_into<E: Float>(rows: usize, cols: usize, s: &[E], t: &mut Vec<E>) {
     }
 }
 
-/// `y (rows × o) += x (rows × i) · wᵀ` with `w` (o × i).
+/// `y (rows × o) = x (rows × i) · wᵀ` with `w` (o × i); `y` is overwritten, not read.
 pub fn forward<E: Float>(rows: usize, i: usize, o: usize, x: &[E], w: &[E], y: &mut [E]) {
     let isa = Isa::best();
     if i <= SMALL && i > 0 {
         let mut wt = Vec::new();
         transpose_into(o, i, w, &mut wt);
-        skinny::small_k(isa, rows, o, i, x, i, &wt, y);
+        skinny::small_k(isa, rows, o, i, x, i, &wt, y, false);
     } else if o <= SMALL && o > 0 {
-        skinny::small_n(isa, rows, o, i, x, w, y);
+        skinny::small_n(isa, rows, o, i, x, w, y, false);
     } else {
-        gemm((rows, o, i), y, o, x, (i, 1), w, (1, i));
+        gemm((rows, o, i), y, o, x, (i, 1), w, (1, i), false);
     }
 }
 
@@ -102,13 +111,13 @@ pub fn forward<E: Float>(rows: usize, i: usize, o: usize, x: &[E], w: &[E], y: &
 pub fn input_grad<E: Float>(rows: usize, i: usize, o: usize, d: &[E], w: &[E], x_bar: &mut [E]) {
     let isa = Isa::best();
     if o <= SMALL && o > 0 {
-        skinny::small_k(isa, rows, i, o, d, o, w, x_bar);
+        skinny::small_k(isa, rows, i, o, d, o, w, x_bar, true);
     } else if i <= SMALL && i > 0 {
         let mut wt = Vec::new();
         transpose_into(o, i, w, &mut wt);
-        skinny::small_n(isa, rows, i, o, d, &wt, x_bar);
+        skinny::small_n(isa, rows, i, o, d, &wt, x_bar, true);
     } else {
-        gemm((rows, i, o), x_bar, i, d, (o, 1), w, (i, 1));
+        gemm((rows, i, o), x_bar, i, d, (o, 1), w, (i, 1), true);
     }
 }
 
@@ -127,8 +136,13 @@ pub fn weight_grad<E: Float>(rows: usize, i: usize, o: usize, d: &[E], x: &[E], 
             }
         }
     } else {
-        gemm((o, i, rows), w_bar, i, d, (1, o), x, (i, 1));
+        gemm((o, i, rows), w_bar, i, d, (1, o), x, (i, 1), true);
     }
+}
+
+/// `y[r, ·] += b` for every row of `y` (rows × b.len()).
+pub fn add_bias<E: Float>(y: &mut [E], b: &[E]) {
+    skinny::add_rows(Isa::best(), y, b);
 }
 
 /// `b̄ (o) += Σ_r d[r, ·]` with `d` (rows × o).

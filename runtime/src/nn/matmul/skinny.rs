@@ -13,22 +13,27 @@ use super::isa::{isa_kernel, Float, Isa};
 /// The largest dimension the kernels here handle.
 pub const SMALL: usize = 4;
 
-/// Dispatches `$f::<E, FMA, K>` for the runtime `k` in `1..=SMALL`.
+/// Dispatches `$f::<E, FMA, K, ACC>` for the runtime `k` in `1..=SMALL` and `acc`.
 macro_rules! by_small {
-    ($k:expr, $f:ident::<$e:ty, $fma:ident>($($arg:expr),*)) => {
-        match $k {
-            1 => $f::<$e, $fma, 1>($($arg),*),
-            2 => $f::<$e, $fma, 2>($($arg),*),
-            3 => $f::<$e, $fma, 3>($($arg),*),
-            4 => $f::<$e, $fma, 4>($($arg),*),
-            k => unreachable!("small dimension {k} > {SMALL}"),
+    ($k:expr, $acc:expr, $f:ident::<$e:ty, $fma:ident>($($arg:expr),*)) => {
+        match ($k, $acc) {
+            (1, true) => $f::<$e, $fma, 1, true>($($arg),*),
+            (2, true) => $f::<$e, $fma, 2, true>($($arg),*),
+            (3, true) => $f::<$e, $fma, 3, true>($($arg),*),
+            (4, true) => $f::<$e, $fma, 4, true>($($arg),*),
+            (1, false) => $f::<$e, $fma, 1, false>($($arg),*),
+            (2, false) => $f::<$e, $fma, 2, false>($($arg),*),
+            (3, false) => $f::<$e, $fma, 3, false>($($arg),*),
+            (4, false) => $f::<$e, $fma, 4, false>($($arg),*),
+            (k, _) => unreachable!("small dimension {k} > {SMALL}"),
         }
     };
 }
 
 isa_kernel!(
-    /// `c (m × n) += a (m × k, row stride lda) · b (k × n, row-major)` for `k ≤ SMALL`.
-    small_k => small_k_body(m: usize, n: usize, k: usize, a: &[E], lda: usize, b: &[E], c: &mut [E])
+    /// `c (m × n) (+)= a (m × k, row stride lda) · b (k × n, row-major)` for `k ≤ SMALL`,
+    /// adding to `c` if `acc`, overwriting it (without reading it) otherwise.
+    small_k => small_k_body(m: usize, n: usize, k: usize, a: &[E], lda: usize, b: &[E], c: &mut [E], acc: bool)
 );
 
 #[inline(always)]
@@ -40,12 +45,16 @@ fn small_k_body<E: Float, const FMA: bool>(
     lda: usize,
     b: &[E],
     c: &mut [E],
+    acc: bool,
 ) {
-    by_small!(k, small_k_fixed::<E, FMA>(m, n, a, lda, b, c))
+    by_small!(k, acc, small_k_fixed::<E, FMA>(m, n, a, lda, b, c))
 }
 
+/// Columns of `c` computed per step of [`small_k_fixed`] (two 512-bit vectors of `f64`).
+const COLS: usize = 16;
+
 #[inline(always)]
-fn small_k_fixed<E: Float, const FMA: bool, const K: usize>(
+fn small_k_fixed<E: Float, const FMA: bool, const K: usize, const ACC: bool>(
     m: usize,
     n: usize,
     a: &[E],
@@ -55,23 +64,42 @@ fn small_k_fixed<E: Float, const FMA: bool, const K: usize>(
 ) {
     assert!(b.len() >= K * n && c.len() >= m * n);
     assert!(m == 0 || a.len() >= (m - 1) * lda + K);
-    let rows: [&[E]; K] = core::array::from_fn(|p| &b[p * n..(p + 1) * n]);
+    if n == 0 {
+        return;
+    }
+    let full = n / COLS * COLS;
     for (r, cr) in c[..m * n].chunks_exact_mut(n).enumerate() {
         let ar: [E; K] = core::array::from_fn(|p| a[r * lda + p]);
-        for (j, cj) in cr.iter_mut().enumerate() {
-            let mut s = *cj;
-            for p in 0..K {
-                s = ar[p].madd::<FMA>(rows[p][j], s);
+        // Fixed-width blocks held in a local array: the compiler keeps them in registers and
+        // needs no aliasing checks between `b` and `c`.
+        for (jb, cb) in cr[..full].chunks_exact_mut(COLS).enumerate() {
+            let j0 = jb * COLS;
+            let mut acc = [E::ZERO; COLS];
+            if ACC {
+                acc.copy_from_slice(cb);
             }
-            *cj = s;
+            for (p, ap) in ar.iter().enumerate() {
+                let bp: &[E; COLS] = b[p * n + j0..p * n + j0 + COLS].try_into().unwrap();
+                for l in 0..COLS {
+                    acc[l] = ap.madd::<FMA>(bp[l], acc[l]);
+                }
+            }
+            cb.copy_from_slice(&acc);
+        }
+        for j in full..n {
+            let mut s = if ACC { cr[j] } else { E::ZERO };
+            for (p, ap) in ar.iter().enumerate() {
+                s = ap.madd::<FMA>(b[p * n + j], s);
+            }
+            cr[j] = s;
         }
     }
 }
 
 isa_kernel!(
-    /// `c (m × n) += a (m × k, row-major) · btᵀ` with `bt` (n × k, row-major) for `n ≤ SMALL`:
-    /// `n` dot products of length `k` per row of `a`.
-    small_n => small_n_body(m: usize, n: usize, k: usize, a: &[E], bt: &[E], c: &mut [E])
+    /// `c (m × n) (+)= a (m × k, row-major) · btᵀ` with `bt` (n × k, row-major) for
+    /// `n ≤ SMALL`: `n` dot products of length `k` per row of `a`; adds to `c` if `acc`.
+    small_n => small_n_body(m: usize, n: usize, k: usize, a: &[E], bt: &[E], c: &mut [E], acc: bool)
 );
 
 #[inline(always)]
@@ -82,15 +110,16 @@ fn small_n_body<E: Float, const FMA: bool>(
     a: &[E],
     bt: &[E],
     c: &mut [E],
+    acc: bool,
 ) {
-    by_small!(n, small_n_fixed::<E, FMA>(m, k, a, bt, c))
+    by_small!(n, acc, small_n_fixed::<E, FMA>(m, k, a, bt, c))
 }
 
 /// Lanes of the partial sums of one dot product (two 512-bit vectors of `f64`, one of `f32`).
 const LANES: usize = 16;
 
 #[inline(always)]
-fn small_n_fixed<E: Float, const FMA: bool, const N: usize>(
+fn small_n_fixed<E: Float, const FMA: bool, const N: usize, const ACC: bool>(
     m: usize,
     k: usize,
     a: &[E],
@@ -99,6 +128,9 @@ fn small_n_fixed<E: Float, const FMA: bool, const N: usize>(
 ) {
     assert!(a.len() >= m * k && bt.len() >= N * k && c.len() >= m * N);
     if k == 0 {
+        if !ACC {
+            c[..m * N].fill(E::ZERO);
+        }
         return;
     }
     let cols: [&[E]; N] = core::array::from_fn(|j| &bt[j * k..(j + 1) * k]);
@@ -126,13 +158,13 @@ fn small_n_fixed<E: Float, const FMA: bool, const N: usize>(
             for p in full..k {
                 s = ar[p].madd::<FMA>(cols[j][p], s);
             }
-            cr[j] += s;
+            cr[j] = if ACC { cr[j] + s } else { s };
         }
     }
 }
 
 isa_kernel!(
-    /// `c (s × n, row-major) += Σ_r sm[r, ·]ᵀ ⊗ l[r, ·]` over `m` rows, with `sm` (m × s, row
+    /// `c (s × n, row-major) += Σ_r sm[r, ·]ᵀ ⊗ l[r, ·]` (always accumulating) over `m` rows, with `sm` (m × s, row
     /// stride lds) and `l` (m × n, row-major), for `s ≤ SMALL`: a weight cotangent `dᵀ x` whose
     /// output (or input) side is small.
     outer => outer_body(m: usize, s: usize, n: usize, sm: &[E], lds: usize, l: &[E], c: &mut [E])
@@ -148,14 +180,14 @@ fn outer_body<E: Float, const FMA: bool>(
     l: &[E],
     c: &mut [E],
 ) {
-    by_small!(s, outer_fixed::<E, FMA>(m, n, sm, lds, l, c))
+    by_small!(s, true, outer_fixed::<E, FMA>(m, n, sm, lds, l, c))
 }
 
 /// Columns of `l` accumulated per pass over the rows (four 512-bit vectors of `f64`).
 const BLOCK: usize = 32;
 
 #[inline(always)]
-fn outer_fixed<E: Float, const FMA: bool, const S: usize>(
+fn outer_fixed<E: Float, const FMA: bool, const S: usize, const ACC: bool>(
     m: usize,
     n: usize,
     sm: &[E],
@@ -219,6 +251,23 @@ fn column_sums_body<E: Float, const FMA: bool>(m: usize, n: usize, d: &[E], sums
     for row in d[..m * n].chunks_exact(n) {
         for (s, v) in sums.iter_mut().zip(row) {
             *s += *v;
+        }
+    }
+}
+
+isa_kernel!(
+    /// `y[r, ·] += b` for every row of `y` (rows × b.len()).
+    add_rows => add_rows_body(y: &mut [E], b: &[E])
+);
+
+#[inline(always)]
+fn add_rows_body<E: Float, const FMA: bool>(y: &mut [E], b: &[E]) {
+    if b.is_empty() {
+        return;
+    }
+    for row in y.chunks_exact_mut(b.len()) {
+        for (v, b) in row.iter_mut().zip(b) {
+            *v += *b;
         }
     }
 }

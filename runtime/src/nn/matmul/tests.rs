@@ -83,10 +83,10 @@ fn layer<E: TestFloat>(rows: usize, i: usize, o: usize) {
     let (xf, wf, df) = (back(&x), back(&w), back(&d));
     let what = |p: &str| format!("{p} rows={rows} i={i} o={o} {}", core::any::type_name::<E>());
 
-    let y0: Vec<E> = conv(&mat(rows * o, seed + 3));
-    let mut y = y0.clone();
+    // `forward` overwrites: start from garbage.
+    let mut y: Vec<E> = conv(&mat(rows * o, seed + 3));
     forward(rows, i, o, &x, &w, &mut y);
-    let (want, scale) = reference((rows, o, i), |r, p| xf[r * i + p], |p, j| wf[j * i + p], &back(&y0));
+    let (want, scale) = reference((rows, o, i), |r, p| xf[r * i + p], |p, j| wf[j * i + p], &vec![0.0; rows * o]);
     close(&y, &want, &scale, E::EPS, &what("forward"));
 
     let xb0: Vec<E> = conv(&mat(rows * i, seed + 4));
@@ -101,11 +101,24 @@ fn layer<E: TestFloat>(rows: usize, i: usize, o: usize) {
     let (want, scale) = reference((o, i, rows), |r, p| df[p * o + r], |p, j| xf[p * i + j], &back(&wb0));
     close(&wb, &want, &scale, E::EPS, &what("weight_grad"));
 
+    let bias: Vec<E> = conv(&mat(o, seed + 7));
+    let mut yb = y0_for_bias::<E>(rows, o, seed);
+    let before = back(&yb);
+    add_bias(&mut yb, &bias);
+    let bf = back(&bias);
+    for (idx, v) in back(&yb).iter().enumerate() {
+        assert_eq!(*v, back::<E>(&[E::from(before[idx]) + E::from(bf[idx % o.max(1)])])[0], "{}", what("add_bias"));
+    }
+
     let bb0: Vec<E> = conv(&mat(o, seed + 6));
     let mut bb = bb0.clone();
     bias_grad(rows, o, &d, &mut bb);
     let (want, scale) = reference((1, o, rows), |_, _| 1.0, |p, j| df[p * o + j], &back(&bb0));
     close(&bb, &want, &scale, E::EPS, &what("bias_grad"));
+}
+
+fn y0_for_bias<E: TestFloat>(rows: usize, o: usize, seed: u64) -> Vec<E> {
+    conv(&mat(rows * o, seed + 8))
 }
 
 const SHAPES: &[(usize, usize, usize)] = &[
@@ -149,7 +162,7 @@ fn small_kernels_on_every_instruction_set() {
             let b = mat(k * n, 10 + k as u64);
             let c0 = mat(m * n, 20 + k as u64);
             let mut c = c0.clone();
-            skinny::small_k(isa, m, n, k, &a, k, &b, &mut c);
+            skinny::small_k(isa, m, n, k, &a, k, &b, &mut c, true);
             let (want, scale) = reference((m, n, k), |r, p| a[r * k + p], |p, j| b[p * n + j], &c0);
             close(&c, &want, &scale, f64::EPSILON, &format!("small_k {isa:?} k={k}"));
             if isa == Isa::Baseline {
@@ -165,13 +178,23 @@ fn small_kernels_on_every_instruction_set() {
                 }
             }
 
+            // Overwriting: the result must not depend on what `c` held.
+            let mut c = vec![f64::NAN; m * n];
+            skinny::small_k(isa, m, n, k, &a, k, &b, &mut c, false);
+            let (want, scale) = reference((m, n, k), |r, p| a[r * k + p], |p, j| b[p * n + j], &vec![0.0; m * n]);
+            close(&c, &want, &scale, f64::EPSILON, &format!("small_k overwrite {isa:?} k={k}"));
+
             let bt = mat(k * n, 30 + k as u64); // k rows of length n: n-long dots, k outputs
             let a2 = mat(m * n, 40 + k as u64);
             let c0 = mat(m * k, 50 + k as u64);
             let mut c = c0.clone();
-            skinny::small_n(isa, m, k, n, &a2, &bt, &mut c);
+            skinny::small_n(isa, m, k, n, &a2, &bt, &mut c, true);
             let (want, scale) = reference((m, k, n), |r, p| a2[r * n + p], |p, j| bt[j * n + p], &c0);
             close(&c, &want, &scale, f64::EPSILON, &format!("small_n {isa:?} n={k}"));
+            let mut c = vec![f64::NAN; m * k];
+            skinny::small_n(isa, m, k, n, &a2, &bt, &mut c, false);
+            let (want, scale) = reference((m, k, n), |r, p| a2[r * n + p], |p, j| bt[j * n + p], &vec![0.0; m * k]);
+            close(&c, &want, &scale, f64::EPSILON, &format!("small_n overwrite {isa:?} n={k}"));
 
             let sm = mat(m * k, 60 + k as u64);
             let l = mat(m * n, 70 + k as u64);
