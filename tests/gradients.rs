@@ -8,7 +8,9 @@ mod common;
 use common::*;
 use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
 use neural_ode::dfdx::prelude::*;
-use neural_ode::{solve, GradMethod, NeuralOde, RungeKutta, SolveOptions, VectorField};
+use neural_ode::{
+    solve, CheckpointPolicy, GradMethod, NeuralOde, RungeKutta, SolveOptions, VectorField,
+};
 
 /// The gradient of `Σ w ⊙ ys` for the initial state and every parameter, flattened.
 fn gradient<M>(
@@ -99,23 +101,28 @@ where
             case.times,
             &case.opts.clone().with_grad(GradMethod::Backprop),
         );
-        for method in [GradMethod::Symplectic, GradMethod::Checkpoint] {
+        let variants = [
+            (GradMethod::Symplectic, CheckpointPolicy::All),
+            (GradMethod::Symplectic, CheckpointPolicy::AllStages),
+            (GradMethod::Checkpoint, CheckpointPolicy::All),
+        ];
+        for (method, policy) in variants {
             let g = gradient(
                 &model,
                 &x0,
                 &w,
                 case.times,
-                &case.opts.clone().with_grad(method),
+                &case.opts.clone().with_grad(method).with_checkpoints(policy),
             );
             let err = rel_err(&g, &reference);
             let name = <M::Solver as RungeKutta>::NAME;
             println!(
-                "{name:>10} {method:>10} {:?} {:?}: rel err {err:.2e}",
+                "{name:>10} {method:>10} {policy:?} {:?} {:?}: rel err {err:.2e}",
                 case.opts.stepping, case.times
             );
             assert!(
                 err <= 1e-11,
-                "{name} {method} {:?} {:?}: relative error {err:e}",
+                "{name} {method} {policy:?} {:?} {:?}: relative error {err:e}",
                 case.opts.stepping,
                 case.times
             );
@@ -363,4 +370,65 @@ fn sparser_checkpoints_give_the_same_gradient_with_fewer_bytes() {
         println!("EveryK(4): rel err {err:.1e}, checkpoint bytes {b_all} -> {b_sparse}");
         assert!(b_sparse * 2 < b_all, "{b_sparse} vs {b_all}");
     }
+}
+
+/// The stage store gives the symplectic gradient bit for bit (the stored stage states are the
+/// rebuilt ones), with no rebuild evaluations, for the price of the stage states' bytes.
+fn check_stage_store<M>()
+where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
+{
+    let dev = Cpu::seed_from_u64(13);
+    let model = M::build(&dev);
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
+    let times = [0.0, 0.4, 1.1];
+    let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 3, Const));
+    let name = <M::Solver as RungeKutta>::NAME;
+    let kept = <M::Solver as RungeKutta>::KEPT_STAGES.len();
+    let mut bases = vec![SolveOptions::fixed_steps(9)];
+    if <M::Solver as RungeKutta>::EMBEDDED_ORDER.is_some() {
+        bases.push(SolveOptions::adaptive(1e-7, 1e-9));
+    }
+    for base in bases {
+        let run = |policy| {
+            let opts = base
+                .clone()
+                .with_grad(GradMethod::Symplectic)
+                .with_checkpoints(policy);
+            let sol = solve(&model, x0.leaky_trace(), &times, &opts).unwrap();
+            let bytes = sol.stats.checkpoint_bytes;
+            let steps = sol.stats.accepted;
+            let g = (sol.ys * w.clone()).sum::<Rank0, _>().backward();
+            let stats = sol.report.get().expect("ran").unwrap();
+            let mut out = g.get(&x0).as_vec();
+            out.extend(model.grads(&g));
+            (out, bytes, steps, stats)
+        };
+        let (g_all, b_all, steps, s_all) = run(CheckpointPolicy::All);
+        let (g_st, b_st, _, s_st) = run(CheckpointPolicy::AllStages);
+        assert_eq!(
+            g_all, g_st,
+            "{name} {:?}: the stage store changed the gradient",
+            base.stepping
+        );
+        assert_eq!(s_st.nfe_rebuild, 0, "{name}: nothing is rebuilt");
+        assert_eq!(s_st.nfe_vjp, s_all.nfe_vjp, "{name}: same products");
+        // Each accepted step keeps `kept` more states of 3 × 2 f64.
+        assert_eq!(b_st - b_all, steps * kept * 6 * 8, "{name}: stage bytes");
+        println!(
+            "{name}: {:?}: rebuild evaluations {} -> 0, checkpoint bytes {b_all} -> {b_st}",
+            base.stepping, s_all.nfe_rebuild
+        );
+    }
+}
+
+#[test]
+fn stage_store_gives_the_same_gradient_without_rebuilding() {
+    check_stage_store::<Euler<f64, Cpu>>();
+    check_stage_store::<Midpoint<f64, Cpu>>();
+    check_stage_store::<Rk4<f64, Cpu>>();
+    check_stage_store::<Bosh3<f64, Cpu>>();
+    check_stage_store::<Dopri5<f64, Cpu>>();
+    check_stage_store::<Tsit5<f64, Cpu>>();
+    check_stage_store::<Dopri8<f64, Cpu>>();
 }

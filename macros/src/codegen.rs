@@ -87,9 +87,28 @@ fn stage_state(m: &Method, i: usize, slot: Option<usize>) -> TokenStream {
     }
 }
 
+/// `ws.stage_kept(0, x, &[…])` (or `ws.kept(x.clone())` for an all-zero row): stage `i`'s state,
+/// recorded by the workspace when it keeps stages.
+fn kept_stage_state(m: &Method, i: usize) -> TokenStream {
+    let terms = k_terms(m.a[i].iter().map(|a| &a.value));
+    if terms.is_empty() {
+        quote!(ws.kept(::core::clone::Clone::clone(x)))
+    } else {
+        quote!(ws.stage_kept(0, x, &[#(#terms),*]))
+    }
+}
+
+/// The 0-based indices of the stage states `step` records for the backward step (the live
+/// stages but the first, whose state is the step's input).
+pub fn kept_stages(m: &Method) -> Vec<usize> {
+    let live = live_stages(m);
+    (1..m.s).filter(|&i| live[i]).collect()
+}
+
 /// The body of `RungeKutta::step`.
 pub fn step(m: &Method) -> TokenStream {
     let s = m.s;
+    let live = live_stages(m);
     let mut body = Vec::new();
     body.push(quote! {
         let mut evals = 0usize;
@@ -101,7 +120,7 @@ pub fn step(m: &Method) -> TokenStream {
             }
         };
     });
-    for i in 1..s {
+    for (i, &live_i) in live.iter().enumerate().skip(1) {
         let xi = x(i);
         let ki = k(i);
         let ti = stage_time(&m.t.c[i]);
@@ -112,6 +131,16 @@ pub fn step(m: &Method) -> TokenStream {
                 let y = #state;
                 evals += 1;
                 let #ki = ::neural_ode::__private::eval(f, #ti, ::core::clone::Clone::clone(&y));
+            });
+        } else if live_i {
+            // A live stage state is what the backward step needs: the workspace keeps it when
+            // the solve stores stages (`CheckpointPolicy::AllStages`), else it goes through
+            // slot 0 like the others.
+            let state = kept_stage_state(m, i);
+            body.push(quote! {
+                let #xi = #state;
+                evals += 1;
+                let #ki = ::neural_ode::__private::eval(f, #ti, #xi);
             });
         } else {
             // Every stage state goes through slot 0: each is consumed before the next is built.
@@ -169,6 +198,16 @@ pub fn live_stages(m: &Method) -> Vec<bool> {
 /// `k̄_i = h (b_i ȳ + Σ_{j>i} a_ji X̄_j)`, `X̄_i = J_f(X_i)ᵀ k̄_i`, and `x̄ = ȳ + Σ_i X̄_i`.
 /// No division by `b_i`, so stages with `b_i = 0` need no special case.
 pub fn adjoint(m: &Method) -> TokenStream {
+    adjoint_with(m, false)
+}
+
+/// The body of `RungeKutta::adjoint_step_stored`: the same sweep, with the stage states taken
+/// from `stages` (as recorded by `step`, in [`kept_stages`] order) instead of rebuilt.
+pub fn adjoint_stored(m: &Method) -> TokenStream {
+    adjoint_with(m, true)
+}
+
+fn adjoint_with(m: &Method, stored: bool) -> TokenStream {
     let s = m.s;
     let live = live_stages(m);
     // k_j is needed while rebuilding iff a later live stage uses it.
@@ -177,8 +216,21 @@ pub fn adjoint(m: &Method) -> TokenStream {
         .collect();
 
     let mut rebuild = Vec::new();
+    let mut kept = 0usize;
     for i in 0..s {
         if !live[i] {
+            continue;
+        }
+        if stored {
+            let xi = x(i);
+            let state = if i == 0 {
+                quote!(::core::clone::Clone::clone(x))
+            } else {
+                let j = Literal::usize_unsuffixed(kept);
+                kept += 1;
+                quote!(::core::clone::Clone::clone(&stages[#j]))
+            };
+            rebuild.push(quote!(let #xi = #state;));
             continue;
         }
         let xi = x(i);
@@ -238,7 +290,7 @@ pub fn adjoint(m: &Method) -> TokenStream {
             quote!((::neural_ode::__private::lit::<E>(1.0), &#xi_bar))
         })
         .collect();
-    let evals_decl = if needs_k.iter().any(|&n| n) {
+    let evals_decl = if !stored && needs_k.iter().any(|&n| n) {
         quote!(let mut evals = 0usize;)
     } else {
         quote!(let evals = 0usize;)
@@ -320,6 +372,7 @@ pub fn constants(m: &Method) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
+    let kept = kept_stages(m).into_iter().map(Literal::usize_unsuffixed);
     quote! {
         const NAME: &'static str = #name;
         const TITLE: &'static str = #title;
@@ -332,6 +385,7 @@ pub fn constants(m: &Method) -> TokenStream {
         const A: &'static [&'static [f64]] = &[#(#rows),*];
         const B: &'static [f64] = #b;
         const B_ERR: ::core::option::Option<&'static [f64]> = #b_err;
+        const KEPT_STAGES: &'static [usize] = &[#(#kept),*];
     }
 }
 
@@ -340,6 +394,7 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
     let constants = constants(m);
     let step = step(m);
     let adjoint = adjoint(m);
+    let adjoint_stored = adjoint_stored(m);
     let p = quote!(::neural_ode::__private);
     quote! {
         #[automatically_derived]
@@ -382,6 +437,27 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
                 V: ::core::ops::FnMut(E, #p::Tensor<S, E, D>, #p::Tensor<S, E, D>) -> ::core::result::Result<#p::Tensor<S, E, D>, Er>,
             {
                 #adjoint
+            }
+
+            #[allow(clippy::too_many_lines, clippy::many_single_char_names, unused_variables)]
+            fn adjoint_step_stored<S, E, D, F, V, Er>(
+                f: &F,
+                t: E,
+                h: E,
+                x: &#p::Tensor<S, E, D>,
+                stages: &[#p::Tensor<S, E, D>],
+                y_bar: &#p::Tensor<S, E, D>,
+                vjp: &mut V,
+                ws: &mut #p::Workspace<S, E, D>,
+            ) -> ::core::result::Result<#p::AdjointStep<S, E, D>, Er>
+            where
+                S: #p::StateShape,
+                E: #p::Real,
+                D: #p::Backend<E>,
+                F: #p::VectorField<S, E, D> + ?::core::marker::Sized,
+                V: ::core::ops::FnMut(E, #p::Tensor<S, E, D>, #p::Tensor<S, E, D>) -> ::core::result::Result<#p::Tensor<S, E, D>, Er>,
+            {
+                #adjoint_stored
             }
         }
     }
@@ -500,7 +576,21 @@ mod tests {
         );
         let code = step(&method("rk4")).to_string();
         // rk4's a31 = 0, so x3 is built from k2 alone.
-        assert!(code.contains("let x3 = ws . stage (0 , x , & [(h * :: neural_ode :: __private :: lit :: < E > (0.5) , & k2)])"), "{code}");
+        assert!(code.contains("let x3 = ws . stage_kept (0 , x , & [(h * :: neural_ode :: __private :: lit :: < E > (0.5) , & k2)])"), "{code}");
+        // The stored-stage partner rebuilds nothing: no evaluation of the field.
+        let code = adjoint_stored(&method("dopri5")).to_string();
+        assert!(!code.contains(":: eval ("), "{code}");
+        assert!(
+            code.contains("stages [4]") && !code.contains("stages [5]"),
+            "{code}"
+        );
+    }
+
+    #[test]
+    fn kept_stages_are_the_live_ones_but_the_first() {
+        assert_eq!(kept_stages(&method("dopri5")), [1, 2, 3, 4, 5]);
+        assert_eq!(kept_stages(&method("euler")), Vec::<usize>::new());
+        assert_eq!(kept_stages(&method("rk4")), [1, 2, 3]);
     }
 }
 

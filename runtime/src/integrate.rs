@@ -123,13 +123,15 @@ where
     (100.0 * h0).min(h1).min(span.abs())
 }
 
-/// Integrates from `times[0]` through every output time.
+/// Integrates from `times[0]` through every output time. With `keep_stages`, each accepted
+/// step's stage states go into the checkpoint store too (the stage store).
 pub(crate) fn integrate<R, S, E, D, F>(
     f: &F,
     x0: &Tensor<S, E, D>,
     times: &[E],
     opts: &SolveOptions,
     controller: &mut dyn StepSizeController,
+    keep_stages: bool,
 ) -> Result<Forward<S, E, D>, Error>
 where
     R: RungeKutta,
@@ -163,6 +165,7 @@ where
     // Buffers reused by every step of this solve: stage states, error estimate, host copies
     // for the error norm.
     let mut ws = Workspace::new();
+    ws.keep_stages(keep_stages);
     let n = x0.shape().num_elements();
     let mut host: [Vec<E>; 3] = [vec![E::zero(); n], vec![E::zero(); n], vec![E::zero(); n]];
     let f0 = eval_checked(f, t0, x0)?;
@@ -239,6 +242,9 @@ where
                 let (accept, h_next) = controller.decide(norm, h_abs);
                 if accept {
                     checkpoints.push(t, h_e, &x);
+                    if keep_stages {
+                        checkpoints.push_stages(ws.take_kept());
+                    }
                     stats.accepted += 1;
                     x = step.y;
                     t = if lands { target } else { t + h_e };
@@ -247,6 +253,7 @@ where
                     // A step shortened to land on an output does not shrink the next one.
                     h = if lands { h_next.max(h) } else { h_next };
                 } else {
+                    ws.discard_kept();
                     stats.rejected += 1;
                     last_non_finite = !norm.is_finite();
                     k1 = Some(step.k1);
@@ -285,6 +292,9 @@ where
                     });
                 }
                 checkpoints.push(t, h_e, &x);
+                if keep_stages {
+                    checkpoints.push_stages(ws.take_kept());
+                }
                 stats.accepted += 1;
                 x = step.y;
                 t = t_next;

@@ -58,6 +58,9 @@ pub trait RungeKutta: 'static {
     const B: &'static [f64];
     /// Error weights `b − b̂` (computed exactly, then rounded), for adaptive methods.
     const B_ERR: Option<&'static [f64]>;
+    /// The 0-based stages whose states `step` records when the workspace keeps stages (the live
+    /// stages but the first, whose state is the step's input), in order.
+    const KEPT_STAGES: &'static [usize] = &[];
 
     /// One step from `(t, x)` of size `h`. `k1`, if given, must be `f(t, x)`. Stage states and
     /// the error estimate are written into `ws`; only the result is a fresh buffer.
@@ -95,6 +98,31 @@ pub trait RungeKutta: 'static {
         D: Backend<E>,
         F: VectorField<S, E, D> + ?Sized,
         V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>;
+
+    /// [`RungeKutta::adjoint_step`] with the stage states given instead of rebuilt: `stages`
+    /// holds the states of [`RungeKutta::KEPT_STAGES`], as `step` recorded them. No vector-field
+    /// evaluations besides the products. (The default rebuilds them.)
+    #[allow(clippy::too_many_arguments)]
+    fn adjoint_step_stored<S, E, D, F, V, Er>(
+        f: &F,
+        t: E,
+        h: E,
+        x: &Tensor<S, E, D>,
+        stages: &[Tensor<S, E, D>],
+        y_bar: &Tensor<S, E, D>,
+        vjp: &mut V,
+        ws: &mut Workspace<S, E, D>,
+    ) -> Result<AdjointStep<S, E, D>, Er>
+    where
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+        F: VectorField<S, E, D> + ?Sized,
+        V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>,
+    {
+        let _ = stages;
+        Self::adjoint_step(f, t, h, x, y_bar, vjp, ws)
+    }
 }
 
 /// Evaluates the field and makes sure the result is laid out contiguously (a field may return a
@@ -114,14 +142,24 @@ where
 /// to the slot's buffer (a cheap reference-counted clone); once the caller has dropped it, the
 /// next write to the slot happens in place. A buffer something else still holds on to is copied
 /// first (copy-on-write), so reuse can never change a value the caller can see.
+///
+/// When asked to keep stages ([`Workspace::keep_stages`]), the stage states a step builds with
+/// [`Workspace::stage_kept`] / [`Workspace::kept`] go into fresh buffers that the workspace
+/// records for [`Workspace::take_kept`] (the stage store of `CheckpointPolicy::AllStages`).
 #[derive(Debug)]
 pub struct Workspace<S: Shape, E: Real, D: Device<E>> {
     slots: Vec<Option<Tensor<S, E, D>>>,
+    keep: bool,
+    kept: Vec<Tensor<S, E, D>>,
 }
 
 impl<S: Shape, E: Real, D: Device<E>> Default for Workspace<S, E, D> {
     fn default() -> Self {
-        Workspace { slots: Vec::new() }
+        Workspace {
+            slots: Vec::new(),
+            keep: false,
+            kept: Vec::new(),
+        }
     }
 }
 
@@ -129,6 +167,45 @@ impl<S: Shape, E: Real, D: Device<E>> Workspace<S, E, D> {
     /// An empty workspace.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether steps record the states of [`RungeKutta::KEPT_STAGES`].
+    pub fn keep_stages(&mut self, keep: bool) {
+        self.keep = keep;
+        self.kept.clear();
+    }
+
+    /// The stage states recorded since the last call (empty unless keeping stages).
+    pub fn take_kept(&mut self) -> Vec<Tensor<S, E, D>> {
+        core::mem::take(&mut self.kept)
+    }
+
+    /// Forgets the recorded stage states (of a rejected step).
+    pub fn discard_kept(&mut self) {
+        self.kept.clear();
+    }
+
+    /// `base + Σ c_j t_j` for a stage the backward step needs: in slot `i` normally, in a fresh
+    /// buffer that is also recorded when keeping stages.
+    pub fn stage_kept(
+        &mut self,
+        i: usize,
+        base: &Tensor<S, E, D>,
+        terms: &[(E, &Tensor<S, E, D>)],
+    ) -> Tensor<S, E, D> {
+        if self.keep {
+            self.kept(stage(base, terms))
+        } else {
+            self.stage(i, base, terms)
+        }
+    }
+
+    /// Records `x` as the next kept stage state (when keeping stages) and returns it.
+    pub fn kept(&mut self, x: Tensor<S, E, D>) -> Tensor<S, E, D> {
+        if self.keep {
+            self.kept.push(x.clone());
+        }
+        x
     }
 
     fn slot(&mut self, i: usize, like: &Tensor<S, E, D>) -> &mut Tensor<S, E, D> {

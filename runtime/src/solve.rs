@@ -6,6 +6,7 @@ use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
 use crate::backend::Backend;
+use crate::checkpoint::CheckpointPolicy;
 use crate::control::{PiController, StepSizeController};
 use crate::error::Error;
 use crate::field::{GradMethod, NeuralOde, VectorField};
@@ -118,16 +119,21 @@ where
     T: Tape<E, D> + 'static,
 {
     let method = opts.grad.unwrap_or(M::GRAD);
+    // Only the symplectic backward pass reads stage states, and only a taped solve has one.
+    let keep_stages = T::OWNS_TAPE
+        && method == GradMethod::Symplectic
+        && opts.checkpoints == CheckpointPolicy::AllStages;
     let (x, tape) = x0.split_tape();
-    let fwd = match integrate::<M::Solver, S, E, D, M>(model, &x, times, opts, controller) {
-        Ok(fwd) => fwd,
-        Err(error) => {
-            return Err(SolveError {
-                error,
-                input: x.put_tape(tape),
-            })
-        }
-    };
+    let fwd =
+        match integrate::<M::Solver, S, E, D, M>(model, &x, times, opts, controller, keep_stages) {
+            Ok(fwd) => fwd,
+            Err(error) => {
+                return Err(SolveError {
+                    error,
+                    input: x.put_tape(tape),
+                })
+            }
+        };
     let stats = fwd.stats;
     let report = BackwardReport::default();
     if !T::OWNS_TAPE {

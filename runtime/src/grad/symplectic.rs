@@ -1,6 +1,7 @@
 //! The symplectic adjoint (Matsubara, Miyatake & Yaguchi, NeurIPS 2021): walk the accepted steps
-//! in reverse; for each, rebuild its stage states from the checkpoint without a tape and run the
-//! generated symplectic-partner step, one vector–Jacobian product per live stage.
+//! in reverse; for each, rebuild its stage states from the checkpoint without a tape (or take
+//! them from the stage store, `CheckpointPolicy::AllStages`) and run the generated
+//! symplectic-partner step, one vector–Jacobian product per live stage.
 
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::nn::ZeroGrads;
@@ -63,7 +64,20 @@ where
                 params = Some(acc);
                 Ok(x_bar)
             };
-        let back = R::adjoint_step(model, t, h, &x, &lambda, &mut closure, &mut adjoint_ws)?;
+        // With the stage store, the recorded stage states replace the rebuild.
+        let back = match fwd.checkpoints.stages(n) {
+            Some(stages) if stages.len() == R::KEPT_STAGES.len() => R::adjoint_step_stored(
+                model,
+                t,
+                h,
+                &x,
+                stages,
+                &lambda,
+                &mut closure,
+                &mut adjoint_ws,
+            )?,
+            _ => R::adjoint_step(model, t, h, &x, &lambda, &mut closure, &mut adjoint_ws)?,
+        };
         nfe_rebuild += back.evals;
         lambda = back.x_bar;
         if !all_finite(&lambda, &mut host) {

@@ -6,11 +6,11 @@ use dfdx::prelude::*;
 use rand_distr::uniform::SampleUniform;
 use rand_distr::Uniform;
 
-use super::activation::{FastActivations, Identity, Silu, Sigmoid, Softplus, Tanh};
-use super::matmul::{self, isa_kernel, Float, Isa};
+use super::activation::{FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
 use super::handoff;
-use super::pool::{Buf, Pooled};
 use super::map;
+use super::matmul::{self, isa_kernel, Float, Isa};
+use super::pool::{Buf, Pooled};
 
 /// A dense layer `y = act(x Wᵀ + b)`, where `act` is one of this module's activations or
 /// [`Identity`].
@@ -87,8 +87,18 @@ where
         // Names and initialisation as dfdx's `Linear`.
         visitor.visit_fields(
             (
-                Self::tensor("weight", |s| &s.weight, |s| &mut s.weight, uniform::<_, _, _, I>()),
-                Self::tensor("bias", |s| &s.bias, |s| &mut s.bias, uniform::<_, _, _, I>()),
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    uniform::<_, _, _, I>(),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    uniform::<_, _, _, I>(),
+                ),
             ),
             |(weight, bias)| Dense {
                 weight,
@@ -222,8 +232,22 @@ macro_rules! activation {
     };
 }
 activation!(Tanh, Output, tanh, tanh_biased, tanh_grad, fast_tanh);
-activation!(Sigmoid, Output, sigmoid, sigmoid_biased, sigmoid_grad, fast_sigmoid);
-activation!(Softplus, PreActivation, softplus, softplus_biased, softplus_grad, fast_softplus);
+activation!(
+    Sigmoid,
+    Output,
+    sigmoid,
+    sigmoid_biased,
+    sigmoid_grad,
+    fast_sigmoid
+);
+activation!(
+    Softplus,
+    PreActivation,
+    softplus,
+    softplus_biased,
+    softplus_grad,
+    fast_softplus
+);
 activation!(Silu, PreActivation, silu, silu_biased, silu_grad, fast_silu);
 
 isa_kernel!(
@@ -335,6 +359,10 @@ macro_rules! dense_float {
 dense_float!(f64, tanh_f64, sigmoid_f64, softplus_f64, silu_f64);
 dense_float!(f32, tanh_f32, sigmoid_f32, softplus_f32, silu_f32);
 
+/// A dense layer's output for a batch `B`, or the device's error.
+pub type DenseResult<B, const O: usize, E, D, T> =
+    Result<Tensor<(B, Const<O>), E, D, T>, <D as HasErr>::Err>;
+
 /// Devices that evaluate [`Dense`] layers on any tape: `Cpu` (fused kernels, `f32` and `f64`)
 /// and, with the `cuda` feature, `Cuda` (dfdx's operations).
 pub trait FastDense<E: Dtype>: FastActivations<E> {
@@ -343,7 +371,7 @@ pub trait FastDense<E: Dtype>: FastActivations<E> {
         x: Tensor<(B, Const<I>), E, Self, T>,
         weight: &Tensor<Rank2<O, I>, E, Self>,
         bias: &Tensor<Rank1<O>, E, Self>,
-    ) -> Result<Tensor<(B, Const<O>), E, Self, T>, Self::Err>;
+    ) -> DenseResult<B, O, E, Self, T>;
 }
 
 /// A tensor's values in a pooled host buffer (one memcpy; dfdx 0.13 offers no borrowed view).
@@ -360,7 +388,7 @@ macro_rules! cpu_dense {
                 x: Tensor<(B, Const<I>), $t, Self, T>,
                 weight: &Tensor<Rank2<O, I>, $t, Self>,
                 bias: &Tensor<Rank1<O>, $t, Self>,
-            ) -> Result<Tensor<(B, Const<O>), $t, Self, T>, CpuError> {
+            ) -> DenseResult<B, O, $t, Self, T> {
                 cpu_dense::<B, I, O, A, $t, T>(x, weight, bias)
             }
         }
@@ -370,11 +398,18 @@ cpu_dense!(f32, f64);
 
 /// The CPU layer, generic over the element type (kept free of `where` clauses on `Cpu`, which
 /// would hide that `Cpu`'s gradient buffers are plain vectors).
-fn cpu_dense<B: Dim, const I: usize, const O: usize, A: Activation, E: DenseFloat, T: Tape<E, Cpu>>(
+fn cpu_dense<
+    B: Dim,
+    const I: usize,
+    const O: usize,
+    A: Activation,
+    E: DenseFloat,
+    T: Tape<E, Cpu>,
+>(
     x: Tensor<(B, Const<I>), E, Cpu, T>,
     weight: &Tensor<Rank2<O, I>, E, Cpu>,
     bias: &Tensor<Rank1<O>, E, Cpu>,
-) -> Result<Tensor<(B, Const<O>), E, Cpu, T>, CpuError> {
+) -> DenseResult<B, O, E, Cpu, T> {
     // `contiguous` is free for the usual input and lays out views (broadcasts, slices).
     let (x, mut tape) = x.try_contiguous()?.split_tape();
     let weight = weight.clone().try_contiguous()?;
@@ -432,7 +467,7 @@ macro_rules! cuda_dense {
                 x: Tensor<(B, Const<I>), $t, Self, T>,
                 weight: &Tensor<Rank2<O, I>, $t, Self>,
                 bias: &Tensor<Rank1<O>, $t, Self>,
-            ) -> Result<Tensor<(B, Const<O>), $t, Self, T>, Self::Err> {
+            ) -> DenseResult<B, O, $t, Self, T> {
                 let y = x.try_matmul(weight.retaped::<T>().try_permute()?)?;
                 let shape = *y.shape();
                 let y = y.try_add(bias.retaped::<T>().try_broadcast_like(&shape)?)?;

@@ -40,6 +40,9 @@ pub(crate) fn cache_enabled<E: Dtype + Pooled>(dev: &Cpu) -> Result<bool, CpuErr
     Ok(first == second)
 }
 
+/// A tensor and, if asked for, the buffer it was made from.
+pub(crate) type Handed<S, E> = Result<(Tensor<S, E, Cpu>, Option<Buf<E>>), CpuError>;
+
 /// `values` as a tensor of `shape` (row-major, `shape.num_elements()` values). With `keep`,
 /// the buffer is also returned for a backward pass to read; without, it is consumed.
 pub(crate) fn to_tensor<S: Shape, E: Dtype + Pooled>(
@@ -47,7 +50,7 @@ pub(crate) fn to_tensor<S: Shape, E: Dtype + Pooled>(
     shape: S,
     values: Buf<E>,
     keep: bool,
-) -> Result<(Tensor<S, E, Cpu>, Option<Buf<E>>), CpuError> {
+) -> Handed<S, E> {
     if cache_enabled::<E>(dev)? {
         let mut t = dev.try_zeros_like(&shape)?;
         t.copy_from(&values);

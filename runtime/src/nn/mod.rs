@@ -32,6 +32,6 @@ pub mod matmul;
 mod pool;
 mod simd;
 
-pub use activation::{FastActivations, Identity, Silu, Sigmoid, Softplus, Tanh};
+pub use activation::{FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
 pub use dense::{builders, Activation, Dense, FastDense};
 pub use simd::map;

@@ -22,7 +22,10 @@ fn linear_like<const I: usize, const O: usize, A>(
 fn assert_close(a: &[f64], b: &[f64], tol: f64, what: &str) {
     assert_eq!(a.len(), b.len(), "{what}");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{what}[{i}]: {x} vs {y}");
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "{what}[{i}]: {x} vs {y}"
+        );
     }
 }
 
@@ -46,7 +49,12 @@ fn check_against_dfdx<A, const I: usize, const O: usize>(
     let y_fast = dense.forward(x.clone());
     let y_ref = reference_act(lin.forward(x.leaky_trace())).retaped::<NoneTape>();
     let what = format!("{:?} {rows}x{I}->{O}", A::default());
-    assert_close(&y_fast.as_vec(), &y_ref.as_vec(), 1e-14, &format!("{what} forward"));
+    assert_close(
+        &y_fast.as_vec(),
+        &y_ref.as_vec(),
+        1e-14,
+        &format!("{what} forward"),
+    );
 
     let g_fast = (dense.forward(x.leaky_trace()) * w.clone())
         .sum::<Rank0, _>()
@@ -123,12 +131,18 @@ fn cotangents_match_finite_differences() {
     let x: Tensor<Rank2<6, 5>, f64, Cpu> = dev.sample_normal();
     let w: Tensor<Rank2<6, 64>, f64, Cpu> = dev.sample_normal();
     let loss = |layer: &Dense<5, 64, Silu, f64, Cpu>, x: &Tensor<Rank2<6, 5>, f64, Cpu>| {
-        (layer.forward(x.clone()) * w.clone()).sum::<Rank0, _>().array()
+        (layer.forward(x.clone()) * w.clone())
+            .sum::<Rank0, _>()
+            .array()
     };
     let g = (layer.forward(x.leaky_trace()) * w.clone())
         .sum::<Rank0, _>()
         .backward();
-    let (gw, gb, gx) = (g.get(&layer.weight).as_vec(), g.get(&layer.bias).as_vec(), g.get(&x).as_vec());
+    let (gw, gb, gx) = (
+        g.get(&layer.weight).as_vec(),
+        g.get(&layer.bias).as_vec(),
+        g.get(&x).as_vec(),
+    );
     let eps = 1e-6;
     for idx in [0, 7, 100, 319] {
         let mut v = layer.weight.as_vec();
@@ -142,7 +156,11 @@ fn cotangents_match_finite_differences() {
         v[idx] = base;
         layer.weight.copy_from(&v);
         let fd = (up - down) / (2.0 * eps);
-        assert!((fd - gw[idx]).abs() < 1e-7 * (1.0 + fd.abs()), "W̄[{idx}]: {} vs {fd}", gw[idx]);
+        assert!(
+            (fd - gw[idx]).abs() < 1e-7 * (1.0 + fd.abs()),
+            "W̄[{idx}]: {} vs {fd}",
+            gw[idx]
+        );
     }
     for idx in [0, 63] {
         let mut v = layer.bias.as_vec();
@@ -156,7 +174,11 @@ fn cotangents_match_finite_differences() {
         v[idx] = base;
         layer.bias.copy_from(&v);
         let fd = (up - down) / (2.0 * eps);
-        assert!((fd - gb[idx]).abs() < 1e-7 * (1.0 + fd.abs()), "b̄[{idx}]: {} vs {fd}", gb[idx]);
+        assert!(
+            (fd - gb[idx]).abs() < 1e-7 * (1.0 + fd.abs()),
+            "b̄[{idx}]: {} vs {fd}",
+            gb[idx]
+        );
     }
     for idx in [0, 13, 29] {
         let mut v = x.as_vec();
@@ -169,7 +191,11 @@ fn cotangents_match_finite_differences() {
         xp.copy_from(&v);
         let down = loss(&layer, &xp);
         let fd = (up - down) / (2.0 * eps);
-        assert!((fd - gx[idx]).abs() < 1e-7 * (1.0 + fd.abs()), "x̄[{idx}]: {} vs {fd}", gx[idx]);
+        assert!(
+            (fd - gx[idx]).abs() < 1e-7 * (1.0 + fd.abs()),
+            "x̄[{idx}]: {} vs {fd}",
+            gx[idx]
+        );
     }
 }
 
@@ -187,8 +213,17 @@ fn const_batches_single_vectors_and_f32() {
     );
     let v: Tensor<Rank1<3>, f64, Cpu> = dev.sample_normal();
     let g = layer.forward(v.leaky_trace()).sum::<Rank0, _>().backward();
-    let g_ref = lin.forward(v.leaky_trace()).tanh().sum::<Rank0, _>().backward();
-    assert_close(&g.get(&v).as_vec(), &g_ref.get(&v).as_vec(), 1e-14, "rank 1 x̄");
+    let g_ref = lin
+        .forward(v.leaky_trace())
+        .tanh()
+        .sum::<Rank0, _>()
+        .backward();
+    assert_close(
+        &g.get(&v).as_vec(),
+        &g_ref.get(&v).as_vec(),
+        1e-14,
+        "rank 1 x̄",
+    );
     assert_close(
         &g.get(&layer.weight).as_vec(),
         &g_ref.get(&lin.weight).as_vec(),
@@ -202,8 +237,17 @@ fn const_batches_single_vectors_and_f32() {
     lin32.weight.copy_from(&l32.weight.as_vec());
     lin32.bias.copy_from(&l32.bias.as_vec());
     let g = l32.forward(x32.leaky_trace()).sum::<Rank0, _>().backward();
-    let g_ref = lin32.forward(x32.leaky_trace()).sigmoid().sum::<Rank0, _>().backward();
-    for (a, b) in g.get(&l32.weight).as_vec().iter().zip(g_ref.get(&lin32.weight).as_vec()) {
+    let g_ref = lin32
+        .forward(x32.leaky_trace())
+        .sigmoid()
+        .sum::<Rank0, _>()
+        .backward();
+    for (a, b) in g
+        .get(&l32.weight)
+        .as_vec()
+        .iter()
+        .zip(g_ref.get(&lin32.weight).as_vec())
+    {
         assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "f32 W̄: {a} vs {b}");
     }
 }
@@ -223,7 +267,12 @@ fn views_inputs_used_twice_and_empty_batches() {
         .forward(row.leaky_trace().broadcast::<Rank2<4, 3>, _>())
         .sum::<Rank0, _>()
         .backward();
-    assert_close(&g.get(&row).as_vec(), &g_ref.get(&row).as_vec(), 1e-14, "broadcast x̄");
+    assert_close(
+        &g.get(&row).as_vec(),
+        &g_ref.get(&row).as_vec(),
+        1e-14,
+        "broadcast x̄",
+    );
     // The input used twice on one tape: both cotangents add up.
     let x: Tensor<Rank2<4, 3>, f64, Cpu> = dev.sample_normal();
     let xt = x.leaky_trace();
@@ -232,7 +281,12 @@ fn views_inputs_used_twice_and_empty_batches() {
     let xt = x.leaky_trace();
     let y = lin.forward(xt.with_empty_tape()) + lin.forward(xt);
     let g_ref = y.sum::<Rank0, _>().backward();
-    assert_close(&g.get(&x).as_vec(), &g_ref.get(&x).as_vec(), 1e-14, "x used twice");
+    assert_close(
+        &g.get(&x).as_vec(),
+        &g_ref.get(&x).as_vec(),
+        1e-14,
+        "x used twice",
+    );
     assert_close(
         &g.get(&layer.weight).as_vec(),
         &g_ref.get(&lin.weight).as_vec(),
@@ -250,13 +304,19 @@ fn views_inputs_used_twice_and_empty_batches() {
 fn collections_optimisers_and_safetensors_see_a_linear() {
     let dev = Cpu::default();
     type Net = (builders::Dense<2, 8, Tanh>, builders::Dense<8, 2, Identity>);
-    type LinNet = (dfdx::nn::builders::Linear<2, 8>, dfdx::nn::builders::Linear<8, 2>);
+    type LinNet = (
+        dfdx::nn::builders::Linear<2, 8>,
+        dfdx::nn::builders::Linear<8, 2>,
+    );
     let mut net = dev.build_module::<Net, f64>();
     let lin = dev.build_module::<LinNet, f64>();
     assert_eq!(net.num_trainable_params(), lin.num_trainable_params());
 
     // Weights saved from dfdx `Linear` layers load into `Dense` layers under the same keys.
-    let path = std::env::temp_dir().join(format!("neural-ode-dense-{}.safetensors", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "neural-ode-dense-{}.safetensors",
+        std::process::id()
+    ));
     lin.save_safetensors(&path).expect("save");
     net.load_safetensors(&path).expect("load");
     std::fs::remove_file(&path).ok();
@@ -268,10 +328,26 @@ fn collections_optimisers_and_safetensors_see_a_linear() {
     let mut opt = Adam::new(&net, AdamConfig::default());
     let grads = net.alloc_grads();
     let x: Tensor<Rank2<16, 2>, f64, Cpu> = dev.sample_normal();
-    let grads = net.forward(x.trace(grads)).square().sum::<Rank0, _>().backward();
+    let grads = net
+        .forward(x.trace(grads))
+        .square()
+        .sum::<Rank0, _>()
+        .backward();
     opt.update(&mut net, &grads).expect("update");
-    assert!(net.0.weight.as_vec().iter().zip(&before.0).all(|(a, b)| a != b));
-    assert!(net.1.bias.as_vec().iter().zip(&before.1).all(|(a, b)| a != b));
+    assert!(net
+        .0
+        .weight
+        .as_vec()
+        .iter()
+        .zip(&before.0)
+        .all(|(a, b)| a != b));
+    assert!(net
+        .1
+        .bias
+        .as_vec()
+        .iter()
+        .zip(&before.1)
+        .all(|(a, b)| a != b));
 
     // Conversion to another dtype keeps the values.
     let net32 = net.to_dtype::<f32>();

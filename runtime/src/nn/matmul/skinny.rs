@@ -37,6 +37,7 @@ isa_kernel!(
 );
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn small_k_body<E: Float, const FMA: bool>(
     m: usize,
     n: usize,
@@ -151,7 +152,7 @@ fn small_n_fixed<E: Float, const FMA: bool, const N: usize, const ACC: bool>(
             while width > 1 {
                 width /= 2;
                 for l in 0..width {
-                    acc[j][l] = acc[j][l] + acc[j][l + width];
+                    acc[j][l] += acc[j][l + width];
                 }
             }
             let mut s = acc[j][0];
@@ -171,6 +172,7 @@ isa_kernel!(
 );
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn outer_body<E: Float, const FMA: bool>(
     m: usize,
     s: usize,

@@ -81,24 +81,44 @@ fn layer<E: TestFloat>(rows: usize, i: usize, o: usize) {
     let w: Vec<E> = conv(&mat(o * i, seed + 1));
     let d: Vec<E> = conv(&mat(rows * o, seed + 2));
     let (xf, wf, df) = (back(&x), back(&w), back(&d));
-    let what = |p: &str| format!("{p} rows={rows} i={i} o={o} {}", core::any::type_name::<E>());
+    let what = |p: &str| {
+        format!(
+            "{p} rows={rows} i={i} o={o} {}",
+            core::any::type_name::<E>()
+        )
+    };
 
     // `forward` overwrites: start from garbage.
     let mut y: Vec<E> = conv(&mat(rows * o, seed + 3));
     forward(rows, i, o, &x, &w, &mut y);
-    let (want, scale) = reference((rows, o, i), |r, p| xf[r * i + p], |p, j| wf[j * i + p], &vec![0.0; rows * o]);
+    let (want, scale) = reference(
+        (rows, o, i),
+        |r, p| xf[r * i + p],
+        |p, j| wf[j * i + p],
+        &vec![0.0; rows * o],
+    );
     close(&y, &want, &scale, E::EPS, &what("forward"));
 
     let xb0: Vec<E> = conv(&mat(rows * i, seed + 4));
     let mut xb = xb0.clone();
     input_grad(rows, i, o, &d, &w, &mut xb);
-    let (want, scale) = reference((rows, i, o), |r, p| df[r * o + p], |p, j| wf[p * i + j], &back(&xb0));
+    let (want, scale) = reference(
+        (rows, i, o),
+        |r, p| df[r * o + p],
+        |p, j| wf[p * i + j],
+        &back(&xb0),
+    );
     close(&xb, &want, &scale, E::EPS, &what("input_grad"));
 
     let wb0: Vec<E> = conv(&mat(o * i, seed + 5));
     let mut wb = wb0.clone();
     weight_grad(rows, i, o, &d, &x, &mut wb);
-    let (want, scale) = reference((o, i, rows), |r, p| df[p * o + r], |p, j| xf[p * i + j], &back(&wb0));
+    let (want, scale) = reference(
+        (o, i, rows),
+        |r, p| df[p * o + r],
+        |p, j| xf[p * i + j],
+        &back(&wb0),
+    );
     close(&wb, &want, &scale, E::EPS, &what("weight_grad"));
 
     let bias: Vec<E> = conv(&mat(o, seed + 7));
@@ -107,7 +127,12 @@ fn layer<E: TestFloat>(rows: usize, i: usize, o: usize) {
     add_bias(&mut yb, &bias);
     let bf = back(&bias);
     for (idx, v) in back(&yb).iter().enumerate() {
-        assert_eq!(*v, back::<E>(&[E::from(before[idx]) + E::from(bf[idx % o.max(1)])])[0], "{}", what("add_bias"));
+        assert_eq!(
+            *v,
+            back::<E>(&[E::from(before[idx]) + E::from(bf[idx % o.max(1)])])[0],
+            "{}",
+            what("add_bias")
+        );
     }
 
     let bb0: Vec<E> = conv(&mat(o, seed + 6));
@@ -164,7 +189,13 @@ fn small_kernels_on_every_instruction_set() {
             let mut c = c0.clone();
             skinny::small_k(isa, m, n, k, &a, k, &b, &mut c, true);
             let (want, scale) = reference((m, n, k), |r, p| a[r * k + p], |p, j| b[p * n + j], &c0);
-            close(&c, &want, &scale, f64::EPSILON, &format!("small_k {isa:?} k={k}"));
+            close(
+                &c,
+                &want,
+                &scale,
+                f64::EPSILON,
+                &format!("small_k {isa:?} k={k}"),
+            );
             if isa == Isa::Baseline {
                 // Same order as the kernel: c + a0 b0 + a1 b1 + …
                 for r in 0..m {
@@ -181,28 +212,64 @@ fn small_kernels_on_every_instruction_set() {
             // Overwriting: the result must not depend on what `c` held.
             let mut c = vec![f64::NAN; m * n];
             skinny::small_k(isa, m, n, k, &a, k, &b, &mut c, false);
-            let (want, scale) = reference((m, n, k), |r, p| a[r * k + p], |p, j| b[p * n + j], &vec![0.0; m * n]);
-            close(&c, &want, &scale, f64::EPSILON, &format!("small_k overwrite {isa:?} k={k}"));
+            let (want, scale) = reference(
+                (m, n, k),
+                |r, p| a[r * k + p],
+                |p, j| b[p * n + j],
+                &vec![0.0; m * n],
+            );
+            close(
+                &c,
+                &want,
+                &scale,
+                f64::EPSILON,
+                &format!("small_k overwrite {isa:?} k={k}"),
+            );
 
             let bt = mat(k * n, 30 + k as u64); // k rows of length n: n-long dots, k outputs
             let a2 = mat(m * n, 40 + k as u64);
             let c0 = mat(m * k, 50 + k as u64);
             let mut c = c0.clone();
             skinny::small_n(isa, m, k, n, &a2, &bt, &mut c, true);
-            let (want, scale) = reference((m, k, n), |r, p| a2[r * n + p], |p, j| bt[j * n + p], &c0);
-            close(&c, &want, &scale, f64::EPSILON, &format!("small_n {isa:?} n={k}"));
+            let (want, scale) =
+                reference((m, k, n), |r, p| a2[r * n + p], |p, j| bt[j * n + p], &c0);
+            close(
+                &c,
+                &want,
+                &scale,
+                f64::EPSILON,
+                &format!("small_n {isa:?} n={k}"),
+            );
             let mut c = vec![f64::NAN; m * k];
             skinny::small_n(isa, m, k, n, &a2, &bt, &mut c, false);
-            let (want, scale) = reference((m, k, n), |r, p| a2[r * n + p], |p, j| bt[j * n + p], &vec![0.0; m * k]);
-            close(&c, &want, &scale, f64::EPSILON, &format!("small_n overwrite {isa:?} n={k}"));
+            let (want, scale) = reference(
+                (m, k, n),
+                |r, p| a2[r * n + p],
+                |p, j| bt[j * n + p],
+                &vec![0.0; m * k],
+            );
+            close(
+                &c,
+                &want,
+                &scale,
+                f64::EPSILON,
+                &format!("small_n overwrite {isa:?} n={k}"),
+            );
 
             let sm = mat(m * k, 60 + k as u64);
             let l = mat(m * n, 70 + k as u64);
             let c0 = mat(k * n, 80 + k as u64);
             let mut c = c0.clone();
             skinny::outer(isa, m, k, n, &sm, k, &l, &mut c);
-            let (want, scale) = reference((k, n, m), |q, r| sm[r * k + q], |r, j| l[r * n + j], &c0);
-            close(&c, &want, &scale, f64::EPSILON, &format!("outer {isa:?} s={k}"));
+            let (want, scale) =
+                reference((k, n, m), |q, r| sm[r * k + q], |r, j| l[r * n + j], &c0);
+            close(
+                &c,
+                &want,
+                &scale,
+                f64::EPSILON,
+                &format!("outer {isa:?} s={k}"),
+            );
         }
     }
 }
