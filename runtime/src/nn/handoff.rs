@@ -11,18 +11,20 @@
 //! cache and returns it there.
 //!
 //! dfdx offers no query for the cache's state either, so [`cache_enabled`] observes it: a
-//! small buffer of dfdx's, freed, comes back from dfdx's next allocation of that size only if
-//! the cache kept it (a plain allocation in between takes the memory when it went back to the
-//! allocator). Either misreading is harmless but for speed, except a concurrent allocation of
-//! that exact size on another thread making an enabled cache look disabled, which costs one
-//! buffer kept in the cache.
+//! buffer of dfdx's, freed, comes back from dfdx's next allocation of that size only if the
+//! cache kept it; when it went back to the allocator instead, a plain allocation of the same
+//! size made in between takes that memory first. The probe's size (over 4 KiB, an odd number of
+//! elements) keeps it out of glibc's per-thread caches, whose several same-size entries could
+//! hand the plain allocation another block. A misreading either way is harmless but for speed,
+//! except for a concurrent dfdx allocation of that exact size on another thread making an
+//! enabled cache look disabled, which then costs one buffer kept in the cache.
 
 use dfdx::prelude::*;
 
 use super::pool::{Buf, Pooled};
 
-/// The probe's length: an odd size that models are unlikely to use.
-const PROBE: usize = 61;
+/// The probe's length: an odd size that models are unlikely to use, over 4 KiB in `f32`.
+const PROBE: usize = 1031;
 
 /// Whether `dev`'s tensor cache is enabled (see the module docs).
 pub(crate) fn cache_enabled<E: Dtype + Pooled>(dev: &Cpu) -> Result<bool, CpuError> {

@@ -10,6 +10,30 @@ macro_rules! simd_map {
         simd_map!($name, $t, $kernel, $kernel);
     };
     ($name:ident, $t:ty, $kernel:path, $fma_kernel:path) => {
+        simd_map!(@impl $name, $t, $kernel, $fma_kernel, |xs| {
+            for x in xs.iter_mut() {
+                *x = $fma_kernel(*x);
+            }
+        });
+    };
+    // With a kernel that computes `LANES` values at once, bit for bit like `$fma_kernel`, for the
+    // FMA paths.
+    ($name:ident, $t:ty, $kernel:path, $fma_kernel:path, $lanes_kernel:path) => {
+        simd_map!(@impl $name, $t, $kernel, $fma_kernel, |xs| {
+            let mut blocks = xs.chunks_exact_mut(LANES);
+            for block in &mut blocks {
+                let block: &mut [$t; LANES] = block.try_into().expect("LANES elements");
+                $lanes_kernel(block);
+            }
+            for x in blocks.into_remainder() {
+                *x = $fma_kernel(*x);
+            }
+        });
+    };
+    // `$fused` is pasted as the body of the FMA paths' function (not passed as a closure: a
+    // closure is compiled without the enclosing function's target features, which turns every
+    // `mul_add` into a library call).
+    (@impl $name:ident, $t:ty, $kernel:path, $fma_kernel:path, |$xs:ident| $fused:block) => {
         #[doc = concat!("Applies `", stringify!($kernel), "` (`", stringify!($fma_kernel), "` on the FMA paths) to every element, in place.")]
         pub fn $name(xs: &mut [$t]) {
             #[cfg(target_arch = "x86_64")]
@@ -39,11 +63,7 @@ macro_rules! simd_map {
 
             #[cfg(target_arch = "x86_64")]
             #[inline(always)]
-            fn fused(xs: &mut [$t]) {
-                for x in xs.iter_mut() {
-                    *x = $fma_kernel(*x);
-                }
-            }
+            fn fused($xs: &mut [$t]) $fused
 
             /// # Safety
             /// The CPU must support AVX-512 F/DQ/VL, AVX2 and FMA.
@@ -112,10 +132,13 @@ macro_rules! simd_map {
                 if bias.is_empty() {
                     return;
                 }
+                // Row by row: the bias is added while the row is in registers or L1, just
+                // before the kernel reads it.
                 for row in xs.chunks_exact_mut(bias.len()) {
                     for (x, b) in row.iter_mut().zip(bias) {
-                        *x = $fma_kernel(*x + *b);
+                        *x += *b;
                     }
+                    fused(row);
                 }
             }
 
@@ -184,10 +207,20 @@ macro_rules! simd_map {
     };
 }
 
+/// Values per call of a many-lane kernel (four 512-bit vectors of `f64`).
+const LANES: usize = 32;
+
 /// Slice maps with run-time instruction-set dispatch (public for benchmarks and tests).
 pub mod map {
     use super::super::kernels;
-    simd_map!(tanh_f64, f64, kernels::tanh_f64, kernels::tanh_f64_fma);
+    use super::LANES;
+    simd_map!(
+        tanh_f64,
+        f64,
+        kernels::tanh_f64,
+        kernels::tanh_f64_fma,
+        kernels::tanh_f64_fma_lanes
+    );
     simd_map!(sigmoid_f64, f64, kernels::sigmoid_f64);
     simd_map!(softplus_f64, f64, kernels::softplus_f64);
     simd_map!(silu_f64, f64, kernels::silu_f64);
