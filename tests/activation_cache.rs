@@ -1,13 +1,14 @@
-//! The fast activations allocate their outputs through dfdx, so they take part in dfdx's tensor
-//! cache: with `enable_cache()`, a training loop's live memory reaches a steady state. (Before
-//! this was so, every output buffer entered the cache on drop without one ever leaving it, and
-//! the cache grew by one activation-sized buffer per call.) One test in this binary, so nothing
+//! The fast layers hand their outputs to dfdx so that they take part in dfdx's tensor cache: with
+//! `enable_cache()`, a training loop's live memory reaches a steady state. (Before this was so,
+//! every output buffer entered the cache on drop without one ever leaving it, and the cache grew
+//! by one activation-sized buffer per call.) The dense layers observe whether the cache is on;
+//! the test runs them with it on, then off, then on again. One test in this binary, so nothing
 //! else allocates concurrently.
 
 use neural_ode::alloc::{self, CountingAllocator};
 use neural_ode::dfdx::nn::Module;
 use neural_ode::dfdx::prelude::*;
-use neural_ode::nn::{Sigmoid, Silu, Softplus, Tanh};
+use neural_ode::nn::{builders, Identity, Sigmoid, Silu, Softplus, Tanh};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -27,8 +28,57 @@ type Net = (
     ),
 );
 
+/// The same shapes with fused dense layers.
+type DenseNet = (
+    (
+        builders::Dense<4, 32, Tanh>,
+        builders::Dense<32, 32, Sigmoid>,
+    ),
+    (
+        builders::Dense<32, 32, Softplus>,
+        builders::Dense<32, 4, Silu>,
+    ),
+    builders::Dense<4, 4, Identity>,
+);
+
 #[test]
 fn live_memory_is_steady_with_dfdx_s_tensor_cache() {
+    activations_with_the_cache();
+    let dev = Cpu::seed_from_u64(1);
+    dev.enable_cache();
+    dense_layers(&dev, "cache on");
+    dev.disable_cache();
+    dense_layers(&dev, "cache off");
+    dev.enable_cache();
+    dense_layers(&dev, "cache on again");
+}
+
+fn dense_layers(dev: &Cpu, label: &str) {
+    let net = dev.build_module::<DenseNet, f64>();
+    let x: Tensor<(usize, Const<4>), f64, Cpu> = dev.sample_normal_like(&(256, Const));
+    let mut grads = net.alloc_grads();
+    let mut step = || {
+        std::hint::black_box(net.forward(x.clone()));
+        let y = net.forward(x.trace(grads.clone()));
+        grads = y.square().sum::<Rank0, _>().backward();
+    };
+    for _ in 0..5 {
+        step();
+    }
+    let settled = alloc::current();
+    for _ in 0..30 {
+        step();
+    }
+    let after = alloc::current();
+    println!("dense, {label}: live bytes {settled} after 5 iterations, {after} after 35");
+    assert!(
+        after <= settled + 4096,
+        "dense, {label}: live memory grew by {} bytes over 30 iterations",
+        after - settled
+    );
+}
+
+fn activations_with_the_cache() {
     let dev = Cpu::seed_from_u64(0);
     dev.enable_cache();
     let net = dev.build_module::<Net, f64>();

@@ -3,8 +3,12 @@
 use dfdx::nn::{Module, NonMutableModule, ZeroSizedModule};
 use dfdx::prelude::*;
 
-use super::kernels;
-use super::map;
+use super::apply::{Activation, DenseFloat, Kept};
+use super::handoff;
+use super::matmul;
+use super::pool::Buf;
+#[cfg(test)]
+use super::{kernels, map};
 
 macro_rules! activation {
     ($(#[$doc:meta])* $name:ident, $method:ident) => {
@@ -85,150 +89,74 @@ pub trait FastActivations<E: Dtype>: Device<E> {
     ) -> Result<Tensor<S, E, Self, T>, Self::Err>;
 }
 
-/// How the backward pass gets `f'(x)` from what it kept.
-#[derive(Clone, Copy)]
-enum Derivative {
-    /// `1 − y²` from the output.
-    Tanh,
-    /// `y (1 − y)` from the output.
-    Sigmoid,
-    /// `sigmoid(x)` from the input.
-    Softplus,
-    /// `s + x s (1 − s)`, `s = sigmoid(x)`, from the input.
-    Silu,
-}
-
 macro_rules! cpu_activations {
-    ($t:ty, $unary:ident, $tanh:path, $sigmoid:path, $softplus:path, $silu:path, $sig_kernel:path) => {
+    ($($t:ty),*) => {$(
         impl FastActivations<$t> for Cpu {
             fn fast_tanh<S: Shape, T: Tape<$t, Self>>(
                 x: Tensor<S, $t, Self, T>,
             ) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
-                $unary(x, $tanh, Derivative::Tanh, $sig_kernel)
+                cpu_activation::<Tanh, S, $t, T>(x)
             }
             fn fast_sigmoid<S: Shape, T: Tape<$t, Self>>(
                 x: Tensor<S, $t, Self, T>,
             ) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
-                $unary(x, $sigmoid, Derivative::Sigmoid, $sig_kernel)
+                cpu_activation::<Sigmoid, S, $t, T>(x)
             }
             fn fast_softplus<S: Shape, T: Tape<$t, Self>>(
                 x: Tensor<S, $t, Self, T>,
             ) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
-                $unary(x, $softplus, Derivative::Softplus, $sig_kernel)
+                cpu_activation::<Softplus, S, $t, T>(x)
             }
             fn fast_silu<S: Shape, T: Tape<$t, Self>>(
                 x: Tensor<S, $t, Self, T>,
             ) -> Result<Tensor<S, $t, Self, T>, Self::Err> {
-                $unary(x, $silu, Derivative::Silu, $sig_kernel)
+                cpu_activation::<Silu, S, $t, T>(x)
             }
         }
-    };
+    )*};
 }
+cpu_activations!(f32, f64);
 
-macro_rules! cpu_unary_impl {
-    ($name:ident, $t:ty, $scratch:ident) => {
-        thread_local! {
-            /// One activation-sized buffer per thread, reused by every call (forward and
-            /// backward), so the only allocation per call is the output tensor's.
-            static $scratch: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-
-        /// Forward through `map`; on a tape, a backward op that adds `f'(x) ⊙ ȳ` into `x̄`.
-        ///
-        /// The output is allocated by dfdx (`zeros_like`), not from a `Vec` of ours, so it takes
-        /// part in dfdx's tensor cache: with `dev.enable_cache()` its buffer is reused instead
-        /// of allocated, and a buffer of ours never enters the cache without one leaving it.
-        fn $name<S: Shape, T: Tape<$t, Cpu>>(
-            x: Tensor<S, $t, Cpu, T>,
-            map: fn(&mut [$t]),
-            derivative: Derivative,
-            sigmoid: fn($t) -> $t,
-        ) -> Result<Tensor<S, $t, Cpu, T>, CpuError> {
-            // `contiguous` is free for the usual (already contiguous) input and materialises
-            // views; `copy_into` / `copy_from` are memcpys, unlike dfdx's element-wise `as_vec`.
-            let (x, mut tape) = x.try_contiguous()?.split_tape();
-            let n = x.shape().num_elements();
-            let mut y = x.device().try_zeros_like(x.shape())?;
-            $scratch.with_borrow_mut(|values| {
-                values.resize(n, 0.0);
-                x.copy_into(values);
-                map(values);
-                y.copy_from(values);
-            });
-            if T::OWNS_TAPE {
-                let y_kept = y.clone();
-                let x_kept = match derivative {
-                    Derivative::Tanh | Derivative::Sigmoid => None,
-                    Derivative::Softplus | Derivative::Silu => Some(x.clone()),
-                };
-                let x_ghost = x.ghost();
-                tape.add_backward_op(move |grads| {
-                    $scratch.with_borrow_mut(|d| {
-                        // d = f'(x) ⊙ ȳ, built in one buffer: first the kept values, then in place.
-                        d.resize(n, 0.0);
-                        match &x_kept {
-                            Some(x) => x.copy_into(d),
-                            None => y_kept.copy_into(d),
-                        }
-                        let gy = grads.get_or_alloc_mut(&y_kept)?;
-                        let one: $t = 1.0;
-                        match derivative {
-                            Derivative::Tanh => {
-                                for (v, g) in d.iter_mut().zip(gy.iter()) {
-                                    *v = g * (one - *v * *v);
-                                }
-                            }
-                            Derivative::Sigmoid => {
-                                for (v, g) in d.iter_mut().zip(gy.iter()) {
-                                    *v = g * (*v * (one - *v));
-                                }
-                            }
-                            Derivative::Softplus => {
-                                for (v, g) in d.iter_mut().zip(gy.iter()) {
-                                    *v = g * sigmoid(*v);
-                                }
-                            }
-                            Derivative::Silu => {
-                                for (v, g) in d.iter_mut().zip(gy.iter()) {
-                                    let s = sigmoid(*v);
-                                    *v = g * (s + *v * s * (one - s));
-                                }
-                            }
-                        }
-                        let gx = grads.get_or_alloc_mut(&x_ghost)?;
-                        for (g, v) in gx.iter_mut().zip(d.iter()) {
-                            *g += v;
-                        }
-                        Ok(())
-                    })
-                });
+/// Forward through the activation's slice map; on a tape, a backward op that adds
+/// `f'(·) ⊙ ȳ` into `x̄`, from the output (`tanh`, `sigmoid`) or the input (`softplus`, `silu`)
+/// kept in a pooled buffer. The output is handed to dfdx as described in `handoff`: without a
+/// copy, or copied into a dfdx allocation when dfdx's tensor cache is on, so that a buffer of
+/// ours never enters the cache without one leaving it.
+fn cpu_activation<A: Activation, S: Shape, E: DenseFloat, T: Tape<E, Cpu>>(
+    x: Tensor<S, E, Cpu, T>,
+) -> Result<Tensor<S, E, Cpu, T>, CpuError> {
+    // `contiguous` is free for the usual (already contiguous) input and materialises views.
+    let (x, mut tape) = x.try_contiguous()?.split_tape();
+    let n = x.shape().num_elements();
+    let mut values = Buf::<E>::take(n);
+    x.copy_into(&mut values);
+    let input = (T::OWNS_TAPE && A::KEPT == Kept::PreActivation).then(|| values.duplicate());
+    A::apply(&mut values);
+    let keep_output = T::OWNS_TAPE && A::KEPT == Kept::Output;
+    let (y, output) = handoff::to_tensor(x.device(), *x.shape(), values, keep_output)?;
+    if T::OWNS_TAPE {
+        let kept = match A::KEPT {
+            Kept::Nothing => None,
+            Kept::Output => output,
+            Kept::PreActivation => input,
+        };
+        let (x_g, y_g) = (x.ghost(), y.ghost());
+        tape.add_backward_op(move |grads| {
+            let mut d = Buf::<E>::take(n);
+            {
+                let g = grads.get_or_alloc_mut(&y_g)?;
+                match &kept {
+                    Some(kept) => A::derivative(kept, g, &mut d),
+                    None => d.copy_from_slice(g),
+                }
             }
-            Ok(y.put_tape(tape))
-        }
-    };
+            let gx = grads.get_or_alloc_mut(&x_g)?;
+            matmul::add_into(gx, &d);
+            Ok(())
+        });
+    }
+    Ok(y.put_tape(tape))
 }
-
-cpu_unary_impl!(cpu_unary_f64, f64, SCRATCH_F64);
-cpu_unary_impl!(cpu_unary_f32, f32, SCRATCH_F32);
-
-cpu_activations!(
-    f64,
-    cpu_unary_f64,
-    map::tanh_f64,
-    map::sigmoid_f64,
-    map::softplus_f64,
-    map::silu_f64,
-    kernels::sigmoid_f64
-);
-cpu_activations!(
-    f32,
-    cpu_unary_f32,
-    map::tanh_f32,
-    map::sigmoid_f32,
-    map::softplus_f32,
-    map::silu_f32,
-    kernels::sigmoid_f32
-);
 
 #[cfg(feature = "cuda")]
 macro_rules! cuda_activations {

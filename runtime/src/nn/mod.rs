@@ -25,6 +25,7 @@
 //! Rust), a separate broadcast pass for the bias and tape bookkeeping per operation.
 
 mod activation;
+mod apply;
 mod dense;
 mod handoff;
 pub mod kernels;
@@ -33,5 +34,6 @@ mod pool;
 mod simd;
 
 pub use activation::{FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
-pub use dense::{builders, Activation, Dense, FastDense};
+pub use apply::Activation;
+pub use dense::{builders, Dense, DenseResult, FastDense};
 pub use simd::map;

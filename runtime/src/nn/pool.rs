@@ -55,6 +55,13 @@ impl<E: Pooled> Buf<E> {
 }
 
 impl<E: Pooled> Buf<E> {
+    /// A pooled copy of the buffer.
+    pub(crate) fn duplicate(&self) -> Buf<E> {
+        let mut copy = Buf::take(self.0.len());
+        copy.copy_from_slice(&self.0);
+        copy
+    }
+
     /// The buffer as a plain vector, leaving the pool (for handing it to dfdx).
     pub(crate) fn into_vec(mut self) -> Vec<E> {
         std::mem::take(&mut self.0)

@@ -3,6 +3,7 @@
 //! optimisers, safetensors).
 
 use super::*;
+use crate::nn::{Sigmoid, Silu, Softplus, Tanh};
 use dfdx::nn::modules;
 use dfdx::optim::{Adam, AdamConfig, Optimizer};
 

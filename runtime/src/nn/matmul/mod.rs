@@ -145,6 +145,12 @@ pub fn add_bias<E: Float>(y: &mut [E], b: &[E]) {
     skinny::add_rows(Isa::best(), y, b);
 }
 
+/// `y += x`, element by element (`x` no longer than `y`).
+pub fn add_into<E: Float>(y: &mut [E], x: &[E]) {
+    let n = x.len();
+    skinny::add_rows(Isa::best(), &mut y[..n], x);
+}
+
 /// `b̄ (o) += Σ_r d[r, ·]` with `d` (rows × o).
 pub fn bias_grad<E: Float>(rows: usize, o: usize, d: &[E], b_bar: &mut [E]) {
     skinny::column_sums(Isa::best(), rows, o, d, b_bar);

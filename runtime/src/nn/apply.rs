@@ -1,0 +1,214 @@
+//! Activations applied to host buffers, forward and derivative: what the CPU paths of the
+//! activation modules and of [`Dense`](super::Dense) share. The kernels are the slice maps of
+//! [`map`]; the derivative passes are vectorised loops compiled for every instruction set.
+
+use dfdx::prelude::*;
+
+use super::activation::{FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
+use super::map;
+use super::matmul::{self, isa_kernel, Float, Isa};
+use super::pool::Pooled;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// What the backward pass of a [`Dense`] layer keeps of its forward pass.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kept {
+    /// Nothing (the derivative is 1).
+    Nothing,
+    /// The output `act(z)`.
+    Output,
+    /// The pre-activation `z`.
+    PreActivation,
+}
+
+/// An activation a [`Dense`] layer can apply in place: [`Tanh`], [`Sigmoid`], [`Softplus`],
+/// [`Silu`] or [`Identity`]. Sealed; the methods are the layer's, not an interface to implement.
+pub trait Activation: sealed::Sealed + Copy + Default + core::fmt::Debug + 'static {
+    #[doc(hidden)]
+    const KEPT: Kept;
+    /// `xs[j] = act(xs[j])`.
+    #[doc(hidden)]
+    fn apply<E: DenseFloat>(xs: &mut [E]);
+    /// `xs[r, j] = act(xs[r, j] + bias[j])` for each row of `bias.len()` elements, in one pass.
+    #[doc(hidden)]
+    fn apply_biased<E: DenseFloat>(xs: &mut [E], bias: &[E]);
+    /// `d[j] = g[j] · act'(·)` from what [`Activation::KEPT`] says was kept.
+    #[doc(hidden)]
+    fn derivative<E: DenseFloat>(kept: &[E], g: &[E], d: &mut [E]);
+    /// The activation with dfdx operations (the fallback for devices without fused kernels).
+    #[doc(hidden)]
+    fn on_tape<S: Shape, E: Dtype, D: FastActivations<E>, T: Tape<E, D>>(
+        x: Tensor<S, E, D, T>,
+    ) -> Result<Tensor<S, E, D, T>, D::Err>;
+}
+
+impl sealed::Sealed for Identity {}
+impl Activation for Identity {
+    const KEPT: Kept = Kept::Nothing;
+    fn apply<E: DenseFloat>(_: &mut [E]) {}
+    fn apply_biased<E: DenseFloat>(xs: &mut [E], bias: &[E]) {
+        matmul::add_bias(xs, bias)
+    }
+    fn derivative<E: DenseFloat>(_: &[E], g: &[E], d: &mut [E]) {
+        d.copy_from_slice(g);
+    }
+    fn on_tape<S: Shape, E: Dtype, D: FastActivations<E>, T: Tape<E, D>>(
+        x: Tensor<S, E, D, T>,
+    ) -> Result<Tensor<S, E, D, T>, D::Err> {
+        Ok(x)
+    }
+}
+
+macro_rules! activation {
+    ($name:ident, $kept:ident, $map:ident, $biased:ident, $grad:ident, $fast:ident) => {
+        impl sealed::Sealed for $name {}
+        impl Activation for $name {
+            const KEPT: Kept = Kept::$kept;
+            fn apply<E: DenseFloat>(xs: &mut [E]) {
+                E::$map(xs)
+            }
+            fn apply_biased<E: DenseFloat>(xs: &mut [E], bias: &[E]) {
+                E::$biased(xs, bias)
+            }
+            fn derivative<E: DenseFloat>(kept: &[E], g: &[E], d: &mut [E]) {
+                $grad::<E>(kept, g, d)
+            }
+            fn on_tape<S: Shape, E: Dtype, D: FastActivations<E>, T: Tape<E, D>>(
+                x: Tensor<S, E, D, T>,
+            ) -> Result<Tensor<S, E, D, T>, D::Err> {
+                D::$fast(x)
+            }
+        }
+    };
+}
+activation!(Tanh, Output, tanh, tanh_biased, tanh_grad, fast_tanh);
+activation!(
+    Sigmoid,
+    Output,
+    sigmoid,
+    sigmoid_biased,
+    sigmoid_grad,
+    fast_sigmoid
+);
+activation!(
+    Softplus,
+    PreActivation,
+    softplus,
+    softplus_biased,
+    softplus_grad,
+    fast_softplus
+);
+activation!(Silu, PreActivation, silu, silu_biased, silu_grad, fast_silu);
+
+isa_kernel!(
+    /// `d = g (1 − y²)`.
+    tanh_grad_kernel => tanh_grad_body(y: &[E], g: &[E], d: &mut [E])
+);
+#[inline(always)]
+fn tanh_grad_body<E: Float, const FMA: bool>(y: &[E], g: &[E], d: &mut [E]) {
+    for ((d, y), g) in d.iter_mut().zip(y).zip(g) {
+        *d = *g * (E::ONE - *y * *y);
+    }
+}
+
+isa_kernel!(
+    /// `d = g y (1 − y)`.
+    sigmoid_grad_kernel => sigmoid_grad_body(y: &[E], g: &[E], d: &mut [E])
+);
+#[inline(always)]
+fn sigmoid_grad_body<E: Float, const FMA: bool>(y: &[E], g: &[E], d: &mut [E]) {
+    for ((d, y), g) in d.iter_mut().zip(y).zip(g) {
+        *d = *g * (*y * (E::ONE - *y));
+    }
+}
+
+isa_kernel!(
+    /// `d = g s` with `s = sigmoid(z)` already in `d`.
+    softplus_grad_kernel => softplus_grad_body(g: &[E], d: &mut [E])
+);
+#[inline(always)]
+fn softplus_grad_body<E: Float, const FMA: bool>(g: &[E], d: &mut [E]) {
+    for (d, g) in d.iter_mut().zip(g) {
+        *d = *g * *d;
+    }
+}
+
+isa_kernel!(
+    /// `d = g (s + z s (1 − s))` with `s = sigmoid(z)` already in `d`.
+    silu_grad_kernel => silu_grad_body(z: &[E], g: &[E], d: &mut [E])
+);
+#[inline(always)]
+fn silu_grad_body<E: Float, const FMA: bool>(z: &[E], g: &[E], d: &mut [E]) {
+    for ((d, z), g) in d.iter_mut().zip(z).zip(g) {
+        let s = *d;
+        *d = *g * (s + *z * s * (E::ONE - s));
+    }
+}
+
+fn tanh_grad<E: DenseFloat>(y: &[E], g: &[E], d: &mut [E]) {
+    tanh_grad_kernel(Isa::best(), y, g, d)
+}
+fn sigmoid_grad<E: DenseFloat>(y: &[E], g: &[E], d: &mut [E]) {
+    sigmoid_grad_kernel(Isa::best(), y, g, d)
+}
+fn softplus_grad<E: DenseFloat>(z: &[E], g: &[E], d: &mut [E]) {
+    d.copy_from_slice(z);
+    E::sigmoid(d);
+    softplus_grad_kernel(Isa::best(), g, d)
+}
+fn silu_grad<E: DenseFloat>(z: &[E], g: &[E], d: &mut [E]) {
+    d.copy_from_slice(z);
+    E::sigmoid(d);
+    silu_grad_kernel(Isa::best(), z, g, d)
+}
+
+/// `f32` and `f64`: the element types of the CPU kernels.
+#[doc(hidden)]
+pub trait DenseFloat: Dtype + Float + Pooled + sealed::Sealed {
+    fn tanh(xs: &mut [Self]);
+    fn sigmoid(xs: &mut [Self]);
+    fn softplus(xs: &mut [Self]);
+    fn silu(xs: &mut [Self]);
+    fn tanh_biased(xs: &mut [Self], bias: &[Self]);
+    fn sigmoid_biased(xs: &mut [Self], bias: &[Self]);
+    fn softplus_biased(xs: &mut [Self], bias: &[Self]);
+    fn silu_biased(xs: &mut [Self], bias: &[Self]);
+}
+
+macro_rules! dense_float {
+    ($t:ty, $tanh:ident, $sigmoid:ident, $softplus:ident, $silu:ident) => {
+        impl sealed::Sealed for $t {}
+        impl DenseFloat for $t {
+            fn tanh(xs: &mut [Self]) {
+                map::$tanh(xs)
+            }
+            fn sigmoid(xs: &mut [Self]) {
+                map::$sigmoid(xs)
+            }
+            fn softplus(xs: &mut [Self]) {
+                map::$softplus(xs)
+            }
+            fn silu(xs: &mut [Self]) {
+                map::$silu(xs)
+            }
+            fn tanh_biased(xs: &mut [Self], bias: &[Self]) {
+                map::$tanh::biased(xs, bias)
+            }
+            fn sigmoid_biased(xs: &mut [Self], bias: &[Self]) {
+                map::$sigmoid::biased(xs, bias)
+            }
+            fn softplus_biased(xs: &mut [Self], bias: &[Self]) {
+                map::$softplus::biased(xs, bias)
+            }
+            fn silu_biased(xs: &mut [Self], bias: &[Self]) {
+                map::$silu::biased(xs, bias)
+            }
+        }
+    };
+}
+dense_float!(f64, tanh_f64, sigmoid_f64, softplus_f64, silu_f64);
+dense_float!(f32, tanh_f32, sigmoid_f32, softplus_f32, silu_f32);
