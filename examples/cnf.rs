@@ -12,10 +12,9 @@ mod common;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use neural_ode::dfdx::nn::modules::Linear;
 use neural_ode::dfdx::optim::{Adam, AdamConfig, Optimizer};
 use neural_ode::dfdx::prelude::*;
-use neural_ode::nn::Tanh;
+use neural_ode::nn::{builders, Dense, Identity, Tanh};
 use neural_ode::{neural_ode, solve, SolveOptions, VectorField};
 use plotters::prelude::*;
 
@@ -25,9 +24,11 @@ const H: usize = 32;
 #[neural_ode(solver = "dopri5", grad = "symplectic")]
 #[derive(Clone, Debug)]
 struct Flow {
-    l1: Linear<2, H, f64, Cpu>,
-    l2: Linear<H, H, f64, Cpu>,
-    l3: Linear<H, 2, f64, Cpu>,
+    // Affine layers (the fused `Dense` with no activation): time enters between the product and
+    // the tanh, so the activations are applied separately.
+    l1: Dense<2, H, Identity, f64, Cpu>,
+    l2: Dense<H, H, Identity, f64, Cpu>,
+    l3: Dense<H, 2, Identity, f64, Cpu>,
     /// Time enters each hidden layer as `t · w`.
     t1: Tensor<Rank1<H>, f64, Cpu>,
     t2: Tensor<Rank1<H>, f64, Cpu>,
@@ -149,9 +150,9 @@ fn main() {
     let out: String = args.get("out", "cnf.png".to_string());
     let dev = Cpu::seed_from_u64(0);
     let mut flow = Flow {
-        l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, H>, f64>(),
-        l2: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<H, H>, f64>(),
-        l3: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<H, 2>, f64>(),
+        l1: dev.build_module::<builders::Dense<2, H, Identity>, f64>(),
+        l2: dev.build_module::<builders::Dense<H, H, Identity>, f64>(),
+        l3: dev.build_module::<builders::Dense<H, 2, Identity>, f64>(),
         t1: dev.sample_normal() * 0.1,
         t2: dev.sample_normal() * 0.1,
         pick_z: dev.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]),

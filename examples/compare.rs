@@ -11,10 +11,9 @@ mod common;
 use std::time::Instant;
 
 use neural_ode::alloc::{self, CountingAllocator};
-use neural_ode::dfdx::nn::modules::Linear;
 use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
 use neural_ode::dfdx::prelude::*;
-use neural_ode::nn::Tanh;
+use neural_ode::nn::{builders, Dense, Identity, Tanh};
 use neural_ode::{neural_ode, solve, GradMethod, NeuralOde, RungeKutta, SolveOptions, VectorField};
 
 #[global_allocator]
@@ -29,15 +28,14 @@ macro_rules! models {
         #[neural_ode(solver = $solver)]
         #[derive(Clone, Debug)]
         struct $name {
-            l1: Linear<2, WIDTH, f64, Cpu>,
-            l2: Linear<WIDTH, WIDTH, f64, Cpu>,
-            l3: Linear<WIDTH, 2, f64, Cpu>,
+            l1: Dense<2, WIDTH, Tanh, f64, Cpu>,
+            l2: Dense<WIDTH, WIDTH, Tanh, f64, Cpu>,
+            l3: Dense<WIDTH, 2, Identity, f64, Cpu>,
         }
 
         impl VectorField<State, f64, Cpu> for $name {
             fn eval<T: Tape<f64, Cpu>>(&self, t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
-                let h = Tanh.forward(self.l2.forward(Tanh.forward(self.l1.forward(x))));
-                self.l3.forward(h) * (2.0 + 0.5 * t)
+                self.l3.forward(self.l2.forward(self.l1.forward(x))) * (2.0 + 0.5 * t)
             }
         }
 
@@ -51,9 +49,9 @@ macro_rules! models {
 
 /// The parameters shared by every model type (one type per solver).
 struct Params(
-    Linear<2, WIDTH, f64, Cpu>,
-    Linear<WIDTH, WIDTH, f64, Cpu>,
-    Linear<WIDTH, 2, f64, Cpu>,
+    Dense<2, WIDTH, Tanh, f64, Cpu>,
+    Dense<WIDTH, WIDTH, Tanh, f64, Cpu>,
+    Dense<WIDTH, 2, Identity, f64, Cpu>,
 );
 
 models! {
@@ -204,9 +202,9 @@ fn main() {
 
     let dev = Cpu::seed_from_u64(seed);
     let params = Params(
-        dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, WIDTH>, f64>(),
-        dev.build_module::<neural_ode::dfdx::nn::builders::Linear<WIDTH, WIDTH>, f64>(),
-        dev.build_module::<neural_ode::dfdx::nn::builders::Linear<WIDTH, 2>, f64>(),
+        dev.build_module::<builders::Dense<2, WIDTH, Tanh>, f64>(),
+        dev.build_module::<builders::Dense<WIDTH, WIDTH, Tanh>, f64>(),
+        dev.build_module::<builders::Dense<WIDTH, 2, Identity>, f64>(),
     );
     // `--steps` mode: one interval, so that N steps are exactly N steps.
     let times: Vec<f64> = if steps.is_some() {

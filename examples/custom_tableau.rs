@@ -6,10 +6,9 @@
 
 mod common;
 
-use neural_ode::dfdx::nn::modules::Linear;
 use neural_ode::dfdx::optim::{Adam, AdamConfig, Optimizer};
 use neural_ode::dfdx::prelude::*;
-use neural_ode::nn::Tanh;
+use neural_ode::nn::{builders, Dense, Identity, Tanh};
 use neural_ode::{neural_ode, solve, NeuralOde, RungeKutta, SolveOptions, VectorField};
 
 type State = (usize, Const<2>);
@@ -18,8 +17,8 @@ type State = (usize, Const<2>);
 #[neural_ode(tableau = "examples/ssprk3.toml", grad = "symplectic")]
 #[derive(Clone, Debug)]
 struct Field {
-    l1: Linear<2, 32, f64, Cpu>,
-    l2: Linear<32, 2, f64, Cpu>,
+    l1: Dense<2, 32, Tanh, f64, Cpu>,
+    l2: Dense<32, 2, Identity, f64, Cpu>,
 }
 
 impl VectorField<State, f64, Cpu> for Field {
@@ -28,7 +27,7 @@ impl VectorField<State, f64, Cpu> for Field {
         _t: f64,
         x: Tensor<State, f64, Cpu, T>,
     ) -> Tensor<State, f64, Cpu, T> {
-        self.l2.forward(Tanh.forward(self.l1.forward(x)))
+        self.l2.forward(self.l1.forward(x))
     }
 }
 
@@ -79,8 +78,8 @@ fn main() {
     .ys;
 
     let mut model = Field {
-        l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 32>, f64>(),
-        l2: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<32, 2>, f64>(),
+        l1: dev.build_module::<builders::Dense<2, 32, Tanh>, f64>(),
+        l2: dev.build_module::<builders::Dense<32, 2, Identity>, f64>(),
     };
     let mut opt = Adam::new(
         &model,

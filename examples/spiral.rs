@@ -11,11 +11,10 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use neural_ode::alloc::CountingAllocator;
-use neural_ode::dfdx::nn::modules::Linear;
 use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
 use neural_ode::dfdx::optim::{Adam, AdamConfig, Optimizer};
 use neural_ode::dfdx::prelude::*;
-use neural_ode::nn::Tanh;
+use neural_ode::nn::{builders, Dense, Identity, Tanh};
 use neural_ode::{neural_ode, solve, GradMethod, NeuralOde, SolveOptions, VectorField};
 use plotters::prelude::*;
 
@@ -55,21 +54,21 @@ macro_rules! models {
         #[neural_ode(solver = $solver)]
         #[derive(Clone, Debug)]
         struct $name {
-            l1: Linear<2, HIDDEN, f64, Cpu>,
-            l2: Linear<HIDDEN, 2, f64, Cpu>,
+            l1: Dense<2, HIDDEN, Tanh, f64, Cpu>,
+            l2: Dense<HIDDEN, 2, Identity, f64, Cpu>,
         }
 
         impl VectorField<State, f64, Cpu> for $name {
             fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
-                self.l2.forward(Tanh.forward(self.l1.forward(x.powi(3))))
+                self.l2.forward(self.l1.forward(x.powi(3)))
             }
         }
 
         impl Build for $name {
             fn build(dev: &Cpu) -> Self {
                 let mut m = $name {
-                    l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, HIDDEN>, f64>(),
-                    l2: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<HIDDEN, 2>, f64>(),
+                    l1: dev.build_module::<builders::Dense<2, HIDDEN, Tanh>, f64>(),
+                    l2: dev.build_module::<builders::Dense<HIDDEN, 2, Identity>, f64>(),
                 };
                 // torchdiffeq initialises weights N(0, 0.1) and biases 0.
                 m.l1.weight = dev.sample_normal::<Rank2<HIDDEN, 2>>() * 0.1;
