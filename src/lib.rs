@@ -19,31 +19,28 @@
 //! ```
 //! use neural_ode::dfdx::optim::{Adam, AdamConfig, Optimizer};
 //! use neural_ode::dfdx::prelude::*;
-//! use neural_ode::dfdx::nn::modules::Linear;
-//! use neural_ode::nn::Tanh; // vectorised; a drop-in for dfdx's Tanh
+//! use neural_ode::nn::{builders, Dense, Identity, Tanh}; // fused dense layers
 //! use neural_ode::{neural_ode, solve, SolveOptions, VectorField};
 //!
 //! #[neural_ode(solver = "dopri5", grad = "symplectic")]
 //! #[derive(Clone, Debug)]
 //! struct Field {
-//!     l1: Linear<2, 16, f64, Cpu>,
-//!     act: Tanh,
-//!     l2: Linear<16, 2, f64, Cpu>,
+//!     l1: Dense<2, 16, Tanh, f64, Cpu>,     // tanh(x W1ᵀ + b1)
+//!     l2: Dense<16, 2, Identity, f64, Cpu>, // h W2ᵀ + b2
 //! }
 //!
 //! type State = (usize, Const<2>); // a batch of 2-vectors
 //!
 //! impl VectorField<State, f64, Cpu> for Field {
 //!     fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, x: Tensor<State, f64, Cpu, T>) -> Tensor<State, f64, Cpu, T> {
-//!         self.l2.forward(self.act.forward(self.l1.forward(x)))
+//!         self.l2.forward(self.l1.forward(x))
 //!     }
 //! }
 //!
 //! let dev = Cpu::default();
 //! let mut field = Field {
-//!     l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 16>, f64>(),
-//!     act: Tanh,
-//!     l2: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<16, 2>, f64>(),
+//!     l1: dev.build_module::<builders::Dense<2, 16, Tanh>, f64>(),
+//!     l2: dev.build_module::<builders::Dense<16, 2, Identity>, f64>(),
 //! };
 //! let mut opt = Adam::new(&field, AdamConfig::default());
 //! let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(8, Const));
@@ -71,7 +68,13 @@
 //!   backward steps, a [`NeuralOde`] impl and dfdx's `TensorCollection` impl for the struct.
 //! - [`solve`] with [`SolveOptions`]: adaptive steps ([`PiController`], Hairer's initial step)
 //!   or fixed steps, output at any increasing or decreasing list of times.
-//! - [`GradMethod`]: `Symplectic`, `Checkpoint` (ACA), `Backprop`, `Adjoint` (continuous).
+//! - [`GradMethod`]: `Symplectic`, `Checkpoint` (ACA), `Backprop`, `Adjoint` (continuous);
+//!   [`CheckpointPolicy`]: `All`, `EveryK(k)`, or `AllStages` (the stage store: the symplectic
+//!   backward pass skips rebuilding the stages, for (live stages − 1) more states per step).
+//! - [`nn`]: the fused dense layer [`nn::Dense`] (`act(x Wᵀ + b)` in one module, laid out like
+//!   dfdx's `Linear`; AVX-512 matrix products on stable Rust) and the activations `Tanh`,
+//!   `Sigmoid`, `Softplus`, `Silu` (drop-in for dfdx's), all with forward and backward on dfdx's
+//!   tape.
 //! - [`alloc::CountingAllocator`] to measure the peak memory of a gradient pass.
 
 pub use neural_ode_macros::neural_ode;
@@ -82,7 +85,8 @@ pub use neural_ode_runtime::{
     Stepping, VectorField, Workspace,
 };
 
-/// Fast activation modules (`Tanh`, `Sigmoid`, `Softplus`, `Silu`): drop-in for dfdx's.
+/// Fast layers: the fused dense layer `Dense` and the activations `Tanh`, `Sigmoid`, `Softplus`,
+/// `Silu` (drop-in for dfdx's).
 pub use neural_ode_runtime::nn;
 
 /// The dfdx this crate is built against; use it to name tensors, modules and optimisers.
