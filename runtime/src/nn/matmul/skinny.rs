@@ -51,9 +51,6 @@ fn small_k_body<E: Float, const FMA: bool>(
     by_small!(k, acc, small_k_fixed::<E, FMA>(m, n, a, lda, b, c))
 }
 
-/// Columns of `c` computed per step of [`small_k_fixed`] (two 512-bit vectors of `f64`).
-const COLS: usize = 16;
-
 #[inline(always)]
 fn small_k_fixed<E: Float, const FMA: bool, const K: usize, const ACC: bool>(
     m: usize,
@@ -68,31 +65,22 @@ fn small_k_fixed<E: Float, const FMA: bool, const K: usize, const ACC: bool>(
     if n == 0 {
         return;
     }
-    let full = n / COLS * COLS;
     for (r, cr) in c[..m * n].chunks_exact_mut(n).enumerate() {
-        let ar: [E; K] = core::array::from_fn(|p| a[r * lda + p]);
-        // Fixed-width blocks held in a local array: the compiler keeps them in registers and
-        // needs no aliasing checks between `b` and `c`.
-        for (jb, cb) in cr[..full].chunks_exact_mut(COLS).enumerate() {
-            let j0 = jb * COLS;
-            let mut acc = [E::ZERO; COLS];
-            if ACC {
-                acc.copy_from_slice(cb);
-            }
-            for (p, ap) in ar.iter().enumerate() {
-                let bp: &[E; COLS] = b[p * n + j0..p * n + j0 + COLS].try_into().unwrap();
-                for l in 0..COLS {
-                    acc[l] = ap.madd::<FMA>(bp[l], acc[l]);
+        let ar = &a[r * lda..r * lda + K];
+        // One pass over the row of c per term, all in L1: c = a_0 b_0 (+ c), then c += a_p b_p.
+        // Each pass is a plain zip of two slices, which the compiler vectorises without
+        // aliasing checks (an array of row slices held in memory defeated that).
+        for (p, brow) in b.chunks_exact(n).take(K).enumerate() {
+            let ap = ar[p];
+            if p == 0 && !ACC {
+                for (cj, bj) in cr.iter_mut().zip(brow) {
+                    *cj = ap * *bj;
+                }
+            } else {
+                for (cj, bj) in cr.iter_mut().zip(brow) {
+                    *cj = ap.madd::<FMA>(*bj, *cj);
                 }
             }
-            cb.copy_from_slice(&acc);
-        }
-        for j in full..n {
-            let mut s = if ACC { cr[j] } else { E::ZERO };
-            for (p, ap) in ar.iter().enumerate() {
-                s = ap.madd::<FMA>(b[p * n + j], s);
-            }
-            cr[j] = s;
         }
     }
 }
