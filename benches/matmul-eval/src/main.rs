@@ -33,10 +33,25 @@ fn gemm15(p: &Product, a: &[f64], b: &[f64], c: &mut [f64]) {
     // SAFETY: the strides describe `a`, `b` and `c` as allocated by `run`.
     unsafe {
         gemm15::gemm(
-            p.m, p.n, p.k, c.as_mut_ptr(), 1, p.n as isize, true,
-            a.as_ptr(), p.a.cs as isize, p.a.rs as isize,
-            b.as_ptr(), p.b.cs as isize, p.b.rs as isize,
-            1.0, 1.0, false, false, false, gemm15::Parallelism::None,
+            p.m,
+            p.n,
+            p.k,
+            c.as_mut_ptr(),
+            1,
+            p.n as isize,
+            true,
+            a.as_ptr(),
+            p.a.cs as isize,
+            p.a.rs as isize,
+            b.as_ptr(),
+            p.b.cs as isize,
+            p.b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm15::Parallelism::None,
         )
     }
 }
@@ -45,10 +60,25 @@ fn gemm19(p: &Product, a: &[f64], b: &[f64], c: &mut [f64]) {
     // SAFETY: as above.
     unsafe {
         gemm19::gemm(
-            p.m, p.n, p.k, c.as_mut_ptr(), 1, p.n as isize, true,
-            a.as_ptr(), p.a.cs as isize, p.a.rs as isize,
-            b.as_ptr(), p.b.cs as isize, p.b.rs as isize,
-            1.0, 1.0, false, false, false, gemm19::Parallelism::None,
+            p.m,
+            p.n,
+            p.k,
+            c.as_mut_ptr(),
+            1,
+            p.n as isize,
+            true,
+            a.as_ptr(),
+            p.a.cs as isize,
+            p.a.rs as isize,
+            b.as_ptr(),
+            p.b.cs as isize,
+            p.b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm19::Parallelism::None,
         )
     }
 }
@@ -56,8 +86,10 @@ fn gemm19(p: &Product, a: &[f64], b: &[f64], c: &mut [f64]) {
 fn faer24(p: &Product, a: &[f64], b: &[f64], c: &mut [f64]) {
     // SAFETY: as above.
     unsafe {
-        let a = faer::MatRef::from_raw_parts(a.as_ptr(), p.m, p.k, p.a.rs as isize, p.a.cs as isize);
-        let b = faer::MatRef::from_raw_parts(b.as_ptr(), p.k, p.n, p.b.rs as isize, p.b.cs as isize);
+        let a =
+            faer::MatRef::from_raw_parts(a.as_ptr(), p.m, p.k, p.a.rs as isize, p.a.cs as isize);
+        let b =
+            faer::MatRef::from_raw_parts(b.as_ptr(), p.k, p.n, p.b.rs as isize, p.b.cs as isize);
         let c = faer::MatMut::from_raw_parts_mut(c.as_mut_ptr(), p.m, p.n, p.n as isize, 1);
         faer::linalg::matmul::matmul(c, faer::Accum::Add, a, b, 1.0, faer::Par::Seq);
     }
@@ -67,10 +99,20 @@ fn matrixmultiply03(p: &Product, a: &[f64], b: &[f64], c: &mut [f64]) {
     // SAFETY: as above.
     unsafe {
         matrixmultiply::dgemm(
-            p.m, p.k, p.n, 1.0,
-            a.as_ptr(), p.a.rs as isize, p.a.cs as isize,
-            b.as_ptr(), p.b.rs as isize, p.b.cs as isize,
-            1.0, c.as_mut_ptr(), p.n as isize, 1,
+            p.m,
+            p.k,
+            p.n,
+            1.0,
+            a.as_ptr(),
+            p.a.rs as isize,
+            p.a.cs as isize,
+            b.as_ptr(),
+            p.b.rs as isize,
+            p.b.cs as isize,
+            1.0,
+            c.as_mut_ptr(),
+            p.n as isize,
+            1,
         )
     }
 }
@@ -101,19 +143,25 @@ fn products() -> Vec<Product> {
     for (i, o) in [(2, 64), (64, 64), (64, 2), (2, 256), (256, 256), (256, 2)] {
         out.push(Product {
             name: format!("forward {BATCH}x{i} -> {o}"),
-            m: BATCH, n: o, k: i,
+            m: BATCH,
+            n: o,
+            k: i,
             a: Layout { rs: i, cs: 1 },
             b: Layout { rs: 1, cs: i },
         });
         out.push(Product {
             name: format!("x-cotangent {BATCH}x{o} -> {i}"),
-            m: BATCH, n: i, k: o,
+            m: BATCH,
+            n: i,
+            k: o,
             a: Layout { rs: o, cs: 1 },
             b: Layout { rs: i, cs: 1 },
         });
         out.push(Product {
             name: format!("W-cotangent {o}x{BATCH} . {BATCH}x{i}"),
-            m: o, n: i, k: BATCH,
+            m: o,
+            n: i,
+            k: BATCH,
             a: Layout { rs: 1, cs: o },
             b: Layout { rs: i, cs: 1 },
         });
@@ -162,22 +210,35 @@ fn main() {
     println!("\n|---|---|{}", "---|".repeat(candidates.len()));
     for p in products() {
         let len = |l: Layout, rows: usize, cols: usize| (rows - 1) * l.rs + (cols - 1) * l.cs + 1;
-        let a: Vec<f64> = (0..len(p.a, p.m, p.k)).map(|i| ((i * 7919) % 1000) as f64 / 1000.0 - 0.5).collect();
-        let b: Vec<f64> = (0..len(p.b, p.k, p.n)).map(|i| ((i * 104_729) % 997) as f64 / 997.0 - 0.5).collect();
+        let a: Vec<f64> = (0..len(p.a, p.m, p.k))
+            .map(|i| ((i * 7919) % 1000) as f64 / 1000.0 - 0.5)
+            .collect();
+        let b: Vec<f64> = (0..len(p.b, p.k, p.n))
+            .map(|i| ((i * 104_729) % 997) as f64 / 997.0 - 0.5)
+            .collect();
         let c0 = vec![0.0; p.m * p.n];
         let mut reference = c0.clone();
         for r in 0..p.m {
             for j in 0..p.n {
                 for q in 0..p.k {
-                    reference[r * p.n + j] += a[r * p.a.rs + q * p.a.cs] * b[q * p.b.rs + j * p.b.cs];
+                    reference[r * p.n + j] +=
+                        a[r * p.a.rs + q * p.a.cs] * b[q * p.b.rs + j * p.b.cs];
                 }
             }
         }
-        print!("| {} | {:.2} |", p.name, 2.0 * (p.m * p.n * p.k) as f64 / 1e6);
+        print!(
+            "| {} | {:.2} |",
+            p.name,
+            2.0 * (p.m * p.n * p.k) as f64 / 1e6
+        );
         for (name, f) in &candidates {
             let mut c = c0.clone();
             f(&p, &a, &b, &mut c);
-            let err = c.iter().zip(&reference).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+            let err = c
+                .iter()
+                .zip(&reference)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
             assert!(err < 1e-10, "{name} on {}: error {err:e}", p.name);
             let mut c = c0.clone();
             let us = time(|| f(&p, &a, &b, &mut c));
