@@ -10,7 +10,11 @@
 //! glibc returning freed memory to the system makes later allocations page-fault); the paired
 //! ratios do not.
 
+mod common;
+
 use std::hint::black_box;
+
+use common::paired;
 
 use criterion::{criterion_group, Criterion};
 use neural_ode::dfdx::nn::modules::Linear;
@@ -170,31 +174,6 @@ fn bench_gradient(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_tanh, bench_mlp, bench_gradient);
-
-/// Median over `rounds` of `time(a) / time(b)`, each timed over `reps` calls back to back; also
-/// the median times of `a` and `b` per call.
-fn paired(rounds: usize, reps: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64, f64) {
-    let time = |f: &mut dyn FnMut()| {
-        let start = std::time::Instant::now();
-        for _ in 0..reps {
-            f();
-        }
-        start.elapsed().as_secs_f64() / reps as f64
-    };
-    let (mut ta, mut tb, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let x = time(&mut a);
-        let y = time(&mut b);
-        ta.push(x);
-        tb.push(y);
-        ratio.push(x / y);
-    }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    (median(ta), median(tb), median(ratio))
-}
 
 fn paired_mlp<E: Dtype>(label: &str)
 where

@@ -6,7 +6,7 @@
 //! else allocates concurrently.
 
 use neural_ode::alloc::{self, CountingAllocator};
-use neural_ode::dfdx::nn::Module;
+use neural_ode::dfdx::nn::{BuildOnDevice, Module, ZeroGrads};
 use neural_ode::dfdx::prelude::*;
 use neural_ode::nn::{builders, Identity, Sigmoid, Silu, Softplus, Tanh};
 
@@ -43,45 +43,29 @@ type DenseNet = (
 
 #[test]
 fn live_memory_is_steady_with_dfdx_s_tensor_cache() {
-    activations_with_the_cache();
-    let dev = Cpu::seed_from_u64(1);
-    dev.enable_cache();
-    dense_layers(&dev, "cache on");
-    dev.disable_cache();
-    dense_layers(&dev, "cache off");
-    dev.enable_cache();
-    dense_layers(&dev, "cache on again");
-}
-
-fn dense_layers(dev: &Cpu, label: &str) {
-    let net = dev.build_module::<DenseNet, f64>();
-    let x: Tensor<(usize, Const<4>), f64, Cpu> = dev.sample_normal_like(&(256, Const));
-    let mut grads = net.alloc_grads();
-    let mut step = || {
-        std::hint::black_box(net.forward(x.clone()));
-        let y = net.forward(x.trace(grads.clone()));
-        grads = y.square().sum::<Rank0, _>().backward();
-    };
-    for _ in 0..5 {
-        step();
-    }
-    let settled = alloc::current();
-    for _ in 0..30 {
-        step();
-    }
-    let after = alloc::current();
-    println!("dense, {label}: live bytes {settled} after 5 iterations, {after} after 35");
-    assert!(
-        after <= settled + 4096,
-        "dense, {label}: live memory grew by {} bytes over 30 iterations",
-        after - settled
-    );
-}
-
-fn activations_with_the_cache() {
     let dev = Cpu::seed_from_u64(0);
     dev.enable_cache();
-    let net = dev.build_module::<Net, f64>();
+    steady::<Net>(&dev, "activations, cache on");
+    let dev = Cpu::seed_from_u64(1);
+    dev.enable_cache();
+    steady::<DenseNet>(&dev, "dense, cache on");
+    dev.disable_cache();
+    steady::<DenseNet>(&dev, "dense, cache off");
+    dev.enable_cache();
+    steady::<DenseNet>(&dev, "dense, cache on again");
+}
+
+/// Live bytes after 5 and after 35 training iterations of `N` must be the same.
+fn steady<N>(dev: &Cpu, label: &str)
+where
+    N: BuildOnDevice<Cpu, f64>,
+    N::Built: Module<Tensor<(usize, Const<4>), f64, Cpu>, Output = Tensor<(usize, Const<4>), f64, Cpu>>
+        + Module<
+            Tensor<(usize, Const<4>), f64, Cpu, OwnedTape<f64, Cpu>>,
+            Output = Tensor<(usize, Const<4>), f64, Cpu, OwnedTape<f64, Cpu>>,
+        > + ZeroGrads<f64, Cpu>,
+{
+    let net = dev.build_module::<N, f64>();
     let x: Tensor<(usize, Const<4>), f64, Cpu> = dev.sample_normal_like(&(256, Const));
     let mut grads = net.alloc_grads();
     let mut step = || {
@@ -98,11 +82,11 @@ fn activations_with_the_cache() {
         step();
     }
     let after = alloc::current();
-    println!("live bytes: {settled} after 5 iterations, {after} after 35");
-    // One activation output is 256 × 32 × 8 = 64 KiB; a leak would add several per iteration.
+    println!("{label}: live bytes {settled} after 5 iterations, {after} after 35");
+    // One layer output is 256 × 32 × 8 = 64 KiB; a leak would add several per iteration.
     assert!(
         after <= settled + 4096,
-        "live memory grew by {} bytes over 30 iterations",
+        "{label}: live memory grew by {} bytes over 30 iterations",
         after - settled
     );
 }

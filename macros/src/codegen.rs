@@ -396,6 +396,15 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
     let adjoint = adjoint(m);
     let adjoint_stored = adjoint_stored(m);
     let p = quote!(::neural_ode::__private);
+    // The where clause of both backward steps.
+    let adjoint_bounds = quote! {
+        where
+            S: #p::StateShape,
+            E: #p::Real,
+            D: #p::Backend<E>,
+            F: #p::VectorField<S, E, D> + ?::core::marker::Sized,
+            V: ::core::ops::FnMut(E, #p::Tensor<S, E, D>, #p::Tensor<S, E, D>) -> ::core::result::Result<#p::Tensor<S, E, D>, Er>,
+    };
     quote! {
         #[automatically_derived]
         impl #p::RungeKutta for #solver {
@@ -429,12 +438,7 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
                 vjp: &mut V,
                 ws: &mut #p::Workspace<S, E, D>,
             ) -> ::core::result::Result<#p::AdjointStep<S, E, D>, Er>
-            where
-                S: #p::StateShape,
-                E: #p::Real,
-                D: #p::Backend<E>,
-                F: #p::VectorField<S, E, D> + ?::core::marker::Sized,
-                V: ::core::ops::FnMut(E, #p::Tensor<S, E, D>, #p::Tensor<S, E, D>) -> ::core::result::Result<#p::Tensor<S, E, D>, Er>,
+            #adjoint_bounds
             {
                 #adjoint
             }
@@ -450,12 +454,7 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
                 vjp: &mut V,
                 ws: &mut #p::Workspace<S, E, D>,
             ) -> ::core::result::Result<#p::AdjointStep<S, E, D>, Er>
-            where
-                S: #p::StateShape,
-                E: #p::Real,
-                D: #p::Backend<E>,
-                F: #p::VectorField<S, E, D> + ?::core::marker::Sized,
-                V: ::core::ops::FnMut(E, #p::Tensor<S, E, D>, #p::Tensor<S, E, D>) -> ::core::result::Result<#p::Tensor<S, E, D>, Er>,
+            #adjoint_bounds
             {
                 #adjoint_stored
             }
