@@ -13,7 +13,7 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// What the backward pass of a [`Dense`] layer keeps of its forward pass.
+/// What the backward pass of a [`Dense`](super::Dense) layer keeps of its forward pass.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kept {
@@ -25,7 +25,7 @@ pub enum Kept {
     PreActivation,
 }
 
-/// An activation a [`Dense`] layer can apply in place: [`Tanh`], [`Sigmoid`], [`Softplus`],
+/// An activation a [`Dense`](super::Dense) layer can apply in place: [`Tanh`], [`Sigmoid`], [`Softplus`],
 /// [`Silu`] or [`Identity`]. Sealed; the methods are the layer's, not an interface to implement.
 pub trait Activation: sealed::Sealed + Copy + Default + core::fmt::Debug + 'static {
     #[doc(hidden)]
