@@ -1,9 +1,9 @@
 //! The `#[neural_ode]` attribute of [neural-ode](https://docs.rs/neural-ode).
 //!
 //! This crate only holds the entry point; the work is a pipeline of plain functions that unit
-//! tests can call: [`attr`] (parse the attribute) → [`load`] (read the tableau file) →
-//! [`tableau`] (exact-rational IR) → [`validate`] (consistency and rooted-tree order conditions)
-//! → [`codegen`] (forward step, symplectic-partner backward step, docs, trait impls).
+//! tests can call: `attr` (parse the attribute) → `load` (read the tableau file) →
+//! `tableau` (exact-rational IR) → `validate` (consistency and rooted-tree order conditions)
+//! → `codegen` (forward step, symplectic-partner backward step, docs, trait impls).
 
 extern crate proc_macro;
 
