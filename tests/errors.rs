@@ -325,3 +325,37 @@ fn a_broadcast_initial_state_is_accepted() {
     assert_eq!(&ys[6..8], &ys[8..10]);
     assert_eq!(&ys[6..8], &ys[10..12]);
 }
+
+/// `neural_ode::Error` is an ordinary `Send + Sync + 'static` error, and a `SolveError` turns
+/// into it, so `?` works in functions returning `Error` or a boxed `Send + Sync` error (the
+/// pattern that `anyhow::Result` shares).
+#[test]
+fn errors_compose_with_question_marks() {
+    fn assert_error<T: std::error::Error + Send + Sync + 'static>() {}
+    assert_error::<Error>();
+
+    fn typed(field: &Field, x0: Tensor<State, f64, Cpu>) -> Result<usize, Error> {
+        let sol = solve(
+            field,
+            x0.leaky_trace(),
+            &[0.0, f64::NAN],
+            &SolveOptions::fixed_steps(2),
+        )?;
+        Ok(sol.stats.accepted)
+    }
+    fn boxed(
+        field: &Field,
+        x0: Tensor<State, f64, Cpu>,
+    ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+        let sol = solve(field, x0.leaky_trace(), &[], &SolveOptions::fixed_steps(2))
+            .map_err(Error::from)?;
+        Ok(sol.stats.accepted)
+    }
+    let (_, field, x0) = setup();
+    assert!(matches!(
+        typed(&field, x0.clone()),
+        Err(Error::NonFiniteTime { index: 1, .. })
+    ));
+    let e = boxed(&field, x0).unwrap_err();
+    assert_eq!(e.downcast_ref::<Error>(), Some(&Error::EmptyTimes));
+}

@@ -79,6 +79,17 @@ impl<X> std::error::Error for SolveError<X> {
     }
 }
 
+/// Drops the returned input and keeps the error, so that `?` works in functions returning
+/// [`Error`], `anyhow::Result` or `Result<_, Box<dyn std::error::Error + Send + Sync>>`:
+/// `solve(..).map_err(Error::from)?` (a taped input is neither `Send` nor `Sync`, so
+/// `SolveError` itself cannot be boxed that way). Match on `SolveError { error, input }`
+/// instead to keep the input and its tape.
+impl<X> From<SolveError<X>> for Error {
+    fn from(e: SolveError<X>) -> Error {
+        e.error
+    }
+}
+
 /// What [`solve`] returns: the solution, or the error together with the untouched input.
 pub type SolveResult<S, E, D, T> = Result<Solution<S, E, D, T>, SolveError<Tensor<S, E, D, T>>>;
 
