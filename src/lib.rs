@@ -80,9 +80,9 @@
 pub use neural_ode_macros::neural_ode;
 pub use neural_ode_runtime::{
     alloc, generic_step, rms_norm, solve, solve_with, Backend, BackwardReport, BackwardStats,
-    CheckpointPolicy, Checkpoints, Error, ForwardStats, GradMethod, NeuralOde, PiController, Real,
-    RungeKutta, Solution, SolveError, SolveOptions, SolveResult, StateShape, StepSizeController,
-    Stepping, VectorField, Workspace,
+    CheckpointPolicy, Checkpoints, Device, Error, ForwardStats, GradMethod, NeuralOde,
+    PiController, Real, RungeKutta, Solution, SolveError, SolveOptions, SolveResult, StateShape,
+    StepSizeController, Stepping, VectorField, Workspace,
 };
 
 /// Fast layers: the fused dense layer `Dense` and the activations `Tanh`, `Sigmoid`, `Softplus`,
@@ -94,3 +94,9 @@ pub use dfdx;
 
 #[doc(hidden)]
 pub use neural_ode_runtime::__private;
+
+// Lets this crate's own code use `#[neural_ode]`, whose expansion names `::neural_ode`.
+extern crate self as neural_ode;
+
+#[cfg(feature = "cuda")]
+mod cuda_check;

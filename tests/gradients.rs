@@ -89,7 +89,7 @@ where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
 {
     let dev = Cpu::seed_from_u64(7);
-    let model = M::build(&dev);
+    let model = M::create(&dev);
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
     let adaptive = <M::Solver as RungeKutta>::EMBEDDED_ORDER.is_some();
     for case in cases(adaptive) {
@@ -163,7 +163,7 @@ where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
 {
     let dev = Cpu::seed_from_u64(11);
-    let model = M::build(&dev);
+    let model = M::create(&dev);
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(2, Const));
     let times = [0.0, 0.6, 1.3];
     let opts = SolveOptions::fixed_steps(6).with_grad(GradMethod::Symplectic);
@@ -226,7 +226,7 @@ fn finite_differences_agree() {
 #[test]
 fn adjoint_converges_to_the_exact_gradient() {
     let dev = Cpu::seed_from_u64(3);
-    let model = Dopri5::<f64, Cpu>::build(&dev);
+    let model = Dopri5::<f64, Cpu>::create(&dev);
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
     let times = [0.0, 0.5, 1.5];
     let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 3, Const));
@@ -266,7 +266,7 @@ fn adjoint_converges_to_the_exact_gradient() {
 #[test]
 fn f32_gradients_are_within_f32_rounding_of_f64() {
     let dev = Cpu::seed_from_u64(5);
-    let m64 = Dopri5::<f64, Cpu>::build(&dev);
+    let m64 = Dopri5::<f64, Cpu>::create(&dev);
     let m32 = Dopri5::<f32, Cpu> {
         l1: neural_ode::dfdx::nn::modules::Linear {
             weight: m64.l1.weight.clone().to_dtype(),
@@ -344,7 +344,7 @@ fn unused_parameters_get_zero_gradients() {
 #[test]
 fn sparser_checkpoints_give_the_same_gradient_with_fewer_bytes() {
     let dev = Cpu::seed_from_u64(9);
-    let model = Dopri5::<f64, Cpu>::build(&dev);
+    let model = Dopri5::<f64, Cpu>::create(&dev);
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
     let times = [0.0, 0.7, 1.6];
     let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 3, Const));
@@ -379,7 +379,7 @@ where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
 {
     let dev = Cpu::seed_from_u64(13);
-    let model = M::build(&dev);
+    let model = M::create(&dev);
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
     let times = [0.0, 0.4, 1.1];
     let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 3, Const));

@@ -476,29 +476,108 @@ pub fn neural_ode_impl(item: &syn::ItemStruct, solver: &TokenStream, grad: Grad)
     }
 }
 
+/// The struct's dtype and device parameters `(E, D)`: type parameters with a bound on `D` whose
+/// last path segment is `Device<E>` or `Storage<E>` (dfdx's, or this crate's `Device`), in the
+/// parameter list or the where clause.
+pub fn dtype_device_params(generics: &syn::Generics) -> Option<(Ident, Ident)> {
+    let params: Vec<&Ident> = generics.type_params().map(|p| &p.ident).collect();
+    let dtype_of = |bound: &syn::TypeParamBound| -> Option<Ident> {
+        let syn::TypeParamBound::Trait(t) = bound else {
+            return None;
+        };
+        // `neural_ode::Device` is stronger than what `To` may assume of another device.
+        if t.path
+            .segments
+            .first()
+            .is_some_and(|s| s.ident == "neural_ode")
+        {
+            return None;
+        }
+        let seg = t.path.segments.last()?;
+        if seg.ident != "Device" && seg.ident != "Storage" {
+            return None;
+        }
+        let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
+            return None;
+        };
+        match args.args.first()? {
+            syn::GenericArgument::Type(syn::Type::Path(tp)) => {
+                let e = tp.path.get_ident()?;
+                params.contains(&e).then(|| e.clone())
+            }
+            _ => None,
+        }
+    };
+    for p in generics.type_params() {
+        if let Some(e) = p.bounds.iter().find_map(dtype_of) {
+            return Some((e, p.ident.clone()));
+        }
+    }
+    for pred in generics.where_clause.iter().flat_map(|w| &w.predicates) {
+        let syn::WherePredicate::Type(pt) = pred else {
+            continue;
+        };
+        let syn::Type::Path(tp) = &pt.bounded_ty else {
+            continue;
+        };
+        let Some(d) = tp.path.get_ident() else {
+            continue;
+        };
+        if !params.contains(&d) {
+            continue;
+        }
+        if let Some(e) = pt.bounds.iter().find_map(dtype_of) {
+            return Some((e, d.clone()));
+        }
+    }
+    None
+}
+
 /// dfdx's `TensorCollection` for the struct's fields (except `#[neural_ode(skip)]` ones), so
-/// `alloc_grads`, optimisers and safetensors work with no boilerplate. The struct cannot be
-/// rebuilt at another dtype or device through this impl, so `To` is a marker type.
+/// `alloc_grads`, optimisers and safetensors work with no boilerplate.
+///
+/// A struct generic over its dtype and device (see [`dtype_device_params`]) with no skipped
+/// fields gets the impl for its own `E` and `D` with `To<E2, D2>` = the struct at `E2, D2`, so
+/// `to_dtype` and `to_device` rebuild it. Any other struct gets an impl for every dtype and
+/// device its fields allow, with a marker `To` (a concrete struct names its dtype and device;
+/// a skipped field has no conversion).
 pub fn tensor_collection_impl(item: &syn::ItemStruct, skipped: &[bool]) -> TokenStream {
     let ident = &item.ident;
     let p = quote!(::neural_ode::__private);
+    let convertible = dtype_device_params(&item.generics).filter(|_| !skipped.iter().any(|s| *s));
     let mut generics = item.generics.clone();
-    generics.params.push(syn::parse_quote!(__E: #p::Dtype));
-    generics
-        .params
-        .push(syn::parse_quote!(__D: #p::Device<__E>));
+    let (e, d) = match &convertible {
+        Some((e, d)) => (quote!(#e), quote!(#d)),
+        None => {
+            generics.params.push(syn::parse_quote!(__E: #p::Dtype));
+            generics
+                .params
+                .push(syn::parse_quote!(__D: #p::Device<__E>));
+            (quote!(__E), quote!(__D))
+        }
+    };
     let (_, ty_generics, _) = item.generics.split_for_impl();
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     let mut predicates: Vec<TokenStream> = where_clause
         .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
         .unwrap_or_default();
+    if convertible.is_some() {
+        // What dfdx's layers ask of a dtype to be built. No `FieldType: TensorCollection`
+        // predicates here: they would hide the field types' own `To`, which `To` is built from.
+        predicates.push(quote!(#e: #p::Dtype + #p::Float + #p::SampleUniform));
+        predicates.push(quote!(#d: #p::Device<#e>));
+    }
     let mut fields = Vec::new();
+    let mut names = Vec::new();
+    let mut members = Vec::new();
     for (i, (field, skip)) in item.fields.iter().zip(skipped).enumerate() {
         if *skip {
             continue;
         }
         let ty = &field.ty;
-        predicates.push(quote!(#ty: #p::TensorCollection<__E, __D>));
+        if convertible.is_none() {
+            predicates.push(quote!(#ty: #p::TensorCollection<#e, #d>));
+        }
         let (member, name) = match &field.ident {
             Some(id) => (quote!(#id), id.to_string()),
             None => {
@@ -507,20 +586,50 @@ pub fn tensor_collection_impl(item: &syn::ItemStruct, skipped: &[bool]) -> Token
             }
         };
         fields.push(quote!(Self::module(#name, |s| &s.#member, |s| &mut s.#member)));
+        names.push(format_ident!("__field{}", i));
+        members.push(member);
     }
     // dfdx implements `ModuleFields` for tuples of up to six fields; nest longer lists.
     let grouped = group(fields);
+    let (to, build) = match &convertible {
+        Some((e, d)) => {
+            // The struct at `__E2, __D2`: its own parameters with those two replaced.
+            let args = item.generics.params.iter().map(|param| match param {
+                syn::GenericParam::Type(t) if t.ident == *e => quote!(__E2),
+                syn::GenericParam::Type(t) if t.ident == *d => quote!(__D2),
+                syn::GenericParam::Type(t) => {
+                    let id = &t.ident;
+                    quote!(#id)
+                }
+                syn::GenericParam::Lifetime(l) => {
+                    let l = &l.lifetime;
+                    quote!(#l)
+                }
+                syn::GenericParam::Const(c) => {
+                    let id = &c.ident;
+                    quote!(#id)
+                }
+            });
+            let pattern = group(names.iter().map(|n| quote!(#n)).collect());
+            let body = match &item.fields {
+                syn::Fields::Named(_) => quote!(#ident { #(#members: #names),* }),
+                _ => quote!(#ident ( #(#names),* )),
+            };
+            (quote!(#ident<#(#args),*>), quote!(|#pattern| #body))
+        }
+        None => (quote!(#p::NotConvertible), quote!(|_| #p::NotConvertible)),
+    };
     quote! {
         #[automatically_derived]
-        impl #impl_generics #p::TensorCollection<__E, __D> for #ident #ty_generics
+        impl #impl_generics #p::TensorCollection<#e, #d> for #ident #ty_generics
         where #(#predicates,)*
         {
-            type To<__E2: #p::Dtype, __D2: #p::Device<__E2>> = #p::NotConvertible;
+            type To<__E2: #p::Dtype, __D2: #p::Device<__E2>> = #to;
 
-            fn iter_tensors<__V: #p::ModuleVisitor<Self, __E, __D>>(
+            fn iter_tensors<__V: #p::ModuleVisitor<Self, #e, #d>>(
                 visitor: &mut __V,
             ) -> ::core::result::Result<::core::option::Option<Self::To<__V::E2, __V::D2>>, __V::Err> {
-                visitor.visit_fields(#grouped, |_| #p::NotConvertible)
+                visitor.visit_fields(#grouped, #build)
             }
         }
     }

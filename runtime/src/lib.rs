@@ -8,11 +8,15 @@ pub mod alloc;
 mod backend;
 mod checkpoint;
 mod control;
+mod device;
 mod error;
 mod field;
 mod grad;
 mod integrate;
 pub mod nn;
+
+/// The dfdx this crate is built against.
+pub use dfdx;
 mod options;
 mod real;
 mod rk;
@@ -23,6 +27,7 @@ mod stats;
 pub use backend::Backend;
 pub use checkpoint::{Advance, CheckpointPolicy, Checkpoints};
 pub use control::{rms_norm, PiController, StepSizeController};
+pub use device::Device;
 pub use error::Error;
 pub use field::{GradMethod, NeuralOde, VectorField};
 pub use grad::generic::step as generic_step;
@@ -45,6 +50,8 @@ pub mod __private {
     pub use dfdx::shapes::Dtype;
     pub use dfdx::tensor::Tensor;
     pub use dfdx::tensor_ops::Device;
+    pub use num_traits::Float;
+    pub use rand_distr::uniform::SampleUniform;
 
     /// The `To` type of generated `TensorCollection` impls: a model cannot be rebuilt at another
     /// dtype or device through the generated impl.

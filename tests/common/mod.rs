@@ -25,7 +25,7 @@ macro_rules! fields {
         }
 
         impl common::Build for $name<f64, Cpu> {
-            fn build(dev: &Cpu) -> Self {
+            fn create(dev: &Cpu) -> Self {
                 $name {
                     l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 6>, f64>(),
                     l2: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<6, 2>, f64>(),
@@ -58,7 +58,7 @@ macro_rules! fields {
 
 /// Construction and parameter access for the test models (f64 on the CPU).
 pub trait Build: Sized {
-    fn build(dev: &Cpu) -> Self;
+    fn create(dev: &Cpu) -> Self;
     /// All parameter gradients, flattened in a fixed order.
     fn grads(&self, g: &Gradients<f64, Cpu>) -> Vec<f64>;
     /// Adds `eps` to parameter `i` of the flattened order.
