@@ -1,4 +1,4 @@
-//! Adds a Runge–Kutta scheme from a TOML file (`examples/ssprk3.toml`, not shipped in `tableaux/`) and trains a neural ODE with it.
+//! Adds a Runge–Kutta scheme from a TOML file (`examples/ssprk3.toml`, not shipped in `tableaux/`) and trains a neural ODE with it; the field takes time as an input (`neural_ode::nn::with_time`).
 //!
 //! The attribute reads and checks the file at compile time (try breaking a coefficient), and
 //! generates the scheme's forward step and its symplectic-partner backward step. Run with
@@ -8,7 +8,7 @@ mod common;
 
 use neural_ode::dfdx::optim::{Adam, AdamConfig, Optimizer};
 use neural_ode::dfdx::prelude::*;
-use neural_ode::nn::{builders, Dense, Identity, Tanh};
+use neural_ode::nn::{builders, with_time, Dense, Identity, Tanh};
 use neural_ode::{neural_ode, solve, NeuralOde, RungeKutta, SolveOptions, VectorField};
 
 type State = (usize, Const<2>);
@@ -17,17 +17,18 @@ type State = (usize, Const<2>);
 #[neural_ode(tableau = "examples/ssprk3.toml", grad = "symplectic")]
 #[derive(Clone, Debug)]
 struct Field {
-    l1: Dense<2, 32, Tanh, f64, Cpu>,
+    // The first layer sees (x₁, x₂, t): `with_time` appends the time as a feature column.
+    l1: Dense<3, 32, Tanh, f64, Cpu>,
     l2: Dense<32, 2, Identity, f64, Cpu>,
 }
 
 impl VectorField<State, f64, Cpu> for Field {
     fn eval<T: Tape<f64, Cpu>>(
         &self,
-        _t: f64,
+        t: f64,
         x: Tensor<State, f64, Cpu, T>,
     ) -> Tensor<State, f64, Cpu, T> {
-        self.l2.forward(self.l1.forward(x))
+        self.l2.forward(self.l1.forward(with_time(x, t)))
     }
 }
 
@@ -78,7 +79,7 @@ fn main() {
     .ys;
 
     let mut model = Field {
-        l1: dev.build_module::<builders::Dense<2, 32, Tanh>, f64>(),
+        l1: dev.build_module::<builders::Dense<3, 32, Tanh>, f64>(),
         l2: dev.build_module::<builders::Dense<32, 2, Identity>, f64>(),
     };
     let mut opt = Adam::new(

@@ -32,8 +32,10 @@ pub mod kernels;
 pub mod matmul;
 mod pool;
 mod simd;
+mod time;
 
 pub use activation::{FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
 pub use apply::Activation;
 pub use dense::{builders, Dense, DenseResult, FastDense};
 pub use simd::map;
+pub use time::with_time;
