@@ -100,3 +100,8 @@ extern crate self as neural_ode;
 
 #[cfg(feature = "cuda")]
 mod cuda_check;
+
+/// The README's code blocks, compiled and run as doc tests so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
