@@ -6,7 +6,7 @@ use dfdx::prelude::*;
 
 use super::activation::{FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
 use super::map;
-use super::matmul::{self, isa_kernel, Float, Isa};
+use super::matmul::{self, isa_kernel, Float, Isa, Kernels};
 use super::pool::Pooled;
 
 mod sealed {
@@ -75,7 +75,7 @@ macro_rules! activation {
                 E::$biased(xs, bias)
             }
             fn derivative<E: DenseFloat>(kept: &[E], g: &[E], d: &mut [E]) {
-                $grad::<E>(kept, g, d)
+                E::$grad(kept, g, d)
             }
             fn on_tape<S: Shape, E: Dtype, D: FastActivations<E>, T: Tape<E, D>>(
                 x: Tensor<S, E, D, T>,
@@ -149,6 +149,7 @@ fn silu_grad_body<E: Float, const FMA: bool>(z: &[E], g: &[E], d: &mut [E]) {
     }
 }
 
+// Called through `DenseFloat`'s non-generic methods, so they are compiled in this crate.
 fn tanh_grad<E: DenseFloat>(y: &[E], g: &[E], d: &mut [E]) {
     tanh_grad_kernel(Isa::best(), y, g, d)
 }
@@ -168,7 +169,11 @@ fn silu_grad<E: DenseFloat>(z: &[E], g: &[E], d: &mut [E]) {
 
 /// `f32` and `f64`: the element types of the CPU kernels.
 #[doc(hidden)]
-pub trait DenseFloat: Dtype + Float + Pooled + sealed::Sealed {
+pub trait DenseFloat: Dtype + Kernels + Pooled + sealed::Sealed {
+    fn tanh_grad(y: &[Self], g: &[Self], d: &mut [Self]);
+    fn sigmoid_grad(y: &[Self], g: &[Self], d: &mut [Self]);
+    fn softplus_grad(z: &[Self], g: &[Self], d: &mut [Self]);
+    fn silu_grad(z: &[Self], g: &[Self], d: &mut [Self]);
     fn tanh(xs: &mut [Self]);
     fn sigmoid(xs: &mut [Self]);
     fn softplus(xs: &mut [Self]);
@@ -183,6 +188,18 @@ macro_rules! dense_float {
     ($t:ty, $tanh:ident, $sigmoid:ident, $softplus:ident, $silu:ident) => {
         impl sealed::Sealed for $t {}
         impl DenseFloat for $t {
+            fn tanh_grad(y: &[Self], g: &[Self], d: &mut [Self]) {
+                tanh_grad(y, g, d)
+            }
+            fn sigmoid_grad(y: &[Self], g: &[Self], d: &mut [Self]) {
+                sigmoid_grad(y, g, d)
+            }
+            fn softplus_grad(z: &[Self], g: &[Self], d: &mut [Self]) {
+                softplus_grad(z, g, d)
+            }
+            fn silu_grad(z: &[Self], g: &[Self], d: &mut [Self]) {
+                silu_grad(z, g, d)
+            }
             fn tanh(xs: &mut [Self]) {
                 map::$tanh(xs)
             }

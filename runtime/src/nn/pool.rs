@@ -14,6 +14,8 @@ const KEEP: usize = 16;
 pub trait Pooled: Copy + Default + 'static {
     /// Runs `f` on this thread's pool; `None` during thread teardown, when it is gone.
     fn with_pool<R>(f: impl FnOnce(&mut Vec<Vec<Self>>) -> R) -> Option<R>;
+    /// `v.resize(len, 0)`, compiled (and optimised) in this crate whoever calls it.
+    fn resize(v: &mut Vec<Self>, len: usize);
 }
 
 macro_rules! pooled {
@@ -24,6 +26,9 @@ macro_rules! pooled {
         impl Pooled for $t {
             fn with_pool<R>(f: impl FnOnce(&mut Vec<Vec<Self>>) -> R) -> Option<R> {
                 $pool.try_with(|pool| f(&mut pool.borrow_mut())).ok()
+            }
+            fn resize(v: &mut Vec<Self>, len: usize) {
+                v.resize(len, 0.0);
             }
         }
     )*};
@@ -48,8 +53,7 @@ impl<E: Pooled> Buf<E> {
         })
         .flatten()
         .unwrap_or_default();
-        v.resize(len, E::default());
-        v.truncate(len);
+        E::resize(&mut v, len);
         Buf(v)
     }
 }

@@ -94,7 +94,7 @@ fn transpose_into<E: Float>(rows: usize, cols: usize, s: &[E], t: &mut Vec<E>) {
 }
 
 /// `y (rows × o) = x (rows × i) · wᵀ` with `w` (o × i); `y` is overwritten, not read.
-pub fn forward<E: Float>(rows: usize, i: usize, o: usize, x: &[E], w: &[E], y: &mut [E]) {
+fn forward_impl<E: Float>(rows: usize, i: usize, o: usize, x: &[E], w: &[E], y: &mut [E]) {
     let isa = Isa::best();
     if i <= SMALL && i > 0 {
         let mut wt = Vec::new();
@@ -108,7 +108,7 @@ pub fn forward<E: Float>(rows: usize, i: usize, o: usize, x: &[E], w: &[E], y: &
 }
 
 /// `x̄ (rows × i) += d (rows × o) · w` with `w` (o × i).
-pub fn input_grad<E: Float>(rows: usize, i: usize, o: usize, d: &[E], w: &[E], x_bar: &mut [E]) {
+fn input_grad_impl<E: Float>(rows: usize, i: usize, o: usize, d: &[E], w: &[E], x_bar: &mut [E]) {
     let isa = Isa::best();
     if o <= SMALL && o > 0 {
         skinny::small_k(isa, rows, i, o, d, o, w, x_bar, true);
@@ -122,7 +122,7 @@ pub fn input_grad<E: Float>(rows: usize, i: usize, o: usize, d: &[E], w: &[E], x
 }
 
 /// `w̄ (o × i) += dᵀ · x` with `d` (rows × o) and `x` (rows × i).
-pub fn weight_grad<E: Float>(rows: usize, i: usize, o: usize, d: &[E], x: &[E], w_bar: &mut [E]) {
+fn weight_grad_impl<E: Float>(rows: usize, i: usize, o: usize, d: &[E], x: &[E], w_bar: &mut [E]) {
     let isa = Isa::best();
     if o <= SMALL && o > 0 {
         skinny::outer(isa, rows, o, i, d, o, x, w_bar);
@@ -141,17 +141,91 @@ pub fn weight_grad<E: Float>(rows: usize, i: usize, o: usize, d: &[E], x: &[E], 
 }
 
 /// `y[r, ·] += b` for every row of `y` (rows × b.len()).
-pub fn add_bias<E: Float>(y: &mut [E], b: &[E]) {
+fn add_bias_impl<E: Float>(y: &mut [E], b: &[E]) {
     skinny::add_rows(Isa::best(), y, b);
 }
 
 /// `y += x`, element by element (`x` no longer than `y`).
-pub fn add_into<E: Float>(y: &mut [E], x: &[E]) {
+fn add_into_impl<E: Float>(y: &mut [E], x: &[E]) {
     let n = x.len();
     skinny::add_rows(Isa::best(), &mut y[..n], x);
 }
 
 /// `b̄ (o) += Σ_r d[r, ·]` with `d` (rows × o).
-pub fn bias_grad<E: Float>(rows: usize, o: usize, d: &[E], b_bar: &mut [E]) {
+fn bias_grad_impl<E: Float>(rows: usize, o: usize, d: &[E], b_bar: &mut [E]) {
     skinny::column_sums(Isa::best(), rows, o, d, b_bar);
+}
+
+/// The element types with compiled products: `f32` and `f64`. Each method is a non-generic
+/// function compiled (and optimised) in this crate, so that generic callers instantiated in a
+/// user's crate — unoptimised in its debug builds — still run optimised kernels.
+pub trait Kernels: Float {
+    /// See [`forward`].
+    fn forward(rows: usize, i: usize, o: usize, x: &[Self], w: &[Self], y: &mut [Self]);
+    /// See [`input_grad`].
+    fn input_grad(rows: usize, i: usize, o: usize, d: &[Self], w: &[Self], x_bar: &mut [Self]);
+    /// See [`weight_grad`].
+    fn weight_grad(rows: usize, i: usize, o: usize, d: &[Self], x: &[Self], w_bar: &mut [Self]);
+    /// See [`add_bias`].
+    fn add_bias(y: &mut [Self], b: &[Self]);
+    /// See [`add_into`].
+    fn add_into(y: &mut [Self], x: &[Self]);
+    /// See [`bias_grad`].
+    fn bias_grad(rows: usize, o: usize, d: &[Self], b_bar: &mut [Self]);
+}
+
+macro_rules! kernels {
+    ($($t:ty),*) => {$(
+        impl Kernels for $t {
+            fn forward(rows: usize, i: usize, o: usize, x: &[Self], w: &[Self], y: &mut [Self]) {
+                forward_impl(rows, i, o, x, w, y)
+            }
+            fn input_grad(rows: usize, i: usize, o: usize, d: &[Self], w: &[Self], x_bar: &mut [Self]) {
+                input_grad_impl(rows, i, o, d, w, x_bar)
+            }
+            fn weight_grad(rows: usize, i: usize, o: usize, d: &[Self], x: &[Self], w_bar: &mut [Self]) {
+                weight_grad_impl(rows, i, o, d, x, w_bar)
+            }
+            fn add_bias(y: &mut [Self], b: &[Self]) {
+                add_bias_impl(y, b)
+            }
+            fn add_into(y: &mut [Self], x: &[Self]) {
+                add_into_impl(y, x)
+            }
+            fn bias_grad(rows: usize, o: usize, d: &[Self], b_bar: &mut [Self]) {
+                bias_grad_impl(rows, o, d, b_bar)
+            }
+        }
+    )*};
+}
+kernels!(f32, f64);
+
+/// `y (rows × o) = x (rows × i) · wᵀ` with `w` (o × i); `y` is overwritten, not read.
+pub fn forward<E: Kernels>(rows: usize, i: usize, o: usize, x: &[E], w: &[E], y: &mut [E]) {
+    E::forward(rows, i, o, x, w, y)
+}
+
+/// `x̄ (rows × i) += d (rows × o) · w` with `w` (o × i).
+pub fn input_grad<E: Kernels>(rows: usize, i: usize, o: usize, d: &[E], w: &[E], x_bar: &mut [E]) {
+    E::input_grad(rows, i, o, d, w, x_bar)
+}
+
+/// `w̄ (o × i) += dᵀ · x` with `d` (rows × o) and `x` (rows × i).
+pub fn weight_grad<E: Kernels>(rows: usize, i: usize, o: usize, d: &[E], x: &[E], w_bar: &mut [E]) {
+    E::weight_grad(rows, i, o, d, x, w_bar)
+}
+
+/// `y[r, ·] += b` for every row of `y` (rows × b.len()).
+pub fn add_bias<E: Kernels>(y: &mut [E], b: &[E]) {
+    E::add_bias(y, b)
+}
+
+/// `y += x`, element by element (`x` no longer than `y`).
+pub fn add_into<E: Kernels>(y: &mut [E], x: &[E]) {
+    E::add_into(y, x)
+}
+
+/// `b̄ (o) += Σ_r d[r, ·]` with `d` (rows × o).
+pub fn bias_grad<E: Kernels>(rows: usize, o: usize, d: &[E], b_bar: &mut [E]) {
+    E::bias_grad(rows, o, d, b_bar)
 }

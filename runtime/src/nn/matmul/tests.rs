@@ -50,7 +50,7 @@ fn close<E: Float + Into<f64>>(got: &[E], want: &[f64], scale: &[f64], eps: f64,
     }
 }
 
-trait TestFloat: Float + Into<f64> {
+trait TestFloat: Kernels + Into<f64> {
     const EPS: f64;
     fn from(v: f64) -> Self;
 }
