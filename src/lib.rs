@@ -79,7 +79,7 @@
 //!
 //! ## Pieces
 //!
-//! - `#[neural_ode(solver = "...", tableau = "...", grad = "...")]` ([`neural_ode`]) reads a
+//! - `#[neural_ode(solver = "...", tableau = "...", grad = "...")]` ([`neural_ode`](macro@neural_ode)) reads a
 //!   Butcher tableau file (shipped: euler, midpoint, heun, ralston, rk4, rk38, heun_euler,
 //!   fehlberg2, bosh3, fehlberg45, cash_karp, dopri5, tsit5, dopri8; or your own TOML file),
 //!   validates it at compile time, and generates straight-line forward and symplectic-partner
