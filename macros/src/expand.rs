@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use crate::{attr, codegen, load, tableau, validate};
+use crate::{attr, codegen, impls, load, tableau, validate};
 
 /// Expands `#[neural_ode(args)] item`.
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -50,8 +50,8 @@ pub fn generate(
     let vis = &item.vis;
     let docs = codegen::docs(&method);
     let rk = codegen::runge_kutta_impl(&method, &solver);
-    let neural_ode = codegen::neural_ode_impl(item, &quote!(#solver), attr.grad);
-    let collection = codegen::tensor_collection_impl(item, skipped);
+    let neural_ode = impls::neural_ode_impl(item, &quote!(#solver), attr.grad);
+    let collection = impls::tensor_collection_impl(item, skipped);
     let track = loaded_track.map(|path| {
         let path = path.to_string_lossy().into_owned();
         quote!(
@@ -217,9 +217,9 @@ fn check_fields(item: &syn::ItemStruct, skipped: &[bool]) -> syn::Result<()> {
 fn fallback(item: &syn::ItemStruct, skipped: &[bool], error: syn::Error) -> TokenStream {
     let error = error.to_compile_error();
     let stub = quote!(::neural_ode::__private::Invalid);
-    let neural_ode = codegen::neural_ode_impl(item, &stub, attr::Grad::Symplectic);
+    let neural_ode = impls::neural_ode_impl(item, &stub, attr::Grad::Symplectic);
     let collection = if skipped.len() == item.fields.len() {
-        codegen::tensor_collection_impl(item, skipped)
+        impls::tensor_collection_impl(item, skipped)
     } else {
         TokenStream::new()
     };

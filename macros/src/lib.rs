@@ -10,6 +10,7 @@ extern crate proc_macro;
 mod attr;
 mod codegen;
 mod expand;
+mod impls;
 mod load;
 mod rational;
 mod tableau;

@@ -1,0 +1,227 @@
+//! The impls that connect the user's struct to the runtime and to dfdx: `NeuralOde` (which
+//! solver, which gradient method) and dfdx's `TensorCollection` over the struct's fields.
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::attr::Grad;
+
+/// `impl NeuralOde for #ident { type Solver = #solver; const GRAD = … }`.
+pub fn neural_ode_impl(item: &syn::ItemStruct, solver: &TokenStream, grad: Grad) -> TokenStream {
+    let ident = &item.ident;
+    let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
+    let variant = Ident::new(grad.variant(), Span::call_site());
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::neural_ode::NeuralOde for #ident #ty_generics #where_clause {
+            type Solver = #solver;
+            const GRAD: ::neural_ode::GradMethod = ::neural_ode::GradMethod::#variant;
+        }
+    }
+}
+
+/// The struct's dtype and device parameters `(E, D)`: type parameters with a bound on `D` whose
+/// last path segment is `Device<E>` or `Storage<E>` (dfdx's, or this crate's `Device`), in the
+/// parameter list or the where clause.
+pub fn dtype_device_params(generics: &syn::Generics) -> Option<(Ident, Ident)> {
+    let params: Vec<&Ident> = generics.type_params().map(|p| &p.ident).collect();
+    let dtype_of = |bound: &syn::TypeParamBound| -> Option<Ident> {
+        let syn::TypeParamBound::Trait(t) = bound else {
+            return None;
+        };
+        // `neural_ode::Device` is stronger than what `To` may assume of another device.
+        if t.path
+            .segments
+            .first()
+            .is_some_and(|s| s.ident == "neural_ode")
+        {
+            return None;
+        }
+        let seg = t.path.segments.last()?;
+        if seg.ident != "Device" && seg.ident != "Storage" {
+            return None;
+        }
+        let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
+            return None;
+        };
+        match args.args.first()? {
+            syn::GenericArgument::Type(syn::Type::Path(tp)) => {
+                let e = tp.path.get_ident()?;
+                params.contains(&e).then(|| e.clone())
+            }
+            _ => None,
+        }
+    };
+    for p in generics.type_params() {
+        if let Some(e) = p.bounds.iter().find_map(dtype_of) {
+            return Some((e, p.ident.clone()));
+        }
+    }
+    for pred in generics.where_clause.iter().flat_map(|w| &w.predicates) {
+        let syn::WherePredicate::Type(pt) = pred else {
+            continue;
+        };
+        let syn::Type::Path(tp) = &pt.bounded_ty else {
+            continue;
+        };
+        let Some(d) = tp.path.get_ident() else {
+            continue;
+        };
+        if !params.contains(&d) {
+            continue;
+        }
+        if let Some(e) = pt.bounds.iter().find_map(dtype_of) {
+            return Some((e, d.clone()));
+        }
+    }
+    None
+}
+
+/// dfdx's `TensorCollection` for the struct's fields (except `#[neural_ode(skip)]` ones), so
+/// `alloc_grads`, optimisers and safetensors work with no boilerplate.
+///
+/// A struct generic over its dtype and device (see [`dtype_device_params`]) with no skipped
+/// fields gets the impl for its own `E` and `D` with `To<E2, D2>` = the struct at `E2, D2`, so
+/// `to_dtype` and `to_device` rebuild it. Any other struct gets an impl for every dtype and
+/// device its fields allow, with a marker `To` (a concrete struct names its dtype and device;
+/// a skipped field has no conversion).
+pub fn tensor_collection_impl(item: &syn::ItemStruct, skipped: &[bool]) -> TokenStream {
+    let ident = &item.ident;
+    let p = quote!(::neural_ode::__private);
+    let convertible = dtype_device_params(&item.generics).filter(|_| !skipped.iter().any(|s| *s));
+    let mut generics = item.generics.clone();
+    let (e, d) = match &convertible {
+        Some((e, d)) => (quote!(#e), quote!(#d)),
+        None => {
+            generics.params.push(syn::parse_quote!(__E: #p::Dtype));
+            generics
+                .params
+                .push(syn::parse_quote!(__D: #p::Device<__E>));
+            (quote!(__E), quote!(__D))
+        }
+    };
+    let (_, ty_generics, _) = item.generics.split_for_impl();
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let mut predicates: Vec<TokenStream> = where_clause
+        .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
+        .unwrap_or_default();
+    if convertible.is_some() {
+        // What dfdx's layers ask of a dtype to be built. No `FieldType: TensorCollection`
+        // predicates here: they would hide the field types' own `To`, which `To` is built from.
+        predicates.push(quote!(#e: #p::Dtype + #p::Float + #p::SampleUniform));
+        predicates.push(quote!(#d: #p::Device<#e>));
+    }
+    let mut fields = Vec::new();
+    let mut names = Vec::new();
+    let mut members = Vec::new();
+    for (i, (field, skip)) in item.fields.iter().zip(skipped).enumerate() {
+        if *skip {
+            continue;
+        }
+        let ty = &field.ty;
+        if convertible.is_none() {
+            predicates.push(quote!(#ty: #p::TensorCollection<#e, #d>));
+        }
+        let (member, name) = match &field.ident {
+            Some(id) => (quote!(#id), id.to_string()),
+            None => {
+                let index = syn::Index::from(i);
+                (quote!(#index), i.to_string())
+            }
+        };
+        fields.push(quote!(Self::module(#name, |s| &s.#member, |s| &mut s.#member)));
+        names.push(format_ident!("__field{}", i));
+        members.push(member);
+    }
+    // dfdx implements `ModuleFields` for tuples of up to six fields; nest longer lists.
+    let grouped = group(fields);
+    let (to, build) = match &convertible {
+        Some((e, d)) => {
+            // The struct at `__E2, __D2`: its own parameters with those two replaced.
+            let args = item.generics.params.iter().map(|param| match param {
+                syn::GenericParam::Type(t) if t.ident == *e => quote!(__E2),
+                syn::GenericParam::Type(t) if t.ident == *d => quote!(__D2),
+                syn::GenericParam::Type(t) => {
+                    let id = &t.ident;
+                    quote!(#id)
+                }
+                syn::GenericParam::Lifetime(l) => {
+                    let l = &l.lifetime;
+                    quote!(#l)
+                }
+                syn::GenericParam::Const(c) => {
+                    let id = &c.ident;
+                    quote!(#id)
+                }
+            });
+            let pattern = group(names.iter().map(|n| quote!(#n)).collect());
+            let body = match &item.fields {
+                syn::Fields::Named(_) => quote!(#ident { #(#members: #names),* }),
+                _ => quote!(#ident ( #(#names),* )),
+            };
+            (quote!(#ident<#(#args),*>), quote!(|#pattern| #body))
+        }
+        None => (quote!(#p::NotConvertible), quote!(|_| #p::NotConvertible)),
+    };
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics #p::TensorCollection<#e, #d> for #ident #ty_generics
+        where #(#predicates,)*
+        {
+            type To<__E2: #p::Dtype, __D2: #p::Device<__E2>> = #to;
+
+            fn iter_tensors<__V: #p::ModuleVisitor<Self, #e, #d>>(
+                visitor: &mut __V,
+            ) -> ::core::result::Result<::core::option::Option<Self::To<__V::E2, __V::D2>>, __V::Err> {
+                visitor.visit_fields(#grouped, #build)
+            }
+        }
+    }
+}
+
+fn group(items: Vec<TokenStream>) -> TokenStream {
+    if items.len() <= 6 {
+        return quote!((#(#items,)*));
+    }
+    let chunks: Vec<TokenStream> = items.chunks(6).map(|c| group(c.to_vec())).collect();
+    group(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(item: &str) -> Option<(String, String)> {
+        let item: syn::ItemStruct = syn::parse_str(item).unwrap();
+        dtype_device_params(&item.generics).map(|(e, d)| (e.to_string(), d.to_string()))
+    }
+
+    #[test]
+    fn dtype_and_device_parameters_are_recognised() {
+        let ed = Some(("E".to_string(), "D".to_string()));
+        assert_eq!(
+            params("struct F<E: Dtype, D: Device<E>> { l: L<E, D> }"),
+            ed
+        );
+        assert_eq!(
+            params("struct F<E: Dtype, D: dfdx::prelude::Storage<E>> { l: L<E, D> }"),
+            ed
+        );
+        assert_eq!(
+            params("struct F<E, D> where D: Device<E> { l: L<E, D> }"),
+            ed
+        );
+        assert_eq!(
+            params("struct F<X: Dtype, Y: Device<X>> { l: L<X, Y> }"),
+            Some(("X".to_string(), "Y".to_string()))
+        );
+        // Concrete structs, a device bound on a type that is not a parameter, and this crate's
+        // stronger `Device` (which `To` could not assume of another device) are not.
+        assert_eq!(params("struct F { l: L<f64, Cpu> }"), None);
+        assert_eq!(params("struct F<D: Device<f64>> { l: L<f64, D> }"), None);
+        assert_eq!(
+            params("struct F<E: Real, D: neural_ode::Device<E>> { l: L<E, D> }"),
+            None
+        );
+    }
+}
