@@ -3,7 +3,7 @@
 use dfdx::nn::{Module, NonMutableModule, ZeroSizedModule};
 use dfdx::prelude::*;
 
-use super::apply::{Activation, DenseFloat, Kept};
+use super::apply::{self, Activation, DenseFloat, Kept};
 use super::handoff;
 use super::matmul;
 use super::pool::Buf;
@@ -135,20 +135,13 @@ fn cpu_activation<A: Activation, S: Shape, E: DenseFloat, T: Tape<E, Cpu>>(
     let keep_output = T::OWNS_TAPE && A::KEPT == Kept::Output;
     let (y, output) = handoff::to_tensor(x.device(), *x.shape(), values, keep_output)?;
     if T::OWNS_TAPE {
-        let kept = match A::KEPT {
-            Kept::Nothing => None,
-            Kept::Output => output,
-            Kept::PreActivation => input,
-        };
+        let kept = A::KEPT.pick(output, input);
         let (x_g, y_g) = (x.ghost(), y.ghost());
         tape.add_backward_op(move |grads| {
             let mut d = Buf::<E>::take(n);
             {
                 let g = grads.get_or_alloc_mut(&y_g)?;
-                match &kept {
-                    Some(kept) => A::derivative(kept, g, &mut d),
-                    None => d.copy_from_slice(g),
-                }
+                apply::cotangent::<A, E>(kept.as_deref(), g, &mut d);
             }
             let gx = grads.get_or_alloc_mut(&x_g)?;
             matmul::add_into(gx, &d);

@@ -25,6 +25,26 @@ pub enum Kept {
     PreActivation,
 }
 
+impl Kept {
+    /// Of the forward pass's output and pre-activation copy (each kept only if asked for), the
+    /// one this activation's backward pass reads.
+    pub(crate) fn pick<B>(self, output: Option<B>, pre_activation: Option<B>) -> Option<B> {
+        match self {
+            Kept::Nothing => None,
+            Kept::Output => output,
+            Kept::PreActivation => pre_activation,
+        }
+    }
+}
+
+/// `d = ȳ ⊙ act'(·)` from what the forward pass kept (`None`: the derivative is 1).
+pub(crate) fn cotangent<A: Activation, E: DenseFloat>(kept: Option<&[E]>, g: &[E], d: &mut [E]) {
+    match kept {
+        Some(kept) => A::derivative(kept, g, d),
+        None => d.copy_from_slice(g),
+    }
+}
+
 /// An activation a [`Dense`](super::Dense) layer can apply in place: [`Tanh`], [`Sigmoid`], [`Softplus`],
 /// [`Silu`] or [`Identity`]. Sealed; the methods are the layer's, not an interface to implement.
 pub trait Activation: sealed::Sealed + Copy + Default + core::fmt::Debug + 'static {

@@ -7,7 +7,7 @@ use rand_distr::uniform::SampleUniform;
 use rand_distr::Uniform;
 
 use super::activation::{FastActivations, Identity};
-use super::apply::{Activation, DenseFloat, Kept};
+use super::apply::{self, Activation, DenseFloat, Kept};
 use super::handoff;
 use super::matmul;
 use super::pool::Buf;
@@ -170,10 +170,6 @@ pub trait FastDense<E: Dtype>: FastActivations<E> {
     ) -> DenseResult<B, O, E, Self, T>;
 }
 
-/// Rows per block where a layer processes a batch block by block, so that a block (up to 16 KiB
-/// of `f64` at width 64) stays in the L1 cache between two passes.
-const BLOCK_ROWS: usize = 32;
-
 /// A tensor's values in a pooled host buffer (one memcpy; dfdx 0.13 offers no borrowed view).
 fn host<S: Shape, E: DenseFloat, T>(t: &Tensor<S, E, Cpu, T>) -> Buf<E> {
     let mut buf = Buf::take(t.shape().num_elements());
@@ -228,30 +224,17 @@ fn cpu_dense<
         z.copy_from_slice(&y);
         A::apply(&mut y);
         Some(z)
-    } else if I > 0 && I <= matmul::SMALL {
-        // A narrow input (the first layer): product, bias and activation block by block, so
-        // each block of y is still in L1 when the activation reads it.
-        for (xb, yb) in xs
-            .chunks(BLOCK_ROWS * I)
-            .zip(y.chunks_mut(BLOCK_ROWS * O.max(1)))
-        {
-            matmul::forward(yb.len() / O, I, O, xb, &ws, yb);
-            A::apply_biased(yb, &bs);
-        }
-        None
     } else {
-        matmul::forward(rows, I, O, &xs, &ws, &mut y);
-        A::apply_biased(&mut y, &bs);
+        // For a narrow input (the first layer) block by block, each block still in L1.
+        matmul::forward_then(rows, I, O, &xs, &ws, &mut y, &mut |yb| {
+            A::apply_biased(yb, &bs)
+        });
         None
     };
     let keep_output = T::OWNS_TAPE && A::KEPT == Kept::Output;
     let (out, y) = handoff::to_tensor(x.device(), (x.shape().0, Const::<O>), y, keep_output)?;
     if T::OWNS_TAPE {
-        let kept = match A::KEPT {
-            Kept::Nothing => None,
-            Kept::Output => y,
-            Kept::PreActivation => z,
-        };
+        let kept = A::KEPT.pick(y, z);
         let (x_g, w_g, b_g, out_g) = (x.ghost(), weight.ghost(), bias.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
             // d = ȳ ⊙ act'(·), and the bias cotangent Σ_rows d from each block of d while it is
@@ -261,12 +244,10 @@ fn cpu_dense<
             sums.fill(E::ZERO);
             {
                 let g = grads.get_or_alloc_mut(&out_g)?;
-                let block = BLOCK_ROWS * O.max(1);
+                let block = matmul::BLOCK_ROWS * O.max(1);
                 for (i, (db, gb)) in d.chunks_mut(block).zip(g.chunks(block)).enumerate() {
-                    match &kept {
-                        Some(kept) => A::derivative(&kept[i * block..][..db.len()], gb, db),
-                        None => db.copy_from_slice(gb),
-                    }
+                    let k = kept.as_ref().map(|k| &k[i * block..][..db.len()]);
+                    apply::cotangent::<A, E>(k, gb, db);
                     matmul::bias_grad(db.len() / O.max(1), O, db, &mut sums);
                 }
             }

@@ -99,6 +99,25 @@ fn layer<E: TestFloat>(rows: usize, i: usize, o: usize) {
     );
     close(&y, &want, &scale, E::EPS, &what("forward"));
 
+    // `forward_then` gives the same product and hands every entry to `then` exactly once.
+    let mut y2: Vec<E> = conv(&mat(rows * o, seed + 9));
+    let mut seen = 0;
+    forward_then(rows, i, o, &x, &w, &mut y2, &mut |block| {
+        seen += block.len();
+        for v in block.iter_mut() {
+            *v += E::ONE;
+        }
+    });
+    assert_eq!(seen, rows * o, "{}", what("forward_then coverage"));
+    let shifted: Vec<f64> = back(&y).iter().map(|v| v + 1.0).collect();
+    close(
+        &y2,
+        &shifted,
+        &scale.iter().map(|s| s + 1.0).collect::<Vec<_>>(),
+        E::EPS,
+        &what("forward_then"),
+    );
+
     let xb0: Vec<E> = conv(&mat(rows * i, seed + 4));
     let mut xb = xb0.clone();
     input_grad(rows, i, o, &d, &w, &mut xb);
