@@ -323,12 +323,5 @@ fn paired_all() {
 }
 
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-    // Only on a full run: with a filter (or under `cargo test --benches`) stay quick.
-    let filtered = std::env::args().skip(1).any(|a| !a.starts_with('-'));
-    let bench_mode = std::env::args().any(|a| a == "--bench");
-    if bench_mode && !filtered {
-        paired_all();
-    }
+    common::run(benches, paired_all);
 }

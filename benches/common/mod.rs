@@ -99,3 +99,17 @@ pub fn paired(
     };
     (median(ta), median(tb), median(ratio))
 }
+
+/// A bench binary's `main`: criterion's groups, then (only on a full run: with a filter, or
+/// under `cargo test --benches`, stay quick) the paired A/B table.
+pub fn run(groups: fn(), paired_all: fn()) {
+    groups();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+    let filtered = std::env::args().skip(1).any(|a| !a.starts_with('-'));
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    if bench_mode && !filtered {
+        paired_all();
+    }
+}
