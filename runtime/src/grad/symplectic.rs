@@ -64,8 +64,12 @@ where
                 params = Some(acc);
                 Ok(x_bar)
             };
-        // With the stage store, the recorded stage states replace the rebuild.
-        let back = match fwd.checkpoints.stages(n) {
+        // With the stage store, the recorded stage states replace the rebuild. (A step always
+        // records exactly `KEPT_STAGES`; the length check only keeps a bug from indexing past
+        // the slice in release builds, and the debug assertion makes the tests catch one.)
+        let stored = fwd.checkpoints.stages(n);
+        debug_assert!(stored.is_none_or(|s| s.len() == R::KEPT_STAGES.len()));
+        let back = match stored {
             Some(stages) if stages.len() == R::KEPT_STAGES.len() => R::adjoint_step_stored(
                 model,
                 t,
