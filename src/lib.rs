@@ -87,8 +87,10 @@
 //! - [`solve`] with [`SolveOptions`]: adaptive steps ([`PiController`], Hairer's initial step)
 //!   or fixed steps, output at any increasing or decreasing list of times.
 //! - [`GradMethod`]: `Symplectic`, `Checkpoint` (ACA), `Backprop`, `Adjoint` (continuous);
-//!   [`CheckpointPolicy`]: `All`, `EveryK(k)`, or `AllStages` (the stage store: the symplectic
-//!   backward pass skips rebuilding the stages, for (live stages − 1) more states per step).
+//!   [`CheckpointPolicy`]: `All`, `EveryK(k)`, `AllStages` (the stage store: the symplectic
+//!   backward pass skips rebuilding the stages, for (live stages − 1) more states per step), or
+//!   `Budget(bytes)` (binomial checkpointing: at most that many bytes of states, whatever the
+//!   number of steps). A solve keeps only what its gradient method reads ([`Keep`]).
 //! - [`nn`]: the fused dense layer [`nn::Dense`] (`act(x Wᵀ + b)` in one module, laid out like
 //!   dfdx's `Linear`; AVX-512 matrix products on stable Rust) and the activations `Tanh`,
 //!   `Sigmoid`, `Softplus`, `Silu` (drop-in for dfdx's), all with forward and backward on dfdx's
@@ -97,10 +99,10 @@
 
 pub use neural_ode_macros::neural_ode;
 pub use neural_ode_runtime::{
-    alloc, generic_step, rms_norm, solve, solve_with, Backend, BackwardReport, BackwardStats,
-    CheckpointPolicy, Checkpoints, Device, Error, ForwardStats, GradMethod, NeuralOde,
-    PiController, Real, RungeKutta, Solution, SolveError, SolveOptions, SolveResult, StateShape,
-    StepSizeController, Stepping, VectorField, Workspace,
+    alloc, binomial_recomputation, generic_step, rms_norm, solve, solve_with, Backend,
+    BackwardReport, BackwardStats, CheckpointPolicy, Checkpoints, Device, Error, ForwardStats,
+    GradMethod, Keep, NeuralOde, PiController, Real, RungeKutta, Solution, SolveError,
+    SolveOptions, SolveResult, StateShape, StepSizeController, Stepping, VectorField, Workspace,
 };
 
 /// Fast layers: the fused dense layer `Dense` and the activations `Tanh`, `Sigmoid`, `Softplus`,

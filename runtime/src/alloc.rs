@@ -80,3 +80,16 @@ pub fn allocations() -> usize {
 pub fn reset_peak() {
     PEAK.store(current(), Ordering::Relaxed);
 }
+
+/// Runs `f` and returns its result with the peak live bytes during it above the level at its
+/// start (`None` without the counting allocator). Nests: an enclosing measurement's peak is
+/// kept (the global peak afterwards is the larger of both).
+pub(crate) fn measure<R>(f: impl FnOnce() -> R) -> (R, Option<usize>) {
+    let outer = peak();
+    let base = current();
+    reset_peak();
+    let r = f();
+    let inner = peak();
+    PEAK.fetch_max(outer, Ordering::Relaxed);
+    (r, is_active().then(|| inner.saturating_sub(base)))
+}

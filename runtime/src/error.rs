@@ -89,6 +89,15 @@ pub enum Error {
         /// Time at which it was found.
         t: f64,
     },
+    /// A [`CheckpointPolicy::Budget`](crate::CheckpointPolicy::Budget) too small to hold the
+    /// initial state.
+    #[error("a checkpoint budget of {budget} bytes holds no state: one state takes {state_bytes} bytes and its bookkeeping about 100 more, and the budget must hold at least the initial state")]
+    CheckpointBudgetTooSmall {
+        /// The budget given.
+        budget: usize,
+        /// Bytes of one state (elements and buffer header).
+        state_bytes: usize,
+    },
     /// The device failed (for example, out of memory).
     #[error("device error: {message}")]
     Device {

@@ -4,7 +4,7 @@
 use dfdx::prelude::*;
 
 use crate::backend::Backend;
-use crate::checkpoint::Checkpoints;
+use crate::checkpoint::{fixed_time, Checkpoints, Keep};
 use crate::control::{rms_norm, StepSizeController};
 use crate::error::Error;
 use crate::field::VectorField;
@@ -123,15 +123,31 @@ where
     (100.0 * h0).min(h1).min(span.abs())
 }
 
-/// Integrates from `times[0]` through every output time. With `keep_stages`, each accepted
-/// step's stage states go into the checkpoint store too (the stage store).
+/// The number of steps of each output interval of a fixed-step solve (`None` for adaptive
+/// steps), chosen before solving.
+fn fixed_counts<E: Real>(times: &[E], stepping: &Stepping) -> Option<Vec<usize>> {
+    let span: f64 = (*times.last()? - times[0]).into();
+    let h_max = stepping.fixed_step(span)?;
+    Some(
+        times
+            .windows(2)
+            .map(|w| {
+                let interval: f64 = (w[1] - w[0]).into();
+                ((interval.abs() / h_max) * (1.0 - 1e-12)).ceil().max(1.0) as usize
+            })
+            .collect(),
+    )
+}
+
+/// Integrates from `times[0]` through every output time, keeping in the checkpoint store what
+/// `keep` says the gradient pass reads.
 pub(crate) fn integrate<R, S, E, D, F>(
     f: &F,
     x0: &Tensor<S, E, D>,
     times: &[E],
     opts: &SolveOptions,
     controller: &mut dyn StepSizeController,
-    keep_stages: bool,
+    keep: Keep,
 ) -> Result<Forward<S, E, D>, Error>
 where
     R: RungeKutta,
@@ -145,7 +161,17 @@ where
     // The loop reads states as plain buffers; a strided or broadcast initial state is laid out
     // first (free when it already is contiguous).
     let x0 = &x0.clone().contiguous();
-    let mut checkpoints = Checkpoints::new(opts.checkpoints);
+    let mut checkpoints = Checkpoints::keeping(opts.checkpoints, keep);
+    let counts = fixed_counts(times, &opts.stepping);
+    let total = counts.as_ref().map(|c| c.iter().sum());
+    if checkpoints.start(x0, total).is_none() {
+        if let crate::CheckpointPolicy::Budget(budget) = opts.checkpoints {
+            return Err(Error::CheckpointBudgetTooSmall {
+                budget,
+                state_bytes: Checkpoints::<S, E, D>::state_bytes(x0),
+            });
+        }
+    }
     let mut stats = ForwardStats::default();
     let mut outputs = vec![x0.clone()];
     let mut out_steps = vec![0];
@@ -165,6 +191,7 @@ where
     // Buffers reused by every step of this solve: stage states, error estimate, host copies
     // for the error norm.
     let mut ws = Workspace::new();
+    let keep_stages = keep == Keep::Stages;
     ws.keep_stages(keep_stages);
     let n = x0.shape().num_elements();
     let mut host: [Vec<E>; 3] = [vec![E::zero(); n], vec![E::zero(); n], vec![E::zero(); n]];
@@ -263,12 +290,11 @@ where
             outputs.push(x.clone());
             out_steps.push(stats.accepted);
         }
-    } else if let Some(h_max) = opts.stepping.fixed_step(span) {
+    } else if let Some(counts) = counts {
         let mut k1 = Some(f0);
         let mut start = t0;
-        for &target in &times[1..] {
-            let interval: f64 = (target - start).into();
-            let n = ((interval.abs() / h_max) * (1.0 - 1e-12)).ceil().max(1.0) as usize;
+        for (&target, &n) in times[1..].iter().zip(&counts) {
+            checkpoints.fixed_run(start, target, n);
             for i in 0..n {
                 if stats.accepted >= opts.max_steps {
                     return Err(Error::MaxStepsReached {
@@ -277,11 +303,7 @@ where
                     });
                 }
                 // Step i ends at start + (i+1)/n · interval: no drift, exact landing.
-                let t_next = if i + 1 == n {
-                    target
-                } else {
-                    start + E::from_f64_lossy(interval * (i + 1) as f64 / n as f64)
-                };
+                let t_next = fixed_time(start, target, i + 1, n);
                 let h_e = t_next - t;
                 let step = R::step(f, t, h_e, &x, k1.take(), &mut ws);
                 stats.nfe += step.evals;

@@ -25,7 +25,7 @@ mod solve;
 mod stats;
 
 pub use backend::Backend;
-pub use checkpoint::{Advance, CheckpointPolicy, Checkpoints};
+pub use checkpoint::{binomial_recomputation, Advance, CheckpointPolicy, Checkpoints, Keep};
 pub use control::{rms_norm, PiController, StepSizeController};
 pub use device::Device;
 pub use error::Error;

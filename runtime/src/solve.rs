@@ -6,7 +6,7 @@ use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
 use crate::backend::Backend;
-use crate::checkpoint::CheckpointPolicy;
+use crate::checkpoint::{CheckpointPolicy, Keep};
 use crate::control::{PiController, StepSizeController};
 use crate::error::Error;
 use crate::field::{GradMethod, NeuralOde, VectorField};
@@ -130,40 +130,66 @@ where
     T: Tape<E, D> + 'static,
 {
     let method = opts.grad.unwrap_or(M::GRAD);
-    // Only the symplectic backward pass reads stage states, and only a taped solve has one.
-    let keep_stages = T::OWNS_TAPE
-        && method == GradMethod::Symplectic
-        && opts.checkpoints == CheckpointPolicy::AllStages;
+    let keep = keeps(T::OWNS_TAPE, method, opts.checkpoints);
     let (x, tape) = x0.split_tape();
-    let fwd =
-        match integrate::<M::Solver, S, E, D, M>(model, &x, times, opts, controller, keep_stages) {
-            Ok(fwd) => fwd,
-            Err(error) => {
-                return Err(SolveError {
-                    error,
-                    input: x.put_tape(tape),
-                })
-            }
-        };
-    let stats = fwd.stats;
+    let solve_base = crate::alloc::current();
+    let (fwd, mut forward_peak) = crate::alloc::measure(|| {
+        integrate::<M::Solver, S, E, D, M>(model, &x, times, opts, controller, keep)
+    });
+    let fwd = match fwd {
+        Ok(fwd) => fwd,
+        Err(error) => {
+            return Err(SolveError {
+                error,
+                input: x.put_tape(tape),
+            })
+        }
+    };
+    let mut stats = fwd.stats;
     let report = BackwardReport::default();
     if !T::OWNS_TAPE {
+        stats.peak_bytes = forward_peak;
         let ys = S::stack(fwd.outputs).put_tape(tape);
         return Ok(Solution { ys, stats, report });
     }
     if method == GradMethod::Backprop {
-        let ys = backprop::<M::Solver, M, S, E, D, T>(model, x.put_tape(tape), &fwd);
+        // The solve is recorded on the caller's tape now: part of the forward's memory.
+        let level = crate::alloc::current();
+        let (ys, replay_peak) = crate::alloc::measure(|| {
+            let grid = (0..fwd.checkpoints.len())
+                .map(|n| {
+                    fwd.checkpoints
+                        .step(n)
+                        .ok_or_else(|| grad::missing("step", n))
+                })
+                .collect::<Result<Vec<_>, Error>>();
+            match grid {
+                Ok(grid) => Ok(backprop::<M::Solver, M, S, E, D, T>(
+                    model,
+                    x.put_tape(tape),
+                    &grid,
+                    &fwd.out_steps,
+                )),
+                Err(error) => Err(SolveError {
+                    error,
+                    input: x.put_tape(tape),
+                }),
+            }
+        });
+        let ys = ys?;
+        stats.peak_bytes = forward_peak
+            .zip(replay_peak)
+            .map(|(f, r)| f.max((level + r).saturating_sub(solve_base)));
         let n = fwd.checkpoints.len();
         report.set(Ok(BackwardStats {
             nfe_vjp: n * M::Solver::STAGES,
-            nfe_rebuild: 0,
             steps: n,
-            rejected: 0,
-            peak_bytes: None,
+            ..BackwardStats::default()
         }));
         return Ok(Solution { ys, stats, report });
     }
-
+    stats.peak_bytes = forward_peak.take();
+    let forward_peak = stats.peak_bytes;
     let ys = S::stack(fwd.outputs.clone());
     let ys_key = ys.clone();
     let x0_key = x.clone();
@@ -179,12 +205,15 @@ where
         let g = grads.get(&ys_key);
         let out: OutputGrads<S, E, D> = (0..n_outputs).map(|k| S::unstack(g.clone(), k)).collect();
         drop(g);
-        let base = crate::alloc::current();
-        crate::alloc::reset_peak();
-        let result =
-            backward::<M::Solver, M, S, E, D>(method, &model, &mut fwd, &out, &opts, &times);
-        let peak_bytes =
-            crate::alloc::is_active().then(|| crate::alloc::peak().saturating_sub(base));
+        let level = crate::alloc::current();
+        let (result, peak_bytes) = crate::alloc::measure(|| {
+            backward::<M::Solver, M, S, E, D>(method, &model, &mut fwd, &out, &opts, &times)
+        });
+        let solve_peak_bytes = peak_bytes.map(|p| {
+            (level + p)
+                .saturating_sub(solve_base)
+                .max(forward_peak.unwrap_or(0))
+        });
         drop(fwd);
         match result {
             Ok(mut cot) => {
@@ -196,7 +225,9 @@ where
                     nfe_rebuild: cot.nfe_rebuild,
                     steps: cot.steps,
                     rejected: cot.rejected,
+                    recomputed_steps: cot.recomputed_steps,
                     peak_bytes,
+                    solve_peak_bytes,
                 }));
             }
             Err(e) => report_in_op.set(Err(e)),
@@ -208,6 +239,19 @@ where
         stats,
         report,
     })
+}
+
+/// What the gradient pass of a solve reads, so the forward keeps that and nothing more.
+fn keeps(taped: bool, method: GradMethod, policy: CheckpointPolicy) -> Keep {
+    match method {
+        _ if !taped => Keep::Nothing,
+        // It integrates the state backwards from the outputs: only its first step size.
+        GradMethod::Adjoint => Keep::LastStep,
+        GradMethod::Backprop => Keep::Grid,
+        // Only the symplectic backward pass reads stage states.
+        GradMethod::Symplectic if policy == CheckpointPolicy::AllStages => Keep::Stages,
+        GradMethod::Symplectic | GradMethod::Checkpoint => Keep::States,
+    }
 }
 
 fn backward<R, M, S, E, D>(
@@ -244,7 +288,8 @@ where
 fn backprop<R, M, S, E, D, T>(
     model: &M,
     x0: Tensor<S, E, D, T>,
-    fwd: &Forward<S, E, D>,
+    grid: &[(E, E)],
+    out_steps: &[usize],
 ) -> Tensor<S::Stacked, E, D, T>
 where
     R: RungeKutta,
@@ -254,12 +299,12 @@ where
     D: Backend<E>,
     T: Tape<E, D>,
 {
-    let mut outputs: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(fwd.out_steps.len());
+    let mut outputs: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(out_steps.len());
     let mut x = x0;
     let mut n = 0;
-    for &target in &fwd.out_steps {
+    for &target in out_steps {
         while n < target {
-            let (t, h) = fwd.checkpoints.step(n);
+            let (t, h) = grid[n];
             x = generic::step::<R, S, E, D, T, M>(model, t, h, x);
             n += 1;
         }

@@ -9,8 +9,13 @@ pub struct ForwardStats {
     pub rejected: usize,
     /// Vector-field evaluations in the forward solve (including initial-step selection).
     pub nfe: usize,
-    /// Bytes held by the checkpoint store after the solve.
+    /// Bytes held by the checkpoint store after the solve: what the gradient pass will read
+    /// (see [`Checkpoints::bytes`](crate::Checkpoints::bytes)); a solve without a tape and the
+    /// continuous adjoint keep none.
     pub checkpoint_bytes: usize,
+    /// Peak heap bytes of the forward solve above the level at its start, when the
+    /// [`CountingAllocator`](crate::alloc::CountingAllocator) is the global allocator.
+    pub peak_bytes: Option<usize>,
 }
 
 /// What the gradient pass did.
@@ -24,9 +29,19 @@ pub struct BackwardStats {
     pub steps: usize,
     /// Rejected steps going back (continuous adjoint only).
     pub rejected: usize,
-    /// Peak heap bytes above the level at the start of the gradient pass, when the
+    /// Forward steps recomputed to get back states the checkpoint policy did not keep
+    /// (`EveryK`, `Budget`); each costs the method's stages in `nfe_rebuild`.
+    pub recomputed_steps: usize,
+    /// Peak heap bytes of the gradient pass alone, above the level at its start (which already
+    /// holds the checkpoints, the outputs and whatever the caller's graph keeps), when the
     /// [`CountingAllocator`](crate::alloc::CountingAllocator) is the global allocator.
     pub peak_bytes: Option<usize>,
+    /// Peak heap bytes of the whole solve, forward and gradient pass, above the level at the
+    /// start of the solve: the larger of the forward's peak and the gradient pass's peak
+    /// (measured from the solve's starting level; what the caller allocated between the two,
+    /// such as the loss, counts as it is live during the gradient pass). `None` without the
+    /// counting allocator.
+    pub solve_peak_bytes: Option<usize>,
 }
 
 impl BackwardStats {

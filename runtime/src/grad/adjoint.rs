@@ -115,7 +115,8 @@ where
         .checkpoints
         .len()
         .checked_sub(1)
-        .map(|n| fwd.checkpoints.step(n).1.into());
+        .and_then(|n| fwd.checkpoints.step(n))
+        .map(|(_, h)| h.into());
     if let Some(q) = R::EMBEDDED_ORDER {
         controller.reset(q + 1);
     }
@@ -218,5 +219,6 @@ where
         nfe_rebuild: 0,
         steps,
         rejected,
+        recomputed_steps: 0,
     })
 }

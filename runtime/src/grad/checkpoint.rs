@@ -6,7 +6,7 @@ use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
-use super::{add, all_finite, generic, pullback, Cotangents, OutputGrads};
+use super::{add, all_finite, generic, missing, pullback, Cotangents, OutputGrads};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::field::VectorField;
@@ -39,13 +39,11 @@ where
             k -= 1;
             lambda = add(lambda, &out[k]);
         }
-        let (t, h) = fwd.checkpoints.step(n);
+        let (t, h) = fwd.checkpoints.step(n).ok_or_else(|| missing("step", n))?;
         let (x, recomputed) = fwd
             .checkpoints
             .state(n, &mut |t, h, x| R::step(model, t, h, x, None, &mut ws).y)
-            .ok_or(Error::Device {
-                message: format!("checkpoint store has no state for step {n}"),
-            })?;
+            .ok_or_else(|| missing("state", n))?;
         nfe_rebuild += recomputed * R::STAGES;
         let cotangent = lambda.clone();
         let (x_bar, acc) = pullback(params, x, |x| {
@@ -68,5 +66,6 @@ where
         nfe_rebuild,
         steps: n_steps,
         rejected: 0,
+        recomputed_steps: fwd.checkpoints.recomputed(),
     })
 }

@@ -38,6 +38,7 @@ pub(crate) struct Cotangents<S: Shape, E: Real, D: Backend<E>> {
     pub nfe_rebuild: usize,
     pub steps: usize,
     pub rejected: usize,
+    pub recomputed_steps: usize,
 }
 
 /// `dst[p] += scale · src[p]` for every trainable tensor `p` of `model`.
@@ -161,6 +162,14 @@ where
         message: "the product did not evaluate the field".into(),
     })?;
     Ok((x_bar, value))
+}
+
+/// The error for a step or state the checkpoint store should have kept and did not (a bug,
+/// not a user error: the solve keeps what its gradient method reads).
+pub(crate) fn missing(what: &str, n: usize) -> Error {
+    Error::Device {
+        message: format!("internal error: the checkpoint store has no {what} for step {n}"),
+    }
 }
 
 /// `acc + g`, in `acc`'s buffer.

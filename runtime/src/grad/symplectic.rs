@@ -7,7 +7,7 @@ use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
-use super::{add, all_finite, pullback, Cotangents, OutputGrads};
+use super::{add, all_finite, missing, pullback, Cotangents, OutputGrads};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::field::VectorField;
@@ -45,13 +45,11 @@ where
             k -= 1;
             lambda = add(lambda, &out[k]);
         }
-        let (t, h) = fwd.checkpoints.step(n);
+        let (t, h) = fwd.checkpoints.step(n).ok_or_else(|| missing("step", n))?;
         let (x, recomputed) = fwd
             .checkpoints
             .state(n, &mut |t, h, x| R::step(model, t, h, x, None, &mut ws).y)
-            .ok_or(Error::Device {
-                message: format!("checkpoint store has no state for step {n}"),
-            })?;
+            .ok_or_else(|| missing("state", n))?;
         nfe_rebuild += recomputed * R::STAGES;
         let mut closure =
             |ti: E, xi: Tensor<S, E, D>, v: Tensor<S, E, D>| -> Result<Tensor<S, E, D>, Error> {
@@ -102,5 +100,6 @@ where
         nfe_rebuild,
         steps: n_steps,
         rejected: 0,
+        recomputed_steps: fwd.checkpoints.recomputed(),
     })
 }
