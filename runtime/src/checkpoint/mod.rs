@@ -32,7 +32,8 @@ pub enum CheckpointPolicy {
     /// methods treat it as `All`.
     AllStages,
     /// At most this many bytes of stored states, whatever the number of steps: binomial
-    /// checkpointing. The budget holds `budget / (state bytes + ~100 B of bookkeeping)` states,
+    /// checkpointing. The budget holds `budget / slot bytes` states ([`Checkpoints::slot_bytes`]:
+    /// the state's elements and ~100 B of bookkeeping),
     /// the initial one included, placed by the optimal schedule for that many (revolve) when the
     /// number of steps is known before solving (fixed steps), or by an online schedule when it
     /// is not (adaptive steps: Wang, Moin & Iaccarino's dynamic allocation); the backward pass
@@ -112,6 +113,9 @@ fn grid_step<E: Real>(
     Some((t, fixed_time(r.start, r.target, i + 1, r.n) - t))
 }
 
+/// Bytes of one slot's entry in a budget's schedule (the online schedule's step and level).
+const SCHEDULE_ENTRY: usize = 2 * core::mem::size_of::<usize>();
+
 /// Recomputes one step: `(t, h, x) -> x_next`.
 pub type Advance<'a, S, E, D> = dyn FnMut(E, E, &Tensor<S, E, D>) -> Tensor<S, E, D> + 'a;
 
@@ -165,14 +169,19 @@ impl<S: Shape, E: Real, D: Storage<E>> Checkpoints<S, E, D> {
         x.shape().num_elements() * core::mem::size_of::<E>() + BUFFER_HEADER
     }
 
+    /// Bytes one slot of a [`CheckpointPolicy::Budget`] takes for states shaped like `x`: the
+    /// state, its place in the store and its schedule entry.
+    pub fn slot_bytes(x: &Tensor<S, E, D>) -> usize {
+        Self::state_bytes(x) + core::mem::size_of::<(usize, Tensor<S, E, D>)>() + SCHEDULE_ENTRY
+    }
+
     /// Prepares the store for a solve from `x0` with `steps` steps if known in advance (fixed
     /// steps). With a budget: the states it holds, or `None` if it holds not even `x0`.
     pub fn start(&mut self, x0: &Tensor<S, E, D>, steps: Option<usize>) -> Option<usize> {
         let CheckpointPolicy::Budget(bytes) = self.policy else {
             return Some(usize::MAX);
         };
-        let per_state = Self::state_bytes(x0) + core::mem::size_of::<(usize, Tensor<S, E, D>)>();
-        let slots = bytes / per_state;
+        let slots = bytes / Self::slot_bytes(x0);
         if slots == 0 {
             return None;
         }

@@ -84,6 +84,7 @@ pub(crate) fn plan(steps: usize, slots: usize) -> Vec<usize> {
         free -= 1;
         kept.push(a);
     }
+    kept.shrink_to_fit();
     kept
 }
 
@@ -124,7 +125,7 @@ impl Online {
     pub(crate) fn new(slots: usize) -> Self {
         Online {
             slots,
-            kept: Vec::new(),
+            kept: Vec::with_capacity(slots.min(1024)),
         }
     }
 

@@ -52,11 +52,19 @@ impl<T: Clone> Store<T> {
             Some(n) => (schedule::plan(n, slots), None),
             None => (Vec::new(), Some(Online::new(slots))),
         };
-        Self::new(Rule::Budget {
+        // Room for the states the schedule keeps (or a first share of an online budget).
+        let room = if online.is_some() {
+            slots.min(1024)
+        } else {
+            plan.len()
+        };
+        let mut store = Self::new(Rule::Budget {
             slots,
             plan,
             online,
-        })
+        });
+        store.kept.reserve_exact(room);
+        store
     }
 
     /// Records the state at the start of step `n` (steps in order, from 0).

@@ -30,9 +30,9 @@ where
 {
     // Parameter cotangents accumulate here, on the device, across every product of the pass.
     let mut params = Some(model.try_alloc_grads().map_err(Error::device)?);
-    // One workspace for recomputing states (EveryK policies), one for the partner steps.
+    // One workspace for recomputing states (EveryK, Budget) and for the partner steps: a
+    // recomputed state still held by the store is copied before its slot is written again.
     let mut ws = crate::rk::Workspace::new();
-    let mut adjoint_ws = crate::rk::Workspace::new();
     let mut nfe_vjp = 0;
     let mut nfe_rebuild = 0;
     let n_steps = fwd.checkpoints.len();
@@ -68,17 +68,10 @@ where
         let stored = fwd.checkpoints.stages(n);
         debug_assert!(stored.is_none_or(|s| s.len() == R::KEPT_STAGES.len()));
         let back = match stored {
-            Some(stages) if stages.len() == R::KEPT_STAGES.len() => R::adjoint_step_stored(
-                model,
-                t,
-                h,
-                &x,
-                stages,
-                &lambda,
-                &mut closure,
-                &mut adjoint_ws,
-            )?,
-            _ => R::adjoint_step(model, t, h, &x, &lambda, &mut closure, &mut adjoint_ws)?,
+            Some(stages) if stages.len() == R::KEPT_STAGES.len() => {
+                R::adjoint_step_stored(model, t, h, &x, stages, &lambda, &mut closure, &mut ws)?
+            }
+            _ => R::adjoint_step(model, t, h, &x, &lambda, &mut closure, &mut ws)?,
         };
         nfe_rebuild += back.evals;
         lambda = back.x_bar;
