@@ -29,6 +29,8 @@ where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu>,
 {
     let dev = Cpu::seed_from_u64(1);
+    // dfdx's tensor cache would keep freed buffers alive and make peaks depend on history.
+    dev.disable_cache();
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(BATCH, Const));
     let state = BATCH * 2 * std::mem::size_of::<f64>();
     // One evaluation's graph: a traced evaluation and its backward pass (measured twice; the
@@ -49,8 +51,13 @@ where
         let grads = model.alloc_grads();
         let measured = peak_of(|| {
             let sol = solve(model, x0.trace(grads), &[0.0, 1.0], &opts).expect("solve");
+            let report = sol.report.clone();
             let g = sol.ys.square().sum::<Rank0, _>().backward();
             std::hint::black_box(g);
+            report
+                .get()
+                .expect("ran")
+                .expect("the gradient pass succeeds");
         });
         let bound = steps * state + graph + (2 * s + 2) * state;
         println!(
