@@ -101,8 +101,9 @@ pub use neural_ode_macros::neural_ode;
 pub use neural_ode_runtime::{
     alloc, binomial_recomputation, generic_step, rms_norm, solve, solve_with, Backend,
     BackwardReport, BackwardStats, CheckpointPolicy, Checkpoints, Device, Error, ForwardStats,
-    GradMethod, Keep, NeuralOde, PiController, Real, RungeKutta, Solution, SolveError,
-    SolveOptions, SolveResult, StateShape, StepSizeController, Stepping, VectorField, Workspace,
+    GradMethod, GradientFailure, Keep, NeuralOde, PiController, Real, RungeKutta, Solution,
+    SolveError, SolveOptions, SolveResult, StateShape, StepSizeController, Stepping, VectorField,
+    Workspace,
 };
 
 /// Fast layers: the fused dense layer `Dense` and the activations `Tanh`, `Sigmoid`, `Softplus`,

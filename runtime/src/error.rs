@@ -83,12 +83,6 @@ pub enum Error {
         /// The field's output shape.
         found: String,
     },
-    /// The gradient pass produced a non-finite cotangent.
-    #[error("non-finite cotangent in the gradient pass at t = {t}")]
-    NonFiniteGradient {
-        /// Time at which it was found.
-        t: f64,
-    },
     /// A [`CheckpointPolicy::Budget`](crate::CheckpointPolicy::Budget) too small to hold the
     /// initial state.
     #[error("a checkpoint budget of {budget} bytes holds no state: one state takes {state_bytes} bytes and its bookkeeping about 100 more, and the budget must hold at least the initial state")]

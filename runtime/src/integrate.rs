@@ -177,6 +177,18 @@ where
     let mut out_steps = vec![0];
     let t0 = times[0];
     let t_end = *times.last().unwrap_or(&t0);
+    // An empty state (an empty batch, a zero-sized shape) has nothing to integrate: every output
+    // is the empty state, and the field is not evaluated (layers need not handle zero rows).
+    if x0.shape().num_elements() == 0 {
+        outputs.resize(times.len(), x0.clone());
+        out_steps.resize(times.len(), 0);
+        return Ok(Forward {
+            outputs,
+            out_steps,
+            checkpoints,
+            stats,
+        });
+    }
     if times.len() == 1 {
         return Ok(Forward {
             outputs,

@@ -31,7 +31,7 @@ pub use device::Device;
 pub use error::Error;
 pub use field::{GradMethod, NeuralOde, VectorField};
 pub use grad::generic::step as generic_step;
-pub use options::{SolveOptions, Stepping};
+pub use options::{GradientFailure, SolveOptions, Stepping};
 pub use real::{lit, Real};
 pub use rk::{combine, eval, stage, AdjointStep, RungeKutta, Step, Workspace};
 pub use shape::StateShape;

@@ -35,6 +35,22 @@ impl Stepping {
     }
 }
 
+/// What a failed gradient pass does. The pass runs inside dfdx's `backward()`, whose error
+/// type (the device's) cannot carry this crate's errors; either way the error is recorded in
+/// [`Solution::report`](crate::Solution::report) and the caller's `Gradients` are not touched.
+/// (A non-finite cotangent is not a failure: see
+/// [`BackwardStats::non_finite_at`](crate::BackwardStats::non_finite_at).)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GradientFailure {
+    /// `backward()` (and `try_backward()`) panic with the error's message, as torch raises in
+    /// `backward`: a training loop cannot go on with a missing gradient unnoticed.
+    #[default]
+    Panic,
+    /// `backward()` returns normally without this solve's contribution; check
+    /// `sol.report.get()` before using the gradients (for example to skip a batch).
+    Report,
+}
+
 /// Options of a solve. Start from [`SolveOptions::adaptive`], [`SolveOptions::fixed_steps`] or
 /// [`SolveOptions::fixed_size`] and adjust with the `with_*` methods.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,6 +71,8 @@ pub struct SolveOptions {
     pub grad: Option<GradMethod>,
     /// Which accepted states the checkpoint store keeps.
     pub checkpoints: CheckpointPolicy,
+    /// What a failed gradient pass does (default: panic inside `backward()`).
+    pub on_gradient_failure: GradientFailure,
 }
 
 impl SolveOptions {
@@ -87,6 +105,7 @@ impl SolveOptions {
             factor_max: 10.0,
             grad: None,
             checkpoints: CheckpointPolicy::All,
+            on_gradient_failure: GradientFailure::Panic,
         }
     }
 
@@ -113,6 +132,12 @@ impl SolveOptions {
         if let Stepping::Adaptive { first_step, .. } = &mut self.stepping {
             *first_step = Some(h);
         }
+        self
+    }
+
+    /// Sets what a failed gradient pass does.
+    pub fn with_gradient_failure(mut self, on_failure: GradientFailure) -> Self {
+        self.on_gradient_failure = on_failure;
         self
     }
 

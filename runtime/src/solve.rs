@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::field::{GradMethod, NeuralOde, VectorField};
 use crate::grad::{self, generic, merge_params, Cotangents, OutputGrads};
 use crate::integrate::{integrate, Forward};
-use crate::options::SolveOptions;
+use crate::options::{GradientFailure, SolveOptions};
 use crate::real::Real;
 use crate::rk::RungeKutta;
 use crate::shape::StateShape;
@@ -197,6 +197,7 @@ where
     let times = times.to_vec();
     let opts = opts.clone();
     let report_in_op = report.clone();
+    let on_failure = opts.on_gradient_failure;
     let n_outputs = fwd.outputs.len();
     let mut fwd = fwd;
     let mut tape = tape;
@@ -226,11 +227,19 @@ where
                     steps: cot.steps,
                     rejected: cot.rejected,
                     recomputed_steps: cot.recomputed_steps,
+                    non_finite_at: cot.non_finite_at,
                     peak_bytes,
                     solve_peak_bytes,
                 }));
             }
             Err(e) => report_in_op.set(Err(e)),
+        }
+        if let (Some(Err(e)), GradientFailure::Panic) = (report_in_op.get(), on_failure) {
+            panic!(
+                "neural-ode: the gradient pass failed, this solve contributed no gradient: {e} \
+                 (the error is also in `sol.report`; `SolveOptions::with_gradient_failure(\
+                 GradientFailure::Report)` returns normally instead)"
+            );
         }
         Ok(())
     });

@@ -19,7 +19,7 @@ pub struct ForwardStats {
 }
 
 /// What the gradient pass did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BackwardStats {
     /// Vector–Jacobian products of the vector field (each one forward and one backward pass).
     pub nfe_vjp: usize,
@@ -32,6 +32,12 @@ pub struct BackwardStats {
     /// Forward steps recomputed to get back states the checkpoint policy did not keep
     /// (`EveryK`, `Budget`); each costs the method's stages in `nfe_rebuild`.
     pub recomputed_steps: usize,
+    /// Where the state cotangent first became NaN or infinite walking back (the start time of
+    /// that step), `None` if it stayed finite. Not a failure: as with backprop, non-finite
+    /// values flow on, and parameter cotangents they never reach stay finite; check this (or
+    /// the gradients) before an optimiser step if the model can produce them. Not computed for
+    /// `backprop` (dfdx's own pass).
+    pub non_finite_at: Option<f64>,
     /// Peak heap bytes of the gradient pass alone, above the level at its start (which already
     /// holds the checkpoints, the outputs and whatever the caller's graph keeps), when the
     /// [`CountingAllocator`](crate::alloc::CountingAllocator) is the global allocator.

@@ -121,6 +121,10 @@ where
         controller.reset(q + 1);
     }
     let mut host = Vec::new();
+    let mut non_finite_at = None;
+    if !super::all_finite(&a, &mut host) {
+        non_finite_at = times.last().map(|&t| t.into());
+    }
     for k in (1..=last).rev() {
         let mut x = fwd.outputs[k].clone();
         let (t_from, t_to) = (times[k], times[k - 1]);
@@ -172,7 +176,22 @@ where
                             .chain(st.a.as_vec())
                             .map(Into::into)
                             .collect();
-                    let norm = rms_norm(&st.err, &scale_ref, &scale_new, rtol, atol);
+                    // A cotangent that entered the step non-finite (a NaN from the loss, say)
+                    // cannot be error-controlled; the state part still is.
+                    let n_x = x.shape().num_elements();
+                    let finite_in = scale_ref[n_x..].iter().all(|v| v.is_finite());
+                    let len = if finite_in {
+                        st.err.len()
+                    } else {
+                        n_x.min(st.err.len())
+                    };
+                    let norm = rms_norm(
+                        &st.err[..len],
+                        &scale_ref[..len.min(scale_ref.len())],
+                        &scale_new[..len.min(scale_new.len())],
+                        rtol,
+                        atol,
+                    );
                     let (accept, h_next) = controller.decide(norm, h_abs);
                     if accept {
                         merge_params(model, &mut st.params, &mut params, None)?;
@@ -207,10 +226,10 @@ where
                 }
             }
         }
-        if !super::all_finite(&a, &mut host) {
-            return Err(Error::NonFiniteGradient { t: t.into() });
-        }
         a = add(a, &out[k - 1]);
+        if non_finite_at.is_none() && !super::all_finite(&a, &mut host) {
+            non_finite_at = Some(t.into());
+        }
     }
     Ok(Cotangents {
         x0: a,
@@ -220,5 +239,6 @@ where
         steps,
         rejected,
         recomputed_steps: 0,
+        non_finite_at,
     })
 }

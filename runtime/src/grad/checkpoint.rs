@@ -34,6 +34,7 @@ where
     let mut lambda = fwd.outputs[0].device().zeros_like(fwd.outputs[0].shape());
     let mut k = out.len();
     let mut host = Vec::new();
+    let mut non_finite_at = None;
     for n in (0..n_steps).rev() {
         while k > 0 && fwd.out_steps[k - 1] == n + 1 {
             k -= 1;
@@ -51,13 +52,18 @@ where
         })?;
         params = acc;
         lambda = x_bar;
-        if !all_finite(&lambda, &mut host) {
-            return Err(Error::NonFiniteGradient { t: t.into() });
+        // A non-finite cotangent is not a failure: it flows on as it would through backprop
+        // (parameter cotangents the NaN never reaches stay finite); the report says where.
+        if non_finite_at.is_none() && !all_finite(&lambda, &mut host) {
+            non_finite_at = Some(t.into());
         }
     }
     while k > 0 {
         k -= 1;
         lambda = add(lambda, &out[k]);
+    }
+    if non_finite_at.is_none() && !all_finite(&lambda, &mut host) {
+        non_finite_at = fwd.checkpoints.step(0).map(|(t, _)| t.into()).or(Some(0.0));
     }
     Ok(Cotangents {
         x0: lambda,
@@ -67,5 +73,6 @@ where
         steps: n_steps,
         rejected: 0,
         recomputed_steps: fwd.checkpoints.recomputed(),
+        non_finite_at,
     })
 }

@@ -39,6 +39,7 @@ pub(crate) struct Cotangents<S: Shape, E: Real, D: Backend<E>> {
     pub steps: usize,
     pub rejected: usize,
     pub recomputed_steps: usize,
+    pub non_finite_at: Option<f64>,
 }
 
 /// `dst[p] += scale · src[p]` for every trainable tensor `p` of `model`.

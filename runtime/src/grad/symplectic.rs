@@ -39,6 +39,7 @@ where
     let mut lambda = fwd.outputs[0].device().zeros_like(fwd.outputs[0].shape());
     let mut k = out.len();
     let mut host = Vec::new();
+    let mut non_finite_at = None;
     for n in (0..n_steps).rev() {
         // Output jumps: outputs taken after n + 1 accepted steps.
         while k > 0 && fwd.out_steps[k - 1] == n + 1 {
@@ -75,13 +76,18 @@ where
         };
         nfe_rebuild += back.evals;
         lambda = back.x_bar;
-        if !all_finite(&lambda, &mut host) {
-            return Err(Error::NonFiniteGradient { t: t.into() });
+        // A non-finite cotangent is not a failure: it flows on as it would through backprop
+        // (parameter cotangents the NaN never reaches stay finite); the report says where.
+        if non_finite_at.is_none() && !all_finite(&lambda, &mut host) {
+            non_finite_at = Some(t.into());
         }
     }
     while k > 0 {
         k -= 1;
         lambda = add(lambda, &out[k]);
+    }
+    if non_finite_at.is_none() && !all_finite(&lambda, &mut host) {
+        non_finite_at = fwd.checkpoints.step(0).map(|(t, _)| t.into()).or(Some(0.0));
     }
     let params = params.ok_or(Error::Device {
         message: "gradient store lost by a failed product".into(),
@@ -94,5 +100,6 @@ where
         steps: n_steps,
         rejected: 0,
         recomputed_steps: fwd.checkpoints.recomputed(),
+        non_finite_at,
     })
 }
