@@ -23,6 +23,22 @@ impl VectorField<State, f64, Cpu> for Field {
     }
 }
 
+#[neural_ode(solver = "dopri5")]
+#[derive(Clone, Debug)]
+struct Field32 {
+    l1: Linear<2, 2, f32, Cpu>,
+}
+
+impl VectorField<State, f32, Cpu> for Field32 {
+    fn eval<T: Tape<f32, Cpu>>(
+        &self,
+        _t: f32,
+        x: Tensor<State, f32, Cpu, T>,
+    ) -> Tensor<State, f32, Cpu, T> {
+        self.l1.forward(x)
+    }
+}
+
 /// `x' = x²`: blows up at `t = 1/x0`.
 #[neural_ode(solver = "dopri5")]
 #[derive(Clone, Debug, Default)]
@@ -116,10 +132,17 @@ fn bad_options() {
     let (_, field, x0) = setup();
     let t = [0.0, 1.0];
     assert_eq!(
-        error_of(&field, &x0, &t, &SolveOptions::adaptive(0.0, 1e-6)),
+        error_of(&field, &x0, &t, &SolveOptions::adaptive(0.0, 0.0)),
+        Error::InvalidTolerance {
+            name: "rtol and atol",
+            value: 0.0
+        }
+    );
+    assert_eq!(
+        error_of(&field, &x0, &t, &SolveOptions::adaptive(-1e-6, 1e-6)),
         Error::InvalidTolerance {
             name: "rtol",
-            value: 0.0
+            value: -1e-6
         }
     );
     assert_eq!(
@@ -219,16 +242,21 @@ fn max_steps_and_underflow() {
         matches!(err, Error::MaxStepsReached { max_steps: 5, .. }),
         "{err}"
     );
+    // A fixed-step solve knows its step count: refused before solving, not half way.
     let err = error_of(
         &field,
         &x0,
         &[0.0, 10.0],
         &SolveOptions::fixed_size(0.1).with_max_steps(50),
     );
-    assert!(
-        matches!(err, Error::MaxStepsReached { max_steps: 50, .. }),
-        "{err}"
+    assert_eq!(
+        err,
+        Error::TooManySteps {
+            steps: 100,
+            max_steps: 50
+        }
     );
+    assert!(err.to_string().contains("with_max_steps"), "{err}");
     let err = error_of(
         &field,
         &x0,
@@ -356,4 +384,154 @@ fn an_empty_batch_solves_to_empty_outputs() {
         let sol = solve(&field, empty.clone(), &[0.0, 1.0], &opts).unwrap();
         assert_eq!(sol.ys.shape().concrete(), [2, 0, 2]);
     }
+}
+
+/// Checks made before anything is solved, and what is now allowed.
+#[test]
+fn up_front_checks() {
+    let (dev, field, x0) = setup();
+    let t = [0.0, 1.0];
+    // Not finite initial states: named, with the first bad entry.
+    for bad in [f64::NAN, f64::INFINITY] {
+        let mut v = x0.as_vec();
+        v[3] = bad;
+        let x: Tensor<State, f64, Cpu> = dev.tensor_from_vec(v, (3, Const));
+        for opts in [
+            SolveOptions::adaptive(1e-6, 1e-8),
+            SolveOptions::fixed_steps(3),
+        ] {
+            let err = error_of(&field, &x, &t, &opts);
+            assert!(
+                matches!(err, Error::NonFiniteInitialState { index: 3, value } if value.is_nan() == bad.is_nan()),
+                "{err:?}"
+            );
+        }
+    }
+    // Options that do not apply to fixed steps.
+    let err = error_of(
+        &field,
+        &x0,
+        &t,
+        &SolveOptions::fixed_steps(4).with_first_step(0.1),
+    );
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                name: "first_step",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = error_of(
+        &field,
+        &x0,
+        &t,
+        &SolveOptions::fixed_size(0.1).with_min_step(1e-3),
+    );
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                name: "min_step",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // A relative tolerance below f32's epsilon cannot be met.
+    let x32: Tensor<State, f32, Cpu> = x0.clone().to_dtype::<f32>();
+    let field32 = Field32 {
+        l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 2>, f32>(),
+    };
+    let t32 = [0.0f32, 1.0];
+    let err = solve(
+        &field32,
+        x32.clone(),
+        &t32,
+        &SolveOptions::adaptive(1e-10, 1e-6),
+    )
+    .unwrap_err()
+    .error;
+    assert!(
+        matches!(err, Error::ToleranceBelowEpsilon { name: "rtol", .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("1e-10"), "{err}");
+    solve(&field32, x32, &t32, &SolveOptions::adaptive(1e-6, 1e-6)).expect("f32 at 1e-6");
+    // Pure relative (atol = 0) and pure absolute (rtol = 0) control.
+    for opts in [
+        SolveOptions::adaptive(1e-6, 0.0),
+        SolveOptions::adaptive(0.0, 1e-6),
+    ] {
+        let sol = solve(&field, x0.clone(), &t, &opts).expect("one tolerance zero is fine");
+        assert!(sol.ys.as_vec().iter().all(|v| v.is_finite()));
+    }
+    // atol = 0 with an entry that stays exactly zero (no scale: on target only if exact).
+    let zeros: Tensor<State, f64, Cpu> = dev.zeros_like(&(3, Const));
+    let zero_field = Field {
+        l1: Linear {
+            weight: dev.zeros(),
+            bias: dev.zeros(),
+        },
+    };
+    let sol = solve(&zero_field, zeros, &t, &SolveOptions::adaptive(1e-6, 0.0)).unwrap();
+    assert!(sol.stats.accepted >= 1 && sol.stats.rejected == 0);
+    // Fixed steps beyond the default max_steps are fine once the limit is raised.
+    let sol = solve(
+        &field,
+        x0.clone(),
+        &t,
+        &SolveOptions::fixed_steps(150_000).with_max_steps(150_000),
+    );
+    assert_eq!(sol.unwrap().stats.accepted, 150_000);
+}
+
+/// Two output times closer than the smallest step the controller may take are solved exactly:
+/// the step that lands on an output time may be as short as the interval.
+#[test]
+fn output_times_closer_than_the_minimum_step() {
+    let (_, field, x0) = setup();
+    for gap in [1e-15, 4e-16, f64::EPSILON] {
+        let t = [0.0, 1.0, 1.0 + gap, 2.0];
+        assert!(t[2] > t[1]);
+        for method in [GradMethod::Symplectic, GradMethod::Adjoint] {
+            let opts = SolveOptions::adaptive(1e-6, 1e-8).with_grad(method);
+            let sol = solve(&field, x0.leaky_trace(), &t, &opts).expect("close times");
+            let ys = sol.ys.as_vec();
+            assert!(ys.iter().all(|v| v.is_finite()));
+            // The states at the two close times agree to rounding.
+            for i in 0..6 {
+                assert!((ys[6 + i] - ys[12 + i]).abs() <= 1e-12, "{gap}");
+            }
+            let report = sol.report.clone();
+            let g = sol.ys.square().sum::<Rank0, _>().backward();
+            report.get().expect("ran").expect("gradient");
+            assert!(g.get(&x0).as_vec().iter().all(|v| v.is_finite()));
+        }
+    }
+}
+
+/// Small and large numbers print in exponent form.
+#[test]
+fn messages_print_small_numbers_with_exponents() {
+    let e = Error::StepSizeUnderflow {
+        t: 0.5,
+        h: 8.192000000000006e-16,
+    };
+    assert_eq!(
+        e.to_string(),
+        "step size underflow at t = 0.5: h = 8.192000000000006e-16 is below the minimum step size"
+    );
+    let e = Error::InvalidTolerance {
+        name: "rtol",
+        value: -0.000001,
+    };
+    assert!(e.to_string().contains("is -1e-6,"), "{e}");
+    let e = Error::MaxStepsReached {
+        t: 12345678.0,
+        max_steps: 10,
+    };
+    assert!(e.to_string().contains("t = 1.2345678e7"), "{e}");
 }

@@ -97,7 +97,16 @@ pub fn rms_norm<T: Copy + Into<f64>>(err: &[T], x: &[T], y: &[T], rtol: f64, ato
         let (e, a, b): (f64, f64, f64) = (e.into(), a.into(), b.into());
         y_finite &= b.is_finite();
         let scale = atol + rtol * a.abs().max(b.abs());
-        let r = e / scale;
+        // With atol = 0 an entry at exactly zero has no scale: it is on target only if exact.
+        let r = if scale == 0.0 {
+            if e == 0.0 {
+                0.0
+            } else {
+                f64::INFINITY
+            }
+        } else {
+            e / scale
+        };
         sum += r * r;
     }
     let norm = (sum / err.len() as f64).sqrt();

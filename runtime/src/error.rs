@@ -6,7 +6,7 @@
 #[non_exhaustive]
 pub enum Error {
     /// The step-size controller asked for a step below the minimum step.
-    #[error("step size underflow at t = {t}: h = {h} is below the minimum step size")]
+    #[error("step size underflow at t = {}: h = {} is below the minimum step size", Num(*t), Num(*h))]
     StepSizeUnderflow {
         /// Time reached.
         t: f64,
@@ -14,7 +14,7 @@ pub enum Error {
         h: f64,
     },
     /// `max_steps` steps (accepted and rejected) were taken before the last output time.
-    #[error("maximum number of steps ({max_steps}) reached at t = {t}")]
+    #[error("maximum number of steps ({max_steps}) reached at t = {}", Num(*t))]
     MaxStepsReached {
         /// Time reached.
         t: f64,
@@ -23,7 +23,7 @@ pub enum Error {
     },
     /// The state or the error estimate became NaN or infinite and smaller steps did not help
     /// (fixed steps: at once).
-    #[error("non-finite state or error estimate at t = {t} with h = {h}")]
+    #[error("non-finite state or error estimate at t = {} with h = {}", Num(*t), Num(*h))]
     NonFinite {
         /// Time of the step's start.
         t: f64,
@@ -31,7 +31,7 @@ pub enum Error {
         h: f64,
     },
     /// The output times are not strictly increasing or strictly decreasing.
-    #[error("output times are not strictly monotonic: times[{index}] = {value} after {previous}")]
+    #[error("output times are not strictly monotonic: times[{index}] = {} after {}", Num(*value), Num(*previous))]
     TimesNotMonotonic {
         /// Index of the offending time.
         index: usize,
@@ -41,7 +41,7 @@ pub enum Error {
         value: f64,
     },
     /// An output time is NaN or infinite.
-    #[error("output time times[{index}] = {value} is not finite")]
+    #[error("output time times[{index}] = {} is not finite", Num(*value))]
     NonFiniteTime {
         /// Index of the offending time.
         index: usize,
@@ -51,8 +51,8 @@ pub enum Error {
     /// No output times were given (the first is the initial time).
     #[error("no output times given; the first output time is the initial time")]
     EmptyTimes,
-    /// A tolerance is not positive (or not finite).
-    #[error("tolerance `{name}` is {value}, expected a finite number > 0")]
+    /// A tolerance is negative or not finite, or both tolerances are zero.
+    #[error("tolerance `{name}` is {}, expected a finite number >= 0 (rtol and atol not both 0)", Num(*value))]
     InvalidTolerance {
         /// `rtol` or `atol`.
         name: &'static str,
@@ -60,7 +60,7 @@ pub enum Error {
         value: f64,
     },
     /// Another option is out of range.
-    #[error("option `{name}` is {value}: {reason}")]
+    #[error("option `{name}` is {}: {reason}", Num(*value))]
     InvalidOption {
         /// The option.
         name: &'static str,
@@ -83,6 +83,32 @@ pub enum Error {
         /// The field's output shape.
         found: String,
     },
+    /// A fixed-step solve needs more steps than `max_steps` allows (known before solving).
+    #[error("a fixed-step solve needs {steps} steps, more than max_steps = {max_steps}; raise it with `SolveOptions::with_max_steps` or take fewer steps")]
+    TooManySteps {
+        /// Steps the solve needs.
+        steps: usize,
+        /// The limit.
+        max_steps: usize,
+    },
+    /// The initial state has a NaN or infinite entry.
+    #[error("the initial state is not finite: entry {index} (in memory order) is {}", Num(*value))]
+    NonFiniteInitialState {
+        /// Index of the first non-finite entry, in memory order.
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// A relative tolerance below the dtype's epsilon, which no step can meet.
+    #[error("tolerance `{name}` = {} is below the dtype's epsilon {}: it cannot be met; use at least the epsilon (or f64)", Num(*value), Num(*epsilon))]
+    ToleranceBelowEpsilon {
+        /// `rtol`.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+        /// The dtype's machine epsilon.
+        epsilon: f64,
+    },
     /// A [`CheckpointPolicy::Budget`](crate::CheckpointPolicy::Budget) too small to hold the
     /// initial state.
     #[error("a checkpoint budget of {budget} bytes holds no state: one state takes {state_bytes} bytes and its bookkeeping about 100 more, and the budget must hold at least the initial state")]
@@ -98,6 +124,21 @@ pub enum Error {
         /// The device's message.
         message: String,
     },
+}
+
+/// A number in an error message: plain when of moderate size, in exponent form (`8.192e-16`)
+/// when small or large, so no message prints `0.0000000000000008192`.
+pub(crate) struct Num(pub f64);
+
+impl core::fmt::Display for Num {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let a = self.0.abs();
+        if a == 0.0 || !a.is_finite() || (1e-3..1e6).contains(&a) {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{:e}", self.0)
+        }
+    }
 }
 
 impl Error {

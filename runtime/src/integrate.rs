@@ -156,14 +156,30 @@ where
     D: Backend<E>,
     F: VectorField<S, E, D> + ?Sized,
 {
-    opts.validate()?;
+    opts.validate_for::<E>()?;
     let dir = check_times(times)?;
     // The loop reads states as plain buffers; a strided or broadcast initial state is laid out
     // first (free when it already is contiguous).
     let x0 = &x0.clone().contiguous();
     let mut checkpoints = Checkpoints::keeping(opts.checkpoints, keep);
     let counts = fixed_counts(times, &opts.stepping);
-    let total = counts.as_ref().map(|c| c.iter().sum());
+    let total: Option<usize> = counts.as_ref().map(|c| c.iter().sum());
+    if let Some(steps) = total.filter(|&n| n > opts.max_steps) {
+        return Err(Error::TooManySteps {
+            steps,
+            max_steps: opts.max_steps,
+        });
+    }
+    {
+        let mut host = Vec::new();
+        if !all_finite(x0, &mut host) {
+            let index = host.iter().position(|v| !v.is_finite()).unwrap_or(0);
+            return Err(Error::NonFiniteInitialState {
+                index,
+                value: host.get(index).map_or(f64::NAN, |&v| v.into()),
+            });
+        }
+    }
     if checkpoints.start(x0, total).is_none() {
         if let crate::CheckpointPolicy::Budget(budget) = opts.checkpoints {
             return Err(Error::CheckpointBudgetTooSmall {
@@ -211,18 +227,13 @@ where
     stats.nfe += 1;
     let span: f64 = (t_end - t0).into();
 
-    if let Stepping::Adaptive {
-        rtol,
-        atol,
-        first_step,
-    } = opts.stepping
-    {
+    if let Stepping::Adaptive { rtol, atol } = opts.stepping {
         let embedded = match (R::B_ERR, R::EMBEDDED_ORDER) {
             (Some(_), Some(q)) => q,
             _ => return Err(Error::NotAdaptive { solver: R::NAME }),
         };
         controller.reset(embedded + 1);
-        let mut h = match first_step {
+        let mut h = match opts.first_step {
             Some(h) => h,
             None => {
                 stats.nfe += 1;
@@ -252,7 +263,10 @@ where
                 // Land exactly on the output time when the step would reach or nearly reach it.
                 let lands = h >= remaining.abs() * (1.0 - 1e-12);
                 let h_abs = if lands { remaining.abs() } else { h };
-                if h_abs < min_step || E::from_f64_lossy(h_abs) == E::zero() {
+                // A step that lands on an output time is exact whatever its size (two output
+                // times may be closer than the minimum step); only shrinking is bounded.
+                let too_small = !lands && h_abs < min_step;
+                if too_small || E::from_f64_lossy(h_abs) == E::zero() {
                     return Err(if last_non_finite {
                         Error::NonFinite {
                             t: t_f,

@@ -9,12 +9,10 @@ use crate::field::GradMethod;
 pub enum Stepping {
     /// Error-controlled steps (needs a method with an embedded estimate).
     Adaptive {
-        /// Relative tolerance.
+        /// Relative tolerance (`≥ 0`; if positive, at least the dtype's epsilon).
         rtol: f64,
-        /// Absolute tolerance.
+        /// Absolute tolerance (`≥ 0`; `0` is pure relative control). Not both zero.
         atol: f64,
-        /// First step size; `None` selects it as in Hairer, Nørsett & Wanner I, §II.4.
-        first_step: Option<f64>,
     },
     /// Steps of (at most) this size; each output interval is split into equal steps so that
     /// outputs land exactly on the requested times.
@@ -57,10 +55,16 @@ pub enum GradientFailure {
 pub struct SolveOptions {
     /// How steps are chosen.
     pub stepping: Stepping,
-    /// Upper bound on steps taken, accepted and rejected (default 100 000).
+    /// Upper bound on steps taken, accepted and rejected (default 100 000). A fixed-step solve
+    /// that needs more is refused before solving.
     pub max_steps: usize,
-    /// Smallest step size allowed; `0` means 16 ulps of the current time.
+    /// Smallest step size an adaptive solve may shrink to; `0` (the default) means 16 ulps of
+    /// the current time. A step that lands on an output time may be shorter (two output times
+    /// closer than that are still solved exactly). Adaptive steps only.
     pub min_step: f64,
+    /// First step of an adaptive solve; `None` selects it as in Hairer, Nørsett & Wanner I,
+    /// §II.4. Adaptive steps only.
+    pub first_step: Option<f64>,
     /// Safety factor of the step-size controller (default 0.9).
     pub safety: f64,
     /// Smallest factor by which one step may shrink the step size (default 0.2).
@@ -78,11 +82,7 @@ pub struct SolveOptions {
 impl SolveOptions {
     /// Adaptive steps with these tolerances.
     pub fn adaptive(rtol: f64, atol: f64) -> Self {
-        Self::with_stepping(Stepping::Adaptive {
-            rtol,
-            atol,
-            first_step: None,
-        })
+        Self::with_stepping(Stepping::Adaptive { rtol, atol })
     }
 
     /// `n` equal steps over the time span.
@@ -100,6 +100,7 @@ impl SolveOptions {
             stepping,
             max_steps: 100_000,
             min_step: 0.0,
+            first_step: None,
             safety: 0.9,
             factor_min: 0.2,
             factor_max: 10.0,
@@ -127,11 +128,10 @@ impl SolveOptions {
         self
     }
 
-    /// Sets the first step of an adaptive solve.
+    /// Sets the first step of an adaptive solve (with fixed steps, `solve` reports it as an
+    /// option that does not apply).
     pub fn with_first_step(mut self, h: f64) -> Self {
-        if let Stepping::Adaptive { first_step, .. } = &mut self.stepping {
-            *first_step = Some(h);
-        }
+        self.first_step = Some(h);
         self
     }
 
@@ -145,6 +145,24 @@ impl SolveOptions {
     pub fn with_checkpoints(mut self, policy: CheckpointPolicy) -> Self {
         self.checkpoints = policy;
         self
+    }
+
+    /// Checks the options for a solve in dtype `E`: [`validate`](Self::validate), and that a
+    /// positive `rtol` is not below `E`'s epsilon (it could not be met: the solve would shrink
+    /// its steps to rounding noise).
+    pub fn validate_for<E: crate::Real>(&self) -> Result<(), Error> {
+        self.validate()?;
+        if let Stepping::Adaptive { rtol, .. } = self.stepping {
+            let epsilon: f64 = E::epsilon().into();
+            if rtol > 0.0 && rtol < epsilon {
+                return Err(Error::ToleranceBelowEpsilon {
+                    name: "rtol",
+                    value: rtol,
+                    epsilon,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Checks every option; called by `solve` before anything is computed.
@@ -161,20 +179,41 @@ impl SolveOptions {
             }
         };
         match self.stepping {
-            Stepping::Adaptive {
-                rtol,
-                atol,
-                first_step,
-            } => {
+            Stepping::Adaptive { rtol, atol } => {
                 for (name, value) in [("rtol", rtol), ("atol", atol)] {
-                    if !(value.is_finite() && value > 0.0) {
+                    if !(value.is_finite() && value >= 0.0) {
                         return Err(Error::InvalidTolerance { name, value });
                     }
                 }
-                if let Some(h) = first_step {
+                if rtol == 0.0 && atol == 0.0 {
+                    return Err(Error::InvalidTolerance {
+                        name: "rtol and atol",
+                        value: 0.0,
+                    });
+                }
+                if let Some(h) = self.first_step {
                     positive("first_step", h)?;
                 }
             }
+            Stepping::FixedSize(_) | Stepping::FixedSteps(_) => {
+                if let Some(h) = self.first_step {
+                    return Err(Error::InvalidOption {
+                        name: "first_step",
+                        value: h,
+                        reason: "applies to adaptive steps only; fixed steps have no first step to choose",
+                    });
+                }
+                if self.min_step != 0.0 {
+                    return Err(Error::InvalidOption {
+                        name: "min_step",
+                        value: self.min_step,
+                        reason: "applies to adaptive steps only",
+                    });
+                }
+            }
+        }
+        match self.stepping {
+            Stepping::Adaptive { .. } => {}
             Stepping::FixedSize(h) => positive("step size", h)?,
             Stepping::FixedSteps(n) => {
                 if n == 0 {

@@ -133,10 +133,9 @@ where
         let mut t = t_from;
         match opts.stepping {
             Stepping::Adaptive { rtol, atol, .. } => {
-                let mut h = h_prev
-                    .map(f64::abs)
-                    .unwrap_or(interval.abs())
-                    .min(interval.abs());
+                // The proposal carries over between output intervals (not clamped to one: a
+                // short interval is landed on without shrinking the steps after it).
+                let mut h = h_prev.map(f64::abs).unwrap_or(interval.abs());
                 loop {
                     let remaining: f64 = (t_to - t).into();
                     if remaining * dir <= 0.0 {
@@ -155,7 +154,7 @@ where
                     } else {
                         16.0 * f64::EPSILON * Into::<f64>::into(t).abs().max(remaining.abs())
                     };
-                    if h_abs < min_step {
+                    if !lands && h_abs < min_step {
                         return Err(Error::StepSizeUnderflow {
                             t: t.into(),
                             h: h_abs * dir,
