@@ -193,8 +193,12 @@ fn coefs(items: &[toml::Value], key: &str, problems: &mut Vec<String>) -> Vec<Co
                     zero()
                 }),
                 toml::Value::Float(x) => {
+                    let hint = match nearby_fraction(*x) {
+                        Some((p, q)) if q > 1 => format!("`\"{p}/{q}\"` (the fraction it rounds) or `\"{x}\"`"),
+                        _ => format!("`\"{x}\"`, or the exact fraction it stands for"),
+                    };
                     problems.push(format!(
-                        "`{at}` is the TOML float {x}, which cannot hold most coefficients exactly; write it as a string, e.g. `\"{x}\"` or an exact fraction like `\"1/3\"`"
+                        "`{at}` is the TOML float {x}, which cannot hold most coefficients exactly; write it as a string: {hint}"
                     ));
                     zero()
                 }
@@ -211,10 +215,67 @@ fn coefs(items: &[toml::Value], key: &str, problems: &mut Vec<String>) -> Vec<Co
         .collect()
 }
 
+/// The simplest fraction `p/q` (`q ≤ 10⁶`) that rounds to `x` within a few ulps, from the
+/// continued-fraction expansion of `x`: the rational a float-written coefficient most likely
+/// stands for (`0.16666666666666666` → `1/6`). `None` if there is none that small.
+pub(crate) fn nearby_fraction(x: f64) -> Option<(i64, i64)> {
+    if !x.is_finite() || x.abs() > 1e9 {
+        return None;
+    }
+    let tolerance = 4.0 * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE);
+    // Convergents h/k of the continued fraction [a0; a1, a2, …] of |x|.
+    let (mut h0, mut h1, mut k0, mut k1) = (0i64, 1i64, 1i64, 0i64);
+    let mut r = x.abs();
+    for _ in 0..64 {
+        let a = r.floor();
+        if a > 1e12 {
+            return None;
+        }
+        let a = a as i64;
+        let (h2, k2) = (
+            a.checked_mul(h1)?.checked_add(h0)?,
+            a.checked_mul(k1)?.checked_add(k0)?,
+        );
+        if k2 > 1_000_000 {
+            return None;
+        }
+        (h0, h1, k0, k1) = (h1, h2, k1, k2);
+        if (h1 as f64 / k1 as f64 - x.abs()).abs() <= tolerance {
+            return Some((if x < 0.0 { -h1 } else { h1 }, k1));
+        }
+        let frac = r - r.floor();
+        if frac == 0.0 {
+            return None;
+        }
+        r = 1.0 / frac;
+    }
+    None
+}
+
 fn zero() -> Coef {
     Coef {
         value: num_traits::Zero::zero(),
         decimal: false,
         text: "0".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nearby_fraction;
+
+    #[test]
+    fn floats_map_to_the_fractions_they_round() {
+        assert_eq!(nearby_fraction(1.0 / 6.0), Some((1, 6)));
+        assert_eq!(nearby_fraction(0.5), Some((1, 2)));
+        assert_eq!(nearby_fraction(-2.0 / 3.0), Some((-2, 3)));
+        assert_eq!(nearby_fraction(44.0 / 45.0), Some((44, 45)));
+        assert_eq!(nearby_fraction(-56.0 / 15.0), Some((-56, 15)));
+        assert_eq!(nearby_fraction(3.0), Some((3, 1)));
+        assert_eq!(nearby_fraction(0.0), Some((0, 1)));
+        // Printed decimals of a number with no small fraction: none.
+        assert_eq!(nearby_fraction(std::f64::consts::PI), None);
+        assert_eq!(nearby_fraction(0.161), Some((161, 1000)));
+        assert_eq!(nearby_fraction(f64::NAN), None);
     }
 }

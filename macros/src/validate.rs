@@ -75,7 +75,8 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
         if row.len() == i {
             a.push(row.clone());
         } else if row.len() > i && row.len() <= s {
-            // Accept a full row only if everything on and above the diagonal is zero.
+            // A row of the full square matrix: say whether it is implicit; either way the schema
+            // asks for the strictly lower part only.
             let mut explicit = true;
             for (j, coef) in row.iter().enumerate().skip(i) {
                 if !coef.is_zero() {
@@ -87,7 +88,16 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
                 }
             }
             if explicit {
-                a.push(row[..i].to_vec());
+                let below = match i {
+                    0 => "the first row is `[]`: nothing lies below the diagonal".to_string(),
+                    1 => "row 1 holds only `a[1][0]`, the entry below the diagonal; drop the trailing zeros".to_string(),
+                    _ => format!("row {i} holds only the entries below the diagonal, `a[{i}][0]` … `a[{i}][{}]`; drop the trailing zeros", i - 1),
+                };
+                problems.push(format!(
+                    "`a[{i}]` has {} {}, expected {i}: {below}",
+                    row.len(),
+                    entries(row.len()),
+                ));
             }
         } else {
             problems.push(format!(
