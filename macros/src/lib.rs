@@ -10,6 +10,8 @@ extern crate proc_macro;
 mod attr;
 mod codegen;
 mod expand;
+#[cfg(test)]
+mod fuzz;
 mod impls;
 mod load;
 mod rational;
