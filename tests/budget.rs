@@ -104,15 +104,15 @@ fn a_budget_below_one_state_is_an_error_before_solving() {
     let dev = Cpu::seed_from_u64(2);
     let model = Model::create(&dev);
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(5, Const));
-    let state = Checkpoints::<State, f64, Cpu>::state_bytes(&x0);
-    for budget in [0, 10, state] {
+    let slot = per_state(&x0);
+    for budget in [0, 10, slot - 1] {
         let opts = SolveOptions::fixed_steps(10).with_checkpoints(CheckpointPolicy::Budget(budget));
         let err = solve(&model, x0.leaky_trace(), &[0.0, 1.0], &opts).unwrap_err();
         assert_eq!(
             err.error,
             Error::CheckpointBudgetTooSmall {
                 budget,
-                state_bytes: state
+                slot_bytes: slot
             }
         );
         let message = err.error.to_string();

@@ -84,9 +84,9 @@ pub enum Error {
         found: String,
     },
     /// A fixed-step solve needs more steps than `max_steps` allows (known before solving).
-    #[error("a fixed-step solve needs {steps} steps, more than max_steps = {max_steps}; raise it with `SolveOptions::with_max_steps` or take fewer steps")]
+    #[error("a fixed-step solve needs {} steps, more than max_steps = {max_steps}; raise it with `SolveOptions::with_max_steps` or take fewer steps", Count(*steps))]
     TooManySteps {
-        /// Steps the solve needs.
+        /// Steps the solve needs (`usize::MAX`: at least that many).
         steps: usize,
         /// The limit.
         max_steps: usize,
@@ -111,12 +111,13 @@ pub enum Error {
     },
     /// A [`CheckpointPolicy::Budget`](crate::CheckpointPolicy::Budget) too small to hold the
     /// initial state.
-    #[error("a checkpoint budget of {budget} bytes holds no state: one state takes {state_bytes} bytes and its bookkeeping about 100 more, and the budget must hold at least the initial state")]
+    #[error("a checkpoint budget of {budget} bytes holds no state: one state takes {slot_bytes} bytes with its bookkeeping, and the budget must hold at least the initial state")]
     CheckpointBudgetTooSmall {
         /// The budget given.
         budget: usize,
-        /// Bytes of one state (elements and buffer header).
-        state_bytes: usize,
+        /// Bytes one stored state takes in the budget
+        /// ([`Checkpoints::slot_bytes`](crate::Checkpoints::slot_bytes)).
+        slot_bytes: usize,
     },
     /// The device failed (for example, out of memory).
     #[error("device error: {message}")]
@@ -129,6 +130,19 @@ pub enum Error {
 /// A number in an error message: plain when of moderate size, in exponent form (`8.192e-16`)
 /// when small or large, so no message prints `0.0000000000000008192`.
 pub(crate) struct Num(pub f64);
+
+/// A step count in an error message (`usize::MAX` stands for "more than can be counted").
+pub(crate) struct Count(pub usize);
+
+impl core::fmt::Display for Count {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 == usize::MAX {
+            write!(f, "over {:e}", usize::MAX as f64)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
 
 impl core::fmt::Display for Num {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

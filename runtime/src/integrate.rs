@@ -163,7 +163,9 @@ where
     let x0 = &x0.clone().contiguous();
     let mut checkpoints = Checkpoints::keeping(opts.checkpoints, keep);
     let counts = fixed_counts(times, &opts.stepping);
-    let total: Option<usize> = counts.as_ref().map(|c| c.iter().sum());
+    let total: Option<usize> = counts
+        .as_ref()
+        .map(|c| c.iter().fold(0usize, |a, &n| a.saturating_add(n)));
     if let Some(steps) = total.filter(|&n| n > opts.max_steps) {
         return Err(Error::TooManySteps {
             steps,
@@ -184,7 +186,7 @@ where
         if let crate::CheckpointPolicy::Budget(budget) = opts.checkpoints {
             return Err(Error::CheckpointBudgetTooSmall {
                 budget,
-                state_bytes: Checkpoints::<S, E, D>::state_bytes(x0),
+                slot_bytes: Checkpoints::<S, E, D>::slot_bytes(x0),
             });
         }
     }
