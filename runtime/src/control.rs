@@ -7,9 +7,11 @@ pub trait StepSizeController {
     /// local error) before the first step.
     fn reset(&mut self, error_order: u32);
 
-    /// Given the scaled error norm of a step of size `h` (`∞` when it was not finite), returns
-    /// whether to accept it and the size of the next attempt.
-    fn decide(&mut self, err_norm: f64, h: f64) -> (bool, f64);
+    /// Given the scaled error norm of a step of size `h` (positive; `∞` when the norm was not
+    /// finite) taken from time `t`, returns whether to accept it and the size of the next
+    /// attempt. (`t` lets a controller vary with time, say to step carefully near a known
+    /// event; the shipped [`PiController`] does not use it.)
+    fn decide(&mut self, t: f64, err_norm: f64, h: f64) -> (bool, f64);
 }
 
 /// The proportional–integral controller of Hairer, Nørsett & Wanner (II.4) and Söderlind:
@@ -60,7 +62,7 @@ impl StepSizeController for PiController {
         self.rejected_last = false;
     }
 
-    fn decide(&mut self, err_norm: f64, h: f64) -> (bool, f64) {
+    fn decide(&mut self, _t: f64, err_norm: f64, h: f64) -> (bool, f64) {
         if !err_norm.is_finite() {
             self.rejected_last = true;
             return (false, h * self.factor_min);
@@ -125,11 +127,11 @@ mod tests {
     fn accepts_small_errors_and_grows_within_limits() {
         let mut c = PiController::default();
         c.reset(5);
-        let (ok, h) = c.decide(1e-12, 1.0);
+        let (ok, h) = c.decide(0.0, 1e-12, 1.0);
         assert!(ok);
         assert_eq!(h, 10.0, "growth is capped at factor_max");
         c.reset(5);
-        let (ok, h) = c.decide(0.5, 1.0);
+        let (ok, h) = c.decide(0.0, 0.5, 1.0);
         assert!(ok);
         assert!(h > 0.5 && h < 10.0);
     }
@@ -138,14 +140,14 @@ mod tests {
     fn rejects_large_and_non_finite_errors() {
         let mut c = PiController::default();
         c.reset(5);
-        let (ok, h) = c.decide(1e3, 1.0);
+        let (ok, h) = c.decide(0.0, 1e3, 1.0);
         assert!(!ok);
         assert!((0.2..1.0).contains(&h), "{h}");
-        let (ok, h) = c.decide(f64::NAN, 1.0);
+        let (ok, h) = c.decide(0.0, f64::NAN, 1.0);
         assert!(!ok);
         assert_eq!(h, 0.2);
         // After a rejection the next accepted step does not grow.
-        let (ok, h) = c.decide(1e-8, 1.0);
+        let (ok, h) = c.decide(0.0, 1e-8, 1.0);
         assert!(ok);
         assert!(h <= 1.0);
     }

@@ -1,8 +1,6 @@
-//! What a user writes: the vector field, and what the attribute generates: the model's solver.
+//! What a user writes: the vector field.
 
 use dfdx::prelude::*;
-
-use crate::rk::RungeKutta;
 
 /// The right-hand side `f(t, x)` of `dx/dt = f(t, x; θ)`.
 ///
@@ -20,62 +18,4 @@ use crate::rk::RungeKutta;
 pub trait VectorField<S: Shape, E: Dtype, D: Device<E>> {
     /// Evaluates the field at time `t` and state `x`. The result must have the shape of `x`.
     fn eval<T: Tape<E, D>>(&self, t: E, x: Tensor<S, E, D, T>) -> Tensor<S, E, D, T>;
-}
-
-/// The gradient methods; see the crate documentation for what each keeps and how it goes back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum GradMethod {
-    /// Exact gradient of the discrete solve; memory: checkpoints + one evaluation's graph.
-    Symplectic,
-    /// Adaptive checkpoint adjoint (ACA): exact; memory: checkpoints + one step's graph.
-    Checkpoint,
-    /// The whole solve on dfdx's tape: exact; memory grows with steps × stages × graph.
-    Backprop,
-    /// Continuous adjoint (Chen et al. 2018): approximate, little memory.
-    Adjoint,
-}
-
-impl GradMethod {
-    /// All methods, in the order the documentation lists them.
-    pub const ALL: [GradMethod; 4] = [
-        GradMethod::Symplectic,
-        GradMethod::Checkpoint,
-        GradMethod::Backprop,
-        GradMethod::Adjoint,
-    ];
-
-    /// The name used in the attribute (`grad = "symplectic"`).
-    pub fn name(self) -> &'static str {
-        match self {
-            GradMethod::Symplectic => "symplectic",
-            GradMethod::Checkpoint => "checkpoint",
-            GradMethod::Backprop => "backprop",
-            GradMethod::Adjoint => "adjoint",
-        }
-    }
-}
-
-impl core::str::FromStr for GradMethod {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        GradMethod::ALL
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| format!("unknown gradient method `{s}`, expected one of symplectic, checkpoint, backprop, adjoint"))
-    }
-}
-
-impl core::fmt::Display for GradMethod {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Implemented by `#[neural_ode]` for the annotated struct: which Runge–Kutta method it is
-/// solved with and which gradient method it uses by default.
-pub trait NeuralOde: Clone + 'static {
-    /// The generated Runge–Kutta method.
-    type Solver: RungeKutta;
-    /// The gradient method named in the attribute (default `symplectic`).
-    const GRAD: GradMethod;
 }

@@ -6,6 +6,7 @@ use dfdx::prelude::*;
 use crate::backend::Backend;
 use crate::checkpoint::{fixed_time, Checkpoints, Keep};
 use crate::control::{rms_norm, StepSizeController};
+use crate::driver::Driver;
 use crate::error::Error;
 use crate::field::VectorField;
 use crate::options::{SolveOptions, Stepping};
@@ -234,55 +235,18 @@ where
             (Some(_), Some(q)) => q,
             _ => return Err(Error::NotAdaptive { solver: R::NAME }),
         };
-        controller.reset(embedded + 1);
-        let mut h = match opts.first_step {
+        let h0 = match opts.first_step {
             Some(h) => h,
             None => {
                 stats.nfe += 1;
                 initial_step(f, t0, x0, &f0, R::ORDER.min(embedded), (rtol, atol), span)
             }
         };
+        let mut driver = Driver::new(controller, opts, embedded + 1, h0);
         let mut k1 = Some(f0);
-        let mut last_non_finite = false;
         for &target in &times[1..] {
-            loop {
-                let remaining: f64 = (target - t).into();
-                if remaining * dir <= 0.0 {
-                    break;
-                }
-                if stats.accepted + stats.rejected >= opts.max_steps {
-                    return Err(Error::MaxStepsReached {
-                        t: t.into(),
-                        max_steps: opts.max_steps,
-                    });
-                }
-                let t_f: f64 = t.into();
-                let min_step = if opts.min_step > 0.0 {
-                    opts.min_step
-                } else {
-                    16.0 * f64::EPSILON * t_f.abs().max(remaining.abs())
-                };
-                // Land exactly on the output time when the step would reach or nearly reach it.
-                let lands = h >= remaining.abs() * (1.0 - 1e-12);
-                let h_abs = if lands { remaining.abs() } else { h };
-                // A step that lands on an output time is exact whatever its size (two output
-                // times may be closer than the minimum step); only shrinking is bounded.
-                let too_small = !lands && h_abs < min_step;
-                if too_small || E::from_f64_lossy(h_abs) == E::zero() {
-                    return Err(if last_non_finite {
-                        Error::NonFinite {
-                            t: t_f,
-                            h: h_abs * dir,
-                        }
-                    } else {
-                        Error::StepSizeUnderflow {
-                            t: t_f,
-                            h: h_abs * dir,
-                        }
-                    });
-                }
-                let h_e = E::from_f64_lossy(h_abs * dir);
-                let step = R::step(f, t, h_e, &x, k1.take(), &mut ws);
+            while let Some(attempt) = driver.attempt(t, target, dir)? {
+                let step = R::step(f, t, attempt.h, &x, k1.take(), &mut ws);
                 stats.nfe += step.evals;
                 let norm = match &step.err {
                     Some(err) => {
@@ -294,27 +258,21 @@ where
                     }
                     None => 0.0,
                 };
-                let (accept, h_next) = controller.decide(norm, h_abs);
-                if accept {
-                    checkpoints.push(t, h_e, &x);
+                if driver.decide(t, norm, &attempt) {
+                    checkpoints.push(t, attempt.h, &x);
                     if keep_stages {
                         checkpoints.push_stages(ws.take_kept());
                     }
-                    stats.accepted += 1;
                     x = step.y;
-                    t = if lands { target } else { t + h_e };
+                    t = attempt.end(t, target);
                     k1 = if R::FSAL { step.k_last } else { None };
-                    last_non_finite = false;
-                    // A step shortened to land on an output does not shrink the next one.
-                    h = if lands { h_next.max(h) } else { h_next };
                 } else {
                     ws.discard_kept();
-                    stats.rejected += 1;
-                    last_non_finite = !norm.is_finite();
                     k1 = Some(step.k1);
-                    h = h_next;
                 }
             }
+            stats.accepted = driver.accepted;
+            stats.rejected = driver.rejected;
             outputs.push(x.clone());
             out_steps.push(stats.accepted);
         }

@@ -9,10 +9,12 @@ mod backend;
 mod checkpoint;
 mod control;
 mod device;
+mod driver;
 mod error;
 mod field;
 mod grad;
 mod integrate;
+mod model;
 pub mod nn;
 
 /// The dfdx this crate is built against.
@@ -29,8 +31,9 @@ pub use checkpoint::{binomial_recomputation, Advance, CheckpointPolicy, Checkpoi
 pub use control::{rms_norm, PiController, StepSizeController};
 pub use device::Device;
 pub use error::Error;
-pub use field::{GradMethod, NeuralOde, VectorField};
+pub use field::VectorField;
 pub use grad::generic::step as generic_step;
+pub use model::{GradMethod, NeuralOde};
 pub use options::{GradientFailure, SolveOptions, Stepping};
 pub use real::{lit, Real};
 pub use rk::{combine, eval, stage, AdjointStep, RungeKutta, Step, Workspace};

@@ -2,7 +2,7 @@
 
 use crate::checkpoint::CheckpointPolicy;
 use crate::error::Error;
-use crate::field::GradMethod;
+use crate::model::GradMethod;
 
 /// How steps are chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]

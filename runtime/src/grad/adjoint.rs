@@ -10,6 +10,7 @@ use dfdx::prelude::*;
 use super::{add, merge_params, weighted_vjp, Cotangents, OutputGrads};
 use crate::backend::Backend;
 use crate::control::{rms_norm, StepSizeController};
+use crate::driver::Driver;
 use crate::error::Error;
 use crate::field::VectorField;
 use crate::integrate::Forward;
@@ -110,16 +111,24 @@ where
     let mut params = Gradients::leaky();
     let last = out.len() - 1;
     let mut a = out[last].clone();
-    let (mut nfe_vjp, mut steps, mut rejected) = (0, 0, 0);
-    let mut h_prev: Option<f64> = fwd
-        .checkpoints
-        .len()
-        .checked_sub(1)
-        .and_then(|n| fwd.checkpoints.step(n))
-        .map(|(_, h)| h.into());
-    if let Some(q) = R::EMBEDDED_ORDER {
-        controller.reset(q + 1);
-    }
+    let (mut nfe_vjp, mut steps) = (0, 0);
+    // Adaptive: one driver for the whole way back, its first proposal the forward's last step.
+    let mut driver = match (opts.stepping, R::EMBEDDED_ORDER) {
+        (Stepping::Adaptive { .. }, Some(q)) => {
+            let h0 = fwd
+                .checkpoints
+                .len()
+                .checked_sub(1)
+                .and_then(|n| fwd.checkpoints.step(n))
+                .map(|(_, h)| Into::<f64>::into(h).abs())
+                .unwrap_or_else(|| {
+                    let span: f64 = (times[0] - times[last]).into();
+                    span.abs()
+                });
+            Some(Driver::new(controller, opts, q + 1, h0))
+        }
+        _ => None,
+    };
     let mut host = Vec::new();
     let mut non_finite_at = None;
     if !super::all_finite(&a, &mut host) {
@@ -132,36 +141,12 @@ where
         let dir = interval.signum();
         let mut t = t_from;
         match opts.stepping {
-            Stepping::Adaptive { rtol, atol, .. } => {
-                // The proposal carries over between output intervals (not clamped to one: a
-                // short interval is landed on without shrinking the steps after it).
-                let mut h = h_prev.map(f64::abs).unwrap_or(interval.abs());
-                loop {
-                    let remaining: f64 = (t_to - t).into();
-                    if remaining * dir <= 0.0 {
-                        break;
-                    }
-                    if steps + rejected >= opts.max_steps {
-                        return Err(Error::MaxStepsReached {
-                            t: t.into(),
-                            max_steps: opts.max_steps,
-                        });
-                    }
-                    let lands = h >= remaining.abs() * (1.0 - 1e-12);
-                    let h_abs = if lands { remaining.abs() } else { h };
-                    let min_step = if opts.min_step > 0.0 {
-                        opts.min_step
-                    } else {
-                        16.0 * f64::EPSILON * Into::<f64>::into(t).abs().max(remaining.abs())
-                    };
-                    if !lands && h_abs < min_step {
-                        return Err(Error::StepSizeUnderflow {
-                            t: t.into(),
-                            h: h_abs * dir,
-                        });
-                    }
-                    let h_e = E::from_f64_lossy(h_abs * dir);
-                    let mut st = aug_step::<R, _, _, _, _>(model, t, h_e, &x, &a)?;
+            Stepping::Adaptive { rtol, atol } => {
+                let driver = driver
+                    .as_mut()
+                    .ok_or(Error::NotAdaptive { solver: R::NAME })?;
+                while let Some(attempt) = driver.attempt(t, t_to, dir)? {
+                    let mut st = aug_step::<R, _, _, _, _>(model, t, attempt.h, &x, &a)?;
                     nfe_vjp += R::STAGES;
                     let scale_ref: Vec<f64> = x
                         .as_vec()
@@ -191,20 +176,14 @@ where
                         rtol,
                         atol,
                     );
-                    let (accept, h_next) = controller.decide(norm, h_abs);
-                    if accept {
+                    if driver.decide(t, norm, &attempt) {
                         merge_params(model, &mut st.params, &mut params, None)?;
                         x = st.x;
                         a = st.a;
-                        t = if lands { t_to } else { t + h_e };
+                        t = attempt.end(t, t_to);
                         steps += 1;
-                        h = if lands { h_next.max(h) } else { h_next };
-                    } else {
-                        rejected += 1;
-                        h = h_next;
                     }
                 }
-                h_prev = Some(h);
             }
             Stepping::FixedSize(_) | Stepping::FixedSteps(_) => {
                 // The same grid as the forward solve, walked backwards.
@@ -236,7 +215,7 @@ where
         nfe_vjp,
         nfe_rebuild: 0,
         steps,
-        rejected,
+        rejected: driver.map_or(0, |d| d.rejected),
         recomputed_steps: 0,
         non_finite_at,
     })
