@@ -17,7 +17,22 @@ pub struct Tableau {
     pub b_hat: Option<Vec<Coef>>,
     /// Absolute tolerance for the checks, when the published numbers are approximations.
     pub tolerance: Option<Coef>,
+    /// The continuous extension (dense output), if the file gives one.
+    pub dense: Option<Dense>,
 }
+
+/// A `[dense]` section: the continuous extension `y(t₀ + θh) = y₀ + h Σ bᵢ(θ) kᵢ`.
+#[derive(Clone, Debug)]
+pub struct Dense {
+    /// Its order (validation checks the conditions hold, and that it is not higher).
+    pub order: u32,
+    /// Where the coefficients come from.
+    pub reference: String,
+    /// Row `i`: the coefficients of `θ, θ², …` in `bᵢ(θ)` (no constant term: `bᵢ(0) = 0`).
+    pub b: Vec<Vec<Coef>>,
+}
+
+const DENSE_KEYS: &[&str] = &["order", "reference", "b"];
 
 const KEYS: &[&str] = &[
     "name",
@@ -30,6 +45,7 @@ const KEYS: &[&str] = &[
     "b",
     "b_hat",
     "tolerance",
+    "dense",
 ];
 
 /// Parses a tableau document. Malformed TOML stops at once (`Err` with one message); problems
@@ -66,6 +82,17 @@ pub fn parse(text: &str) -> Result<Tableau, Vec<String>> {
     let tolerance = match doc.get("tolerance") {
         None => None,
         Some(v) => coefs(std::slice::from_ref(v), "tolerance", &mut problems).pop(),
+    };
+    let dense = match doc.get("dense") {
+        None => None,
+        Some(toml::Value::Table(table)) => dense(table, &mut problems),
+        Some(other) => {
+            problems.push(format!(
+                "`dense` is a {}, expected a table (a `[dense]` section)",
+                other.type_str()
+            ));
+            None
+        }
     };
     let a = match doc.get("a") {
         None => {
@@ -106,10 +133,80 @@ pub fn parse(text: &str) -> Result<Tableau, Vec<String>> {
             b,
             b_hat,
             tolerance,
+            dense,
         })
     } else {
         Err(problems)
     }
+}
+
+/// Parses a `[dense]` section.
+fn dense(table: &toml::Table, problems: &mut Vec<String>) -> Option<Dense> {
+    let before = problems.len();
+    for key in table.keys() {
+        if !DENSE_KEYS.contains(&key.as_str()) {
+            let hint = crate::attr::did_you_mean(key, DENSE_KEYS);
+            problems.push(format!("unknown key `dense.{key}`{hint}"));
+        }
+    }
+    let order = match table.get("order") {
+        Some(toml::Value::Integer(n)) if (1..=64).contains(n) => *n as u32,
+        Some(other) => {
+            problems.push(format!(
+                "`dense.order` is {other}, expected a positive integer"
+            ));
+            0
+        }
+        None => {
+            problems.push("missing key `dense.order`".into());
+            0
+        }
+    };
+    let reference = match table.get("reference") {
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(other) => {
+            problems.push(format!(
+                "`dense.reference` is a {}, expected a string",
+                other.type_str()
+            ));
+            String::new()
+        }
+        None => {
+            problems.push(
+                "missing key `dense.reference` (cite where the coefficients come from)".into(),
+            );
+            String::new()
+        }
+    };
+    let b = match table.get("b") {
+        Some(toml::Value::Array(rows)) => rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| match row {
+                toml::Value::Array(items) => coefs(items, &format!("dense.b[{i}]"), problems),
+                other => {
+                    problems.push(format!(
+                        "`dense.b[{i}]` is a {}, expected an array of coefficient strings (of θ, θ², …)",
+                        other.type_str()
+                    ));
+                    Vec::new()
+                }
+            })
+            .collect(),
+        Some(other) => {
+            problems.push(format!("`dense.b` is a {}, expected an array of rows", other.type_str()));
+            Vec::new()
+        }
+        None => {
+            problems.push("missing key `dense.b`".into());
+            Vec::new()
+        }
+    };
+    (problems.len() == before).then_some(Dense {
+        order,
+        reference,
+        b,
+    })
 }
 
 fn string(doc: &toml::Table, key: &str, problems: &mut Vec<String>) -> String {

@@ -35,6 +35,7 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
             .chain(t.b.iter())
             .chain(t.a.iter().flatten())
             .chain(t.b_hat.iter().flatten())
+            .chain(t.dense.iter().flat_map(|d| d.b.iter().flatten()))
             .any(|c| c.decimal);
     // Decimal tableaux (e.g. tsit5) are published to about 16 digits.
     let tol = match &t.tolerance {
@@ -219,6 +220,18 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
                 _ => {}
             }
         }
+        if let Some(d) = &t.dense {
+            check_dense(
+                d,
+                &t.b,
+                t.order,
+                &forest,
+                &g,
+                &close,
+                decimal,
+                &mut problems,
+            );
+        }
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -236,6 +249,91 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
             .collect()
     });
     Ok(Method { s, a, fsal, e, t })
+}
+
+/// The `[dense]` section: one row per stage, `bᵢ(1) = bᵢ`, and the continuous extension's order
+/// conditions (Hairer, Nørsett & Wanner I, Theorem II.6.1): for every tree `τ` with
+/// `|τ| ≤ p*`, `Σᵢ bᵢ(θ) Φᵢ(τ) = θ^|τ| / γ(τ)` as polynomials in `θ`, coefficient by coefficient.
+#[allow(clippy::too_many_arguments)]
+fn check_dense(
+    d: &crate::tableau::Dense,
+    b: &[Coef],
+    order: u32,
+    forest: &Forest,
+    g: &[Vec<BigRational>],
+    close: &dyn Fn(&BigRational, &BigRational) -> bool,
+    decimal: bool,
+    problems: &mut Vec<String>,
+) {
+    let s = b.len();
+    if d.b.len() != s {
+        let rows = if d.b.len() == 1 { "row" } else { "rows" };
+        problems.push(format!(
+            "`dense.b` has {} {rows}, expected {s}: one polynomial per stage",
+            d.b.len()
+        ));
+        return;
+    }
+    let degree = d.b.iter().map(Vec::len).max().unwrap_or(0);
+    if degree == 0 {
+        problems.push(
+            "`dense.b` has only empty rows: give the coefficients of θ, θ², … of each bᵢ(θ)".into(),
+        );
+        return;
+    }
+    for (i, (row, bi)) in d.b.iter().zip(b).enumerate() {
+        let at_one: BigRational = row.iter().map(|x| x.value.clone()).sum();
+        if !close(&at_one, &bi.value) {
+            problems.push(format!(
+                "`dense.b[{i}]` gives b{i}(1) = {} but `b[{i}]` is {}: the interpolant must end at the step's solution",
+                show(&at_one, decimal),
+                bi.value
+            ));
+        }
+    }
+    if d.order > order {
+        problems.push(format!(
+            "`dense.order` is {} but the method has order {order}: a continuous extension cannot exceed it",
+            d.order
+        ));
+        return;
+    }
+    let coef = |i: usize, m: usize| -> BigRational {
+        d.b[i]
+            .get(m - 1)
+            .map(|c| c.value.clone())
+            .unwrap_or_else(BigRational::zero)
+    };
+    // The first tree (by size) whose condition fails, and for which power of θ.
+    let failure = forest.trees.iter().enumerate().find_map(|(k, tree)| {
+        if tree.order as u32 > d.order + 1 {
+            return None;
+        }
+        (1..=degree.max(tree.order)).find_map(|m| {
+            let got: BigRational = (0..s).map(|i| coef(i, m) * &g[k][i]).sum();
+            let want = if m == tree.order {
+                tree.gamma.recip()
+            } else {
+                BigRational::zero()
+            };
+            (!close(&got, &want)).then_some((tree.order, k, m, got, want))
+        })
+    });
+    match failure {
+        Some((o, k, m, got, want)) if o as u32 <= d.order => problems.push(format!(
+            "`dense.order` is {} but the interpolant has order {}: for tree {}, the coefficient of θ^{m} in Σ bᵢ(θ) Φᵢ is {} but should be {want}",
+            d.order,
+            o - 1,
+            forest.name(k),
+            show(&got, decimal)
+        )),
+        None if d.order < order => problems.push(format!(
+            "`dense.order` is {} but the interpolant satisfies the conditions of order {}; declare the order it has",
+            d.order,
+            d.order + 1
+        )),
+        _ => {}
+    }
 }
 
 fn entries(n: usize) -> &'static str {
@@ -341,5 +439,90 @@ mod tests {
         assert_eq!(e, ["the method is not explicit: `a[0][0]` is 1/2, expected 0 (only entries below the diagonal may be nonzero)"]);
         let e = errors(&HEUN.replace("a = [[], [\"1\"]]", "a = [[], []]"));
         assert_eq!(e, ["`a[1]` has 0 entries, expected 1"]);
+    }
+}
+
+#[cfg(test)]
+mod dense_tests {
+    use super::*;
+    use crate::load::shipped_text;
+    use crate::tableau::parse;
+
+    fn dopri5_with(edit: impl Fn(&str) -> String) -> Result<Method, Vec<String>> {
+        let text = edit(shipped_text("dopri5").unwrap());
+        validate(parse(&text).map_err(|e| panic!("{e:?}")).unwrap())
+    }
+
+    #[test]
+    fn shipped_continuous_extensions_have_their_declared_orders() {
+        for (name, order) in [("dopri5", 4), ("tsit5", 4), ("bosh3", 3)] {
+            let t = parse(shipped_text(name).unwrap()).unwrap();
+            assert_eq!(t.dense.as_ref().map(|d| d.order), Some(order), "{name}");
+            validate(t).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        }
+    }
+
+    #[test]
+    fn wrong_continuous_extensions_are_refused() {
+        // Declared too high: the order-5 conditions fail.
+        let e = dopri5_with(|t| t.replace("[dense]\norder = 4", "[dense]\norder = 5")).unwrap_err();
+        assert!(
+            e[0].contains("`dense.order` is 5 but the interpolant has order 4"),
+            "{e:?}"
+        );
+        // Declared too low.
+        let e = dopri5_with(|t| t.replace("[dense]\norder = 4", "[dense]\norder = 3")).unwrap_err();
+        assert!(e[0].contains("declare the order it has"), "{e:?}");
+        // One coefficient changed, the endpoint kept (θ² and θ³ terms of b3 moved by ±1/1000):
+        // the order conditions catch it.
+        let e = dopri5_with(|t| {
+            t.replace(
+                r#"["0", "131558114200/32700410799", "-68118460800/10900136933", "87487479700/32700410799"]"#,
+                r#"["0", "131591814610/32700410799", "-68129361799/10900136933", "87487479700/32700410799"]"#,
+            )
+        })
+        .unwrap_err();
+        assert!(
+            e.iter()
+                .any(|m| m.contains("but the interpolant has order")),
+            "{e:?}"
+        );
+        // The endpoint: b_i(1) must be b_i.
+        let e = dopri5_with(|t| {
+            t.replace(
+                r#"["0", "40617522/29380423", "-110615467/29380423", "69997945/29380423"]"#,
+                r#"["0", "40617522/29380423", "-110615467/29380423", "1"]"#,
+            )
+        })
+        .unwrap_err();
+        assert!(
+            e.iter().any(|m| m.contains("`dense.b[6]` gives b6(1)")),
+            "{e:?}"
+        );
+        // One row too few.
+        let e = dopri5_with(|t| {
+            t.replace(
+                "  [\"0\", \"40617522/29380423\", \"-110615467/29380423\", \"69997945/29380423\"],\n",
+                "",
+            )
+        })
+        .unwrap_err();
+        assert!(e[0].contains("`dense.b` has 6 rows, expected 7"), "{e:?}");
+    }
+
+    #[test]
+    fn dense_section_keys_are_checked() {
+        let text = shipped_text("bosh3")
+            .unwrap()
+            .replace("[dense]\norder = 3", "[dense]\nordr = 3");
+        let e = parse(&text).unwrap_err();
+        assert!(
+            e.iter().any(|m| m.contains("unknown key `dense.ordr`")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("missing key `dense.order`")),
+            "{e:?}"
+        );
     }
 }

@@ -61,6 +61,13 @@ pub trait RungeKutta: 'static {
     /// The 0-based stages whose states `step` records when the workspace keeps stages (the live
     /// stages but the first, whose state is the step's input), in order.
     const KEPT_STAGES: &'static [usize] = &[];
+    /// Order of the continuous extension given in the tableau's `[dense]` section, if any.
+    const DENSE_ORDER: Option<u32> = None;
+    /// The continuous extension `y(t + θh) = x + h Σᵢ bᵢ(θ) kᵢ`: row `i` holds the
+    /// coefficients of `θ, θ², …` in `bᵢ(θ)` (validated exactly at compile time: `bᵢ(1) = bᵢ`
+    /// and the order conditions of [`DENSE_ORDER`](Self::DENSE_ORDER)). `None` without a
+    /// `[dense]` section.
+    const B_DENSE: Option<&'static [&'static [f64]]> = None;
 
     /// One step from `(t, x)` of size `h`. `k1`, if given, must be `f(t, x)`. Stage states and
     /// the error estimate are written into `ws`; only the result is a fresh buffer.
