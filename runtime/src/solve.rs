@@ -134,7 +134,7 @@ where
     let keep = keeps(T::OWNS_TAPE, method, opts.checkpoints);
     let (x, tape) = x0.split_tape();
     let solve_base = crate::alloc::current();
-    let (fwd, mut forward_peak) = crate::alloc::measure(|| {
+    let (fwd, forward_peak) = crate::alloc::measure(|| {
         integrate::<M::Solver, S, E, D, M>(model, &x, times, opts, controller, keep)
     });
     let fwd = match fwd {
@@ -189,8 +189,7 @@ where
         }));
         return Ok(Solution { ys, stats, report });
     }
-    stats.peak_bytes = forward_peak.take();
-    let forward_peak = stats.peak_bytes;
+    stats.peak_bytes = forward_peak;
     let ys = S::stack(fwd.outputs.clone());
     let ys_key = ys.clone();
     let x0_key = x.clone();
