@@ -89,25 +89,27 @@ classic!(ClassicTsit5, solver = "tsit5");
 classic!(ClassicDopri8, solver = "dopri8");
 classic!(ClassicShampine, tableau = "examples/dopri5_shampine.toml");
 
-fn run<
-    M: NeuralOde
-        + VectorField<State, f64, Cpu>
-        + neural_ode::dfdx::nn::tensor_collection::TensorCollection<f64, Cpu>,
->(
+/// One solve per tolerance, with the default controller or (`integral`) diffrax's.
+fn run<M>(
     problem: &str,
     model: &M,
     x0: &Tensor<State, f64, Cpu>,
     t1: f64,
     reference: &[f64],
-) {
+    integral: bool,
+) where
+    M: NeuralOde
+        + VectorField<State, f64, Cpu>
+        + neural_ode::dfdx::nn::tensor_collection::TensorCollection<f64, Cpu>,
+{
     for k in 3..=10 {
         let tol = 10f64.powi(-k);
-        let sol = solve(
-            model,
-            x0.clone(),
-            &[0.0, t1],
-            &SolveOptions::adaptive(tol, tol),
-        )
+        let opts = SolveOptions::adaptive(tol, tol);
+        let sol = if integral {
+            neural_ode::solve_with(model, x0.clone(), &[0.0, t1], &opts, &mut IController(0.2))
+        } else {
+            solve(model, x0.clone(), &[0.0, t1], &opts)
+        }
         .expect("solve");
         let y = sol.ys.as_vec();
         let last = &y[y.len() - reference.len()..];
@@ -116,7 +118,8 @@ fn run<
             .zip(reference)
             .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
         println!(
-            "{{\"impl\": \"neural-ode\", \"problem\": \"{problem}\", \"solver\": \"{}\", \"tol\": {tol:e}, \"nfe\": {}, \"accepted\": {}, \"rejected\": {}, \"error\": {err:e}}}",
+            "{{\"impl\": \"{}\", \"problem\": \"{problem}\", \"solver\": \"{}\", \"tol\": {tol:e}, \"nfe\": {}, \"accepted\": {}, \"rejected\": {}, \"error\": {err:e}}}",
+            if integral { "neural-ode-I" } else { "neural-ode" },
             <M::Solver as RungeKutta>::NAME,
             sol.stats.nfe,
             sol.stats.accepted,
@@ -137,40 +140,6 @@ impl neural_ode::StepSizeController for IController {
         }
         let f = (0.9 * err.max(1e-30).powf(-self.0)).clamp(0.2, 10.0);
         (err <= 1.0, h * if err <= 1.0 { f } else { f.min(1.0) })
-    }
-}
-
-fn run_i<
-    M: NeuralOde
-        + VectorField<State, f64, Cpu>
-        + neural_ode::dfdx::nn::tensor_collection::TensorCollection<f64, Cpu>,
->(
-    problem: &str,
-    model: &M,
-    x0: &Tensor<State, f64, Cpu>,
-    t1: f64,
-    reference: &[f64],
-) {
-    for k in 3..=10 {
-        let tol = 10f64.powi(-k);
-        let sol = neural_ode::solve_with(
-            model,
-            x0.clone(),
-            &[0.0, t1],
-            &SolveOptions::adaptive(tol, tol),
-            &mut IController(0.2),
-        )
-        .expect("solve");
-        let y = sol.ys.as_vec();
-        let last = &y[y.len() - reference.len()..];
-        let err = last
-            .iter()
-            .zip(reference)
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-        println!(
-            "{{\"impl\": \"neural-ode-I\", \"problem\": \"{problem}\", \"solver\": \"{}\", \"tol\": {tol:e}, \"nfe\": {}, \"accepted\": {}, \"rejected\": {}, \"error\": {err:e}}}",
-            <M::Solver as RungeKutta>::NAME, sol.stats.nfe, sol.stats.accepted, sol.stats.rejected
-        );
     }
 }
 
@@ -236,11 +205,11 @@ fn main() {
         }
         let r = reference(&make!(ClassicDopri8), &x0, 10.0);
         println!("{{\"reference\": \"{problem}\", \"y\": {r:?}}}");
-        run(problem, &make!(ClassicDopri5), &x0, 10.0, &r);
-        run(problem, &make!(ClassicTsit5), &x0, 10.0, &r);
-        run(problem, &make!(ClassicShampine), &x0, 10.0, &r);
-        run_i(problem, &make!(ClassicDopri5), &x0, 10.0, &r);
-        run_i(problem, &make!(ClassicShampine), &x0, 10.0, &r);
+        run(problem, &make!(ClassicDopri5), &x0, 10.0, &r, false);
+        run(problem, &make!(ClassicTsit5), &x0, 10.0, &r, false);
+        run(problem, &make!(ClassicShampine), &x0, 10.0, &r, false);
+        run(problem, &make!(ClassicDopri5), &x0, 10.0, &r, true);
+        run(problem, &make!(ClassicShampine), &x0, 10.0, &r, true);
     }
     if let Some(path) = std::env::args().nth(1) {
         let text = std::fs::read_to_string(&path).expect("problem file");
@@ -273,10 +242,10 @@ fn main() {
         }
         let r = reference(&make!(MlpDopri8), &x0, 1.0);
         println!("{{\"reference\": \"mlp\", \"y\": {:?}}}", &r[..4]);
-        run("mlp", &make!(MlpDopri5), &x0, 1.0, &r);
-        run("mlp", &make!(MlpTsit5), &x0, 1.0, &r);
-        run("mlp", &make!(MlpShampine), &x0, 1.0, &r);
-        run_i("mlp", &make!(MlpDopri5), &x0, 1.0, &r);
-        run_i("mlp", &make!(MlpShampine), &x0, 1.0, &r);
+        run("mlp", &make!(MlpDopri5), &x0, 1.0, &r, false);
+        run("mlp", &make!(MlpTsit5), &x0, 1.0, &r, false);
+        run("mlp", &make!(MlpShampine), &x0, 1.0, &r, false);
+        run("mlp", &make!(MlpDopri5), &x0, 1.0, &r, true);
+        run("mlp", &make!(MlpShampine), &x0, 1.0, &r, true);
     }
 }

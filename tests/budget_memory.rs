@@ -5,30 +5,14 @@
 
 use neural_ode::alloc::{self, CountingAllocator};
 use neural_ode::dfdx::prelude::*;
-use neural_ode::nn::{builders, Dense, Identity, Tanh};
-use neural_ode::{neural_ode, solve, CheckpointPolicy, SolveOptions, VectorField};
+use neural_ode::{solve, CheckpointPolicy, SolveOptions, VectorField};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
 
-type State = (usize, Const<2>);
+mod common;
 
-#[neural_ode(solver = "dopri5", grad = "symplectic")]
-#[derive(Clone, Debug)]
-struct Mlp {
-    l1: Dense<2, 16, Tanh, f64, Cpu>,
-    l2: Dense<16, 2, Identity, f64, Cpu>,
-}
-
-impl VectorField<State, f64, Cpu> for Mlp {
-    fn eval<T: Tape<f64, Cpu>>(
-        &self,
-        _t: f64,
-        x: Tensor<State, f64, Cpu, T>,
-    ) -> Tensor<State, f64, Cpu, T> {
-        self.l2.forward(self.l1.forward(x))
-    }
-}
+use common::{SmallDense as Mlp, State};
 
 fn peak_of(f: impl FnOnce()) -> usize {
     let base = alloc::current();
@@ -41,10 +25,7 @@ fn peak_of(f: impl FnOnce()) -> usize {
 fn budget_bounds_the_peak_of_solve_and_gradient() {
     let dev = Cpu::seed_from_u64(0);
     dev.disable_cache();
-    let model = Mlp {
-        l1: dev.build_module::<builders::Dense<2, 16, Tanh>, f64>(),
-        l2: dev.build_module::<builders::Dense<16, 2, Identity>, f64>(),
-    };
+    let model = Mlp::build(&dev);
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(64, Const));
     let state = 64 * 2 * 8;
     let steps = 2000;

@@ -6,30 +6,14 @@
 use neural_ode::alloc::{self, CountingAllocator};
 use neural_ode::dfdx::optim::{Adam, AdamConfig, Optimizer};
 use neural_ode::dfdx::prelude::*;
-use neural_ode::nn::{builders, Dense, Identity, Tanh};
-use neural_ode::{neural_ode, solve, GradMethod, SolveOptions, VectorField};
+use neural_ode::{solve, GradMethod, SolveOptions};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
 
-type State = (usize, Const<2>);
+mod common;
 
-#[neural_ode(solver = "dopri5")]
-#[derive(Clone, Debug)]
-struct Mlp {
-    l1: Dense<2, 16, Tanh, f64, Cpu>,
-    l2: Dense<16, 2, Identity, f64, Cpu>,
-}
-
-impl VectorField<State, f64, Cpu> for Mlp {
-    fn eval<T: Tape<f64, Cpu>>(
-        &self,
-        _t: f64,
-        x: Tensor<State, f64, Cpu, T>,
-    ) -> Tensor<State, f64, Cpu, T> {
-        self.l2.forward(self.l1.forward(x))
-    }
-}
+use common::{SmallDense as Mlp, State};
 
 #[test]
 fn training_loops_do_not_leak() {
@@ -43,10 +27,7 @@ fn training_loops_do_not_leak() {
         GradMethod::Backprop,
         GradMethod::Adjoint,
     ] {
-        let mut model = Mlp {
-            l1: dev.build_module::<builders::Dense<2, 16, Tanh>, f64>(),
-            l2: dev.build_module::<builders::Dense<16, 2, Identity>, f64>(),
-        };
+        let mut model = Mlp::build(&dev);
         let mut opt = Adam::new(
             &model,
             AdamConfig {

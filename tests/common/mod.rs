@@ -105,3 +105,31 @@ pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     num / den
 }
+
+/// MLP 2 → 16 → 2 of fused `Dense` layers (tanh), dopri5: the memory and soak tests' model.
+#[neural_ode(solver = "dopri5")]
+#[derive(Clone, Debug)]
+pub struct SmallDense {
+    pub l1: neural_ode::nn::Dense<2, 16, neural_ode::nn::Tanh, f64, Cpu>,
+    pub l2: neural_ode::nn::Dense<16, 2, neural_ode::nn::Identity, f64, Cpu>,
+}
+
+impl VectorField<State, f64, Cpu> for SmallDense {
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        _t: f64,
+        x: Tensor<State, f64, Cpu, T>,
+    ) -> Tensor<State, f64, Cpu, T> {
+        self.l2.forward(self.l1.forward(x))
+    }
+}
+
+impl SmallDense {
+    pub fn build(dev: &Cpu) -> Self {
+        use neural_ode::nn::{builders, Identity, Tanh};
+        SmallDense {
+            l1: dev.build_module::<builders::Dense<2, 16, Tanh>, f64>(),
+            l2: dev.build_module::<builders::Dense<16, 2, Identity>, f64>(),
+        }
+    }
+}
