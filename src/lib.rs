@@ -102,8 +102,8 @@ pub use neural_ode_runtime::{
     alloc, binomial_recomputation, generic_step, rms_norm, solve, solve_with, Backend,
     BackwardReport, BackwardStats, CheckpointPolicy, Checkpoints, Device, Error, ForwardStats,
     GradMethod, GradientFailure, Keep, NeuralOde, PiController, Real, RungeKutta, Solution,
-    SolveError, SolveOptions, SolveResult, StateShape, StepSizeController, Stepping, VectorField,
-    Workspace,
+    SolveError, SolveOptions, SolveResult, StateShape, StepSizeController, StepTimes, Stepping,
+    VectorField, Workspace,
 };
 
 /// Fast layers: the fused dense layer `Dense` and the activations `Tanh`, `Sigmoid`, `Softplus`,

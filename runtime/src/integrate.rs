@@ -14,6 +14,7 @@ use crate::real::Real;
 use crate::rk::{RungeKutta, Workspace};
 use crate::shape::StateShape;
 use crate::stats::ForwardStats;
+use crate::steps::StepTimes;
 
 /// The result of the forward loop.
 pub(crate) struct Forward<S: Shape, E: Real, D: Backend<E>> {
@@ -23,6 +24,8 @@ pub(crate) struct Forward<S: Shape, E: Real, D: Backend<E>> {
     pub out_steps: Vec<usize>,
     pub checkpoints: Checkpoints<S, E, D>,
     pub stats: ForwardStats,
+    /// The accepted step boundaries.
+    pub steps: StepTimes<E>,
 }
 
 /// Checks the output times and returns `t_end - t_0`'s direction (+1 or -1; +1 for one time).
@@ -206,6 +209,7 @@ where
             out_steps,
             checkpoints,
             stats,
+            steps: StepTimes::new(times[0]),
         });
     }
     if times.len() == 1 {
@@ -214,11 +218,13 @@ where
             out_steps,
             checkpoints,
             stats,
+            steps: StepTimes::new(times[0]),
         });
     }
 
     let mut t = t0;
     let mut x = x0.clone();
+    let mut steps = StepTimes::new(t0);
     // Buffers reused by every step of this solve: stage states, error estimate, host copies
     // for the error norm.
     let mut ws = Workspace::new();
@@ -265,6 +271,7 @@ where
                     }
                     x = step.y;
                     t = attempt.end(t, target);
+                    steps.push(t);
                     k1 = if R::FSAL { step.k_last } else { None };
                 } else {
                     ws.discard_kept();
@@ -281,6 +288,7 @@ where
         let mut start = t0;
         for (&target, &n) in times[1..].iter().zip(&counts) {
             checkpoints.fixed_run(start, target, n);
+            steps.run(start, target, n);
             for i in 0..n {
                 if stats.accepted >= opts.max_steps {
                     return Err(Error::MaxStepsReached {
@@ -319,6 +327,7 @@ where
         out_steps,
         checkpoints,
         stats,
+        steps,
     })
 }
 

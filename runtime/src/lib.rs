@@ -25,6 +25,7 @@ mod rk;
 mod shape;
 mod solve;
 mod stats;
+mod steps;
 
 pub use backend::Backend;
 pub use checkpoint::{binomial_recomputation, Advance, CheckpointPolicy, Checkpoints, Keep};
@@ -40,6 +41,7 @@ pub use rk::{combine, eval, stage, AdjointStep, RungeKutta, Step, Workspace};
 pub use shape::StateShape;
 pub use solve::{solve, solve_with, BackwardReport, Solution, SolveError, SolveResult};
 pub use stats::{BackwardStats, ForwardStats};
+pub use steps::StepTimes;
 
 /// Names used only by code that `#[neural_ode]` generates.
 #[doc(hidden)]

@@ -18,6 +18,7 @@ use crate::real::Real;
 use crate::rk::RungeKutta;
 use crate::shape::StateShape;
 use crate::stats::{BackwardStats, ForwardStats};
+use crate::steps::StepTimes;
 
 /// The result of a solve.
 #[derive(Debug)]
@@ -26,6 +27,9 @@ pub struct Solution<S: StateShape, E: Real, D: Backend<E>, T> {
     pub ys: Tensor<S::Stacked, E, D, T>,
     /// What the forward solve did.
     pub stats: ForwardStats,
+    /// The times of every accepted step boundary (`t₀ … t_end`), to inspect or reproduce the
+    /// grid (for example as the output times of a fixed-step solve with one step per interval).
+    pub steps: StepTimes<E>,
     /// Filled in when the gradient pass runs (during the caller's `backward()`).
     pub report: BackwardReport,
 }
@@ -137,7 +141,7 @@ where
     let (fwd, forward_peak) = crate::alloc::measure(|| {
         integrate::<M::Solver, S, E, D, M>(model, &x, times, opts, controller, keep)
     });
-    let fwd = match fwd {
+    let mut fwd = match fwd {
         Ok(fwd) => fwd,
         Err(error) => {
             return Err(SolveError {
@@ -147,11 +151,17 @@ where
         }
     };
     let mut stats = fwd.stats;
+    let steps = std::mem::take(&mut fwd.steps);
     let report = BackwardReport::default();
     if !T::OWNS_TAPE {
         stats.peak_bytes = forward_peak;
         let ys = S::stack(fwd.outputs).put_tape(tape);
-        return Ok(Solution { ys, stats, report });
+        return Ok(Solution {
+            ys,
+            stats,
+            steps,
+            report,
+        });
     }
     if method == GradMethod::Backprop {
         // The solve is recorded on the caller's tape now: part of the forward's memory.
@@ -187,7 +197,12 @@ where
             steps: n,
             ..BackwardStats::default()
         }));
-        return Ok(Solution { ys, stats, report });
+        return Ok(Solution {
+            ys,
+            stats,
+            steps,
+            report,
+        });
     }
     stats.peak_bytes = forward_peak;
     let ys = S::stack(fwd.outputs.clone());
@@ -246,6 +261,7 @@ where
     Ok(Solution {
         ys: ys.put_tape(tape),
         stats,
+        steps,
         report,
     })
 }
