@@ -176,7 +176,9 @@ impl<S: Shape, E: Real, D: Storage<E>> Checkpoints<S, E, D> {
     }
 
     /// Prepares the store for a solve from `x0` with `steps` steps if known in advance (fixed
-    /// steps). With a budget: the states it holds, or `None` if it holds not even `x0`.
+    /// steps); call it before the first [`push`](Self::push) (a budget keeps nothing until it
+    /// knows its slots). With a budget: the states it holds, or `None` if it holds not even
+    /// `x0`.
     pub fn start(&mut self, x0: &Tensor<S, E, D>, steps: Option<usize>) -> Option<usize> {
         let CheckpointPolicy::Budget(bytes) = self.policy else {
             return Some(usize::MAX);
