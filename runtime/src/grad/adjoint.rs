@@ -9,6 +9,7 @@ use dfdx::prelude::*;
 
 use super::{add, merge_params, weighted_vjp, Cotangents, OutputGrads};
 use crate::backend::Backend;
+use crate::checkpoint::fixed_time;
 use crate::control::{rms_norm, StepSizeController};
 use crate::driver::Driver;
 use crate::error::Error;
@@ -186,14 +187,11 @@ where
                 }
             }
             Stepping::FixedSize(_) | Stepping::FixedSteps(_) => {
-                // The same grid as the forward solve, walked backwards.
+                // The forward solve's grid (the same points, computed the same way), walked
+                // backwards: from point n of the interval down to point 0.
                 let n = fwd.out_steps[k] - fwd.out_steps[k - 1];
-                for i in 0..n {
-                    let t_next = if i + 1 == n {
-                        t_to
-                    } else {
-                        t_from + E::from_f64_lossy(interval * (i + 1) as f64 / n as f64)
-                    };
+                for i in (0..n).rev() {
+                    let t_next = fixed_time(t_to, t_from, i, n);
                     let mut st = aug_step::<R, _, _, _, _>(model, t, t_next - t, &x, &a)?;
                     nfe_vjp += R::STAGES;
                     merge_params(model, &mut st.params, &mut params, None)?;
