@@ -15,6 +15,7 @@ use neural_ode::{
     Workspace,
 };
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 
 type State = (usize, Const<2>);
 
@@ -127,7 +128,14 @@ impl Check for GradientsAgree {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // A fixed seed, so CI is deterministic; `PROPTEST_RNG_SEED` and `PROPTEST_CASES` explore.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(48),
+        rng_seed: RngSeed::Fixed(
+            std::env::var("PROPTEST_RNG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261202),
+        ),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn generated_step_equals_the_generic_loop(case in cases()) {
