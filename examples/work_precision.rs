@@ -17,8 +17,8 @@ use neural_ode::{neural_ode, solve, NeuralOde, RungeKutta, SolveOptions, VectorF
 type State = (usize, Const<2>);
 
 macro_rules! mlp {
-    ($name:ident, $solver:literal) => {
-        #[neural_ode(solver = $solver)]
+    ($name:ident, $($attr:tt)*) => {
+        #[neural_ode($($attr)*)]
         #[derive(Clone, Debug)]
         struct $name {
             l1: Linear<2, 64, f64, Cpu>,
@@ -37,26 +37,10 @@ macro_rules! mlp {
         }
     };
 }
-mlp!(MlpDopri5, "dopri5");
-mlp!(MlpTsit5, "tsit5");
-mlp!(MlpDopri8, "dopri8");
-#[neural_ode(tableau = "examples/dopri5_shampine.toml")]
-#[derive(Clone, Debug)]
-struct MlpShampine {
-    l1: Linear<2, 64, f64, Cpu>,
-    l2: Linear<64, 64, f64, Cpu>,
-    l3: Linear<64, 2, f64, Cpu>,
-}
-impl VectorField<State, f64, Cpu> for MlpShampine {
-    fn eval<T: Tape<f64, Cpu>>(
-        &self,
-        _t: f64,
-        x: Tensor<State, f64, Cpu, T>,
-    ) -> Tensor<State, f64, Cpu, T> {
-        self.l3
-            .forward(self.l2.forward(self.l1.forward(x).tanh()).tanh())
-    }
-}
+mlp!(MlpDopri5, solver = "dopri5");
+mlp!(MlpTsit5, solver = "tsit5");
+mlp!(MlpDopri8, solver = "dopri8");
+mlp!(MlpShampine, tableau = "examples/dopri5_shampine.toml");
 
 /// Lotka–Volterra and Van der Pol written with dfdx ops (any tape): `f = x L + (x² M) ⊙ (x N) ⊙ c`.
 macro_rules! classic {

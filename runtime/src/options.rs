@@ -195,25 +195,6 @@ impl SolveOptions {
                     positive("first_step", h)?;
                 }
             }
-            Stepping::FixedSize(_) | Stepping::FixedSteps(_) => {
-                if let Some(h) = self.first_step {
-                    return Err(Error::InvalidOption {
-                        name: "first_step",
-                        value: h,
-                        reason: "applies to adaptive steps only; fixed steps have no first step to choose",
-                    });
-                }
-                if self.min_step != 0.0 {
-                    return Err(Error::InvalidOption {
-                        name: "min_step",
-                        value: self.min_step,
-                        reason: "applies to adaptive steps only",
-                    });
-                }
-            }
-        }
-        match self.stepping {
-            Stepping::Adaptive { .. } => {}
             Stepping::FixedSize(h) => positive("step size", h)?,
             Stepping::FixedSteps(n) => {
                 if n == 0 {
@@ -223,6 +204,24 @@ impl SolveOptions {
                         reason: "expected at least one step",
                     });
                 }
+            }
+        }
+        // Options that only adaptive steps read.
+        if !matches!(self.stepping, Stepping::Adaptive { .. }) {
+            if let Some(h) = self.first_step {
+                return Err(Error::InvalidOption {
+                    name: "first_step",
+                    value: h,
+                    reason:
+                        "applies to adaptive steps only; fixed steps have no first step to choose",
+                });
+            }
+            if self.min_step != 0.0 {
+                return Err(Error::InvalidOption {
+                    name: "min_step",
+                    value: self.min_step,
+                    reason: "applies to adaptive steps only",
+                });
             }
         }
         if !(self.min_step.is_finite() && self.min_step >= 0.0) {

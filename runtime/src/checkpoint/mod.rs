@@ -285,11 +285,13 @@ impl<S: Shape, E: Real, D: Storage<E>> Checkpoints<S, E, D> {
     /// bookkeeping vectors (by capacity).
     pub fn bytes(&self) -> usize {
         let tensor = core::mem::size_of::<Tensor<S, E, D>>();
-        let data = |x: &Tensor<S, E, D>| {
-            x.shape().num_elements() * core::mem::size_of::<E>() + BUFFER_HEADER
-        };
-        let states: usize = self.store.states().map(data).sum();
-        let stages: usize = self.stages.iter().flatten().map(data).sum::<usize>()
+        let states: usize = self.store.states().map(Self::state_bytes).sum();
+        let stages: usize = self
+            .stages
+            .iter()
+            .flatten()
+            .map(Self::state_bytes)
+            .sum::<usize>()
             + self
                 .stages
                 .iter()

@@ -165,15 +165,11 @@ where
                     // cannot be error-controlled; the state part still is.
                     let n_x = x.shape().num_elements();
                     let finite_in = scale_ref[n_x..].iter().all(|v| v.is_finite());
-                    let len = if finite_in {
-                        st.err.len()
-                    } else {
-                        n_x.min(st.err.len())
-                    };
+                    let len = if finite_in { st.err.len() } else { n_x };
                     let norm = rms_norm(
                         &st.err[..len],
-                        &scale_ref[..len.min(scale_ref.len())],
-                        &scale_new[..len.min(scale_new.len())],
+                        &scale_ref[..len],
+                        &scale_new[..len],
                         rtol,
                         atol,
                     );
