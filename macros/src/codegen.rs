@@ -11,7 +11,7 @@ use crate::rational::{to_f64, Coef};
 use crate::validate::Method;
 
 /// A float literal token for an exact value (negative values as `-lit`).
-fn float(q: &BigRational) -> TokenStream {
+pub(crate) fn float(q: &BigRational) -> TokenStream {
     let v = to_f64(q);
     let lit = Literal::f64_unsuffixed(v.abs());
     if v < 0.0 {
@@ -22,7 +22,7 @@ fn float(q: &BigRational) -> TokenStream {
 }
 
 /// `h * lit::<E>(q)`, or `h` when `q` is one.
-fn h_times(q: &BigRational) -> TokenStream {
+pub(crate) fn h_times(q: &BigRational) -> TokenStream {
     if q.is_one() {
         quote!(h)
     } else {
@@ -33,33 +33,38 @@ fn h_times(q: &BigRational) -> TokenStream {
 
 /// The time of stage `i` (0-based): `t`, `t + h` or `t + h * c_i`.
 fn stage_time(c: &Coef) -> TokenStream {
+    time_at(&c.value)
+}
+
+/// `t`, `t + h` or `t + h * c`.
+pub(crate) fn time_at(c: &BigRational) -> TokenStream {
     if c.is_zero() {
         quote!(t)
     } else {
-        let hc = h_times(&c.value);
+        let hc = h_times(c);
         quote!(t + #hc)
     }
 }
 
-fn k(i: usize) -> Ident {
+pub(crate) fn k(i: usize) -> Ident {
     format_ident!("k{}", i + 1)
 }
-fn x(i: usize) -> Ident {
+pub(crate) fn x(i: usize) -> Ident {
     if i == 0 {
         format_ident!("x1")
     } else {
         format_ident!("x{}", i + 1)
     }
 }
-fn k_bar(i: usize) -> Ident {
+pub(crate) fn k_bar(i: usize) -> Ident {
     format_ident!("k{}_bar", i + 1)
 }
-fn x_bar(i: usize) -> Ident {
+pub(crate) fn x_bar(i: usize) -> Ident {
     format_ident!("x{}_bar", i + 1)
 }
 
 /// `(h * w_j, &k_j)` for every nonzero weight `w_j`: exact zeros produce no code.
-fn k_terms<'a>(weights: impl IntoIterator<Item = &'a BigRational>) -> Vec<TokenStream> {
+pub(crate) fn k_terms<'a>(weights: impl IntoIterator<Item = &'a BigRational>) -> Vec<TokenStream> {
     weights
         .into_iter()
         .enumerate()
@@ -75,7 +80,13 @@ fn k_terms<'a>(weights: impl IntoIterator<Item = &'a BigRational>) -> Vec<TokenS
 /// `ws.stage(slot, x, &[(h * a_i1, &k1), …])` for row `i` (or `x.clone()` when the row is all
 /// zeros); `slot: None` builds a fresh buffer instead (the step's result).
 fn stage_state(m: &Method, i: usize, slot: Option<usize>) -> TokenStream {
-    let terms = k_terms(m.a[i].iter().map(|a| &a.value));
+    let row: Vec<BigRational> = m.a[i].iter().map(|a| a.value.clone()).collect();
+    row_state(&row, slot)
+}
+
+/// [`stage_state`] for a row of `a` given as values.
+pub(crate) fn row_state(row: &[BigRational], slot: Option<usize>) -> TokenStream {
+    let terms = k_terms(row);
     match (terms.is_empty(), slot) {
         (true, _) => quote!(::core::clone::Clone::clone(x)),
         (false, Some(slot)) => {
@@ -118,6 +129,7 @@ pub fn step(m: &Method) -> TokenStream {
                 ::neural_ode::__private::eval(f, t, ::core::clone::Clone::clone(x))
             }
         };
+        let k1 = ws.derivative(k1);
     });
     for (i, &live_i) in live.iter().enumerate().skip(1) {
         let xi = x(i);
@@ -129,7 +141,7 @@ pub fn step(m: &Method) -> TokenStream {
             body.push(quote! {
                 let y = #state;
                 evals += 1;
-                let #ki = ::neural_ode::__private::eval(f, #ti, ::core::clone::Clone::clone(&y));
+                let #ki = ws.derivative(::neural_ode::__private::eval(f, #ti, ::core::clone::Clone::clone(&y)));
             });
         } else if live_i {
             // A live stage state is what the backward step needs: the workspace keeps it when
@@ -139,7 +151,7 @@ pub fn step(m: &Method) -> TokenStream {
             body.push(quote! {
                 let #xi = #state;
                 evals += 1;
-                let #ki = ::neural_ode::__private::eval(f, #ti, #xi);
+                let #ki = ws.derivative(::neural_ode::__private::eval(f, #ti, #xi));
             });
         } else {
             // Every stage state goes through slot 0: each is consumed before the next is built.
@@ -147,7 +159,7 @@ pub fn step(m: &Method) -> TokenStream {
             body.push(quote! {
                 let #xi = #state;
                 evals += 1;
-                let #ki = ::neural_ode::__private::eval(f, #ti, #xi);
+                let #ki = ws.derivative(::neural_ode::__private::eval(f, #ti, #xi));
             });
         }
     }
@@ -182,12 +194,7 @@ pub fn step(m: &Method) -> TokenStream {
 /// Which stages can influence the step's result: `b_i ≠ 0`, or some later live stage uses
 /// `k_i`. Dead stages (such as the FSAL stage) are neither rebuilt nor differentiated.
 pub fn live_stages(m: &Method) -> Vec<bool> {
-    let s = m.s;
-    let mut live = vec![false; s];
-    for i in (0..s).rev() {
-        live[i] = !m.t.b[i].is_zero() || (i + 1..s).any(|j| live[j] && !m.a[j][i].is_zero());
-    }
-    live
+    Stages::of(m).live()
 }
 
 /// The body of `RungeKutta::adjoint_step`: reverse-mode differentiation of `step`.
@@ -207,12 +214,78 @@ pub fn adjoint_stored(m: &Method) -> TokenStream {
 }
 
 fn adjoint_with(m: &Method, stored: bool) -> TokenStream {
-    let s = m.s;
-    let live = live_stages(m);
-    // k_j is needed while rebuilding iff a later live stage uses it.
-    let needs_k: Vec<bool> = (0..s)
-        .map(|j| (j + 1..s).any(|i| live[i] && !m.a[i][j].is_zero()))
-        .collect();
+    let sys = Stages::of(m);
+    let body = sweep(&sys, stored, SweepKind::Plain);
+    let evals_decl = if !stored && sys.needs_k().iter().any(|&n| n) {
+        quote!(let mut evals = 0usize;)
+    } else {
+        quote!(let evals = 0usize;)
+    };
+    quote! {
+        #evals_decl
+        #body
+    }
+}
+
+/// The stages a backward sweep runs over: the method's own, or (for dense output) those plus the
+/// interpolant's extra stage `f(t + h, y)`, with a flag for each stage whose cotangent receives
+/// output terms.
+pub(crate) struct Stages {
+    pub s: usize,
+    pub a: Vec<Vec<BigRational>>,
+    pub b: Vec<BigRational>,
+    pub c: Vec<BigRational>,
+    /// Stage `i`'s cotangent gets `h · dense[i]` (the outputs inside the step).
+    pub dense: Vec<bool>,
+}
+
+impl Stages {
+    pub fn of(m: &Method) -> Stages {
+        Stages {
+            s: m.s,
+            a: m.a
+                .iter()
+                .map(|row| row.iter().map(|c| c.value.clone()).collect())
+                .collect(),
+            b: m.t.b.iter().map(|b| b.value.clone()).collect(),
+            c: m.t.c.iter().map(|c| c.value.clone()).collect(),
+            dense: vec![false; m.s],
+        }
+    }
+
+    /// `b_i ≠ 0`, an output term, or some later live stage uses `k_i`.
+    pub fn live(&self) -> Vec<bool> {
+        let s = self.s;
+        let mut live = vec![false; s];
+        for i in (0..s).rev() {
+            live[i] = !self.b[i].is_zero()
+                || self.dense[i]
+                || (i + 1..s).any(|j| live[j] && !self.a[j][i].is_zero());
+        }
+        live
+    }
+
+    /// `k_j` is needed while rebuilding iff a later live stage uses it.
+    pub fn needs_k(&self) -> Vec<bool> {
+        let live = self.live();
+        (0..self.s)
+            .map(|j| (j + 1..self.s).any(|i| live[i] && !self.a[i][j].is_zero()))
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum SweepKind {
+    Plain,
+    Dense,
+}
+
+/// The rebuild of the live stage states (or their lookup in `stages`) and the reverse sweep,
+/// ending in `Ok(AdjointStep { x_bar, evals })`; `evals` is declared by the caller.
+pub(crate) fn sweep(sys: &Stages, stored: bool, kind: SweepKind) -> TokenStream {
+    let s = sys.s;
+    let live = sys.live();
+    let needs_k = sys.needs_k();
 
     let mut rebuild = Vec::new();
     let mut kept = 0usize;
@@ -237,12 +310,12 @@ fn adjoint_with(m: &Method, stored: bool) -> TokenStream {
         let state = if i == 0 {
             quote!(::core::clone::Clone::clone(x))
         } else {
-            stage_state(m, i, Some(i))
+            row_state(&sys.a[i], Some(i))
         };
         rebuild.push(quote!(let #xi = #state;));
         if needs_k[i] {
             let ki = k(i);
-            let ti = stage_time(&m.t.c[i]);
+            let ti = time_at(&sys.c[i]);
             rebuild.push(quote! {
                 evals += 1;
                 let #ki = ::neural_ode::__private::eval(f, #ti, ::core::clone::Clone::clone(&#xi));
@@ -257,13 +330,17 @@ fn adjoint_with(m: &Method, stored: bool) -> TokenStream {
             continue;
         }
         let mut terms = Vec::new();
-        if !m.t.b[i].is_zero() {
-            let coef = h_times(&m.t.b[i].value);
+        if !sys.b[i].is_zero() {
+            let coef = h_times(&sys.b[i]);
             terms.push(quote!((#coef, y_bar)));
         }
-        for (j, row) in m.a.iter().enumerate().skip(i + 1) {
+        if kind == SweepKind::Dense && sys.dense[i] {
+            let idx = Literal::usize_unsuffixed(i);
+            terms.push(quote!((h, &dense[#idx])));
+        }
+        for (j, row) in sys.a.iter().enumerate().skip(i + 1) {
             if live[j] && !row[i].is_zero() {
-                let coef = h_times(&row[i].value);
+                let coef = h_times(&row[i]);
                 let xj_bar = x_bar(j);
                 terms.push(quote!((#coef, &#xj_bar)));
             }
@@ -275,7 +352,7 @@ fn adjoint_with(m: &Method, stored: bool) -> TokenStream {
         let ki_bar = k_bar(i);
         let xi = x(i);
         let xi_bar = x_bar(i);
-        let ti = stage_time(&m.t.c[i]);
+        let ti = time_at(&sys.c[i]);
         let kbar_slot = Literal::usize_unsuffixed(s);
         sweep.push(quote! {
             let #ki_bar = ws.combine(#kbar_slot, #first, &[#(#rest),*]);
@@ -289,13 +366,7 @@ fn adjoint_with(m: &Method, stored: bool) -> TokenStream {
             quote!((::neural_ode::__private::lit::<E>(1.0), &#xi_bar))
         })
         .collect();
-    let evals_decl = if !stored && needs_k.iter().any(|&n| n) {
-        quote!(let mut evals = 0usize;)
-    } else {
-        quote!(let evals = 0usize;)
-    };
     quote! {
-        #evals_decl
         let (#(#live_xs,)*) = {
             #(#rebuild)*
             (#(#live_xs,)*)
@@ -417,6 +488,8 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
     let step = step(m);
     let adjoint = adjoint(m);
     let adjoint_stored = adjoint_stored(m);
+    let dense_constants = crate::interp::constants(m);
+    let dense_methods = crate::interp::methods(m);
     let p = quote!(::neural_ode::__private);
     // The where clause of both backward steps.
     let adjoint_bounds = quote! {
@@ -431,6 +504,7 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
         #[automatically_derived]
         impl #p::RungeKutta for #solver {
             #constants
+            #dense_constants
 
             #[allow(clippy::too_many_lines, clippy::many_single_char_names)]
             fn step<S, E, D, F>(
@@ -480,6 +554,8 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
             {
                 #adjoint_stored
             }
+
+            #dense_methods
         }
     }
 }

@@ -13,6 +13,7 @@ mod expand;
 #[cfg(test)]
 mod fuzz;
 mod impls;
+mod interp;
 mod load;
 mod rational;
 mod tableau;

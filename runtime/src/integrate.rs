@@ -6,6 +6,7 @@ use dfdx::prelude::*;
 use crate::backend::Backend;
 use crate::checkpoint::{fixed_time, Checkpoints, Keep};
 use crate::control::{rms_norm, StepSizeController};
+use crate::dense::{fixed_runs, OutputAt};
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::field::VectorField;
@@ -20,8 +21,8 @@ use crate::steps::StepTimes;
 pub(crate) struct Forward<S: Shape, E: Real, D: Backend<E>> {
     /// States at the output times (the first is the initial state).
     pub outputs: Vec<Tensor<S, E, D>>,
-    /// Output `k` is the state after `out_steps[k]` accepted steps.
-    pub out_steps: Vec<usize>,
+    /// Where each output lies on the accepted steps.
+    pub out_at: Vec<OutputAt<E>>,
     pub checkpoints: Checkpoints<S, E, D>,
     pub stats: ForwardStats,
     /// The accepted step boundaries.
@@ -127,22 +128,6 @@ where
     (100.0 * h0).min(h1).min(span.abs())
 }
 
-/// The number of steps of each output interval of a fixed-step solve (`None` for adaptive
-/// steps), chosen before solving.
-fn fixed_counts<E: Real>(times: &[E], stepping: &Stepping) -> Option<Vec<usize>> {
-    let span: f64 = (*times.last()? - times[0]).into();
-    let h_max = stepping.fixed_step(span)?;
-    Some(
-        times
-            .windows(2)
-            .map(|w| {
-                let interval: f64 = (w[1] - w[0]).into();
-                ((interval.abs() / h_max) * (1.0 - 1e-12)).ceil().max(1.0) as usize
-            })
-            .collect(),
-    )
-}
-
 /// Integrates from `times[0]` through every output time, keeping in the checkpoint store what
 /// `keep` says the gradient pass reads.
 pub(crate) fn integrate<R, S, E, D, F>(
@@ -166,10 +151,10 @@ where
     // first (free when it already is contiguous).
     let x0 = &x0.clone().contiguous();
     let mut checkpoints = Checkpoints::keeping(opts.checkpoints, keep);
-    let counts = fixed_counts(times, &opts.stepping);
-    let total: Option<usize> = counts
+    let runs = fixed_runs(times, opts);
+    let total: Option<usize> = runs
         .as_ref()
-        .map(|c| c.iter().fold(0usize, |a, &n| a.saturating_add(n)));
+        .map(|r| r.iter().fold(0usize, |a, &(_, _, n)| a.saturating_add(n)));
     if let Some(steps) = total.filter(|&n| n > opts.max_steps) {
         return Err(Error::TooManySteps {
             steps,
@@ -196,17 +181,17 @@ where
     }
     let mut stats = ForwardStats::default();
     let mut outputs = vec![x0.clone()];
-    let mut out_steps = vec![0];
+    let mut out_at = vec![OutputAt::boundary(0)];
     let t0 = times[0];
     let t_end = *times.last().unwrap_or(&t0);
     // An empty state (an empty batch, a zero-sized shape) has nothing to integrate: every output
     // is the empty state, and the field is not evaluated (layers need not handle zero rows).
     if x0.shape().num_elements() == 0 {
         outputs.resize(times.len(), x0.clone());
-        out_steps.resize(times.len(), 0);
+        out_at.resize(times.len(), OutputAt::boundary(0));
         return Ok(Forward {
             outputs,
-            out_steps,
+            out_at,
             checkpoints,
             stats,
             steps: StepTimes::new(times[0]),
@@ -215,7 +200,7 @@ where
     if times.len() == 1 {
         return Ok(Forward {
             outputs,
-            out_steps,
+            out_at,
             checkpoints,
             stats,
             steps: StepTimes::new(times[0]),
@@ -236,6 +221,17 @@ where
     stats.nfe += 1;
     let span: f64 = (t_end - t0).into();
 
+    // Outputs inside a step are interpolated from its stage derivatives, recorded by the steps.
+    let interpolating = !opts.land_on_outputs && times.len() > 2;
+    ws.record_derivatives(interpolating);
+    let mut outs = Outputs {
+        times,
+        next: 1,
+        dir,
+        outputs,
+        out_at,
+    };
+
     if let Stepping::Adaptive { rtol, atol } = opts.stepping {
         let embedded = match (R::B_ERR, R::EMBEDDED_ORDER) {
             (Some(_), Some(q)) => q,
@@ -250,9 +246,16 @@ where
         };
         let mut driver = Driver::new(controller, opts, embedded + 1, h0);
         let mut k1 = Some(f0);
-        for &target in &times[1..] {
+        // Landing on every output time, or only on the last.
+        let targets = if opts.land_on_outputs {
+            &times[1..]
+        } else {
+            &times[times.len() - 1..]
+        };
+        for &target in targets {
             while let Some(attempt) = driver.attempt(t, target, dir)? {
                 let step = R::step(f, t, attempt.h, &x, k1.take(), &mut ws);
+                let ks = ws.take_derivatives();
                 stats.nfe += step.evals;
                 let norm = match &step.err {
                     Some(err) => {
@@ -269,10 +272,22 @@ where
                     if keep_stages {
                         checkpoints.push_stages(ws.take_kept());
                     }
-                    x = step.y;
-                    t = attempt.end(t, target);
-                    steps.push(t);
+                    let t_next = attempt.end(t, target);
                     k1 = if R::FSAL { step.k_last } else { None };
+                    let done = driver.accepted - 1;
+                    let handed = outs.after_step::<R, _>(
+                        f,
+                        (t, attempt.h, t_next, done),
+                        (&x, &step.y),
+                        ks,
+                        &mut stats,
+                    );
+                    if k1.is_none() {
+                        k1 = handed;
+                    }
+                    x = step.y;
+                    t = t_next;
+                    steps.push(t);
                 } else {
                     ws.discard_kept();
                     k1 = Some(step.k1);
@@ -280,13 +295,10 @@ where
             }
             stats.accepted = driver.accepted;
             stats.rejected = driver.rejected;
-            outputs.push(x.clone());
-            out_steps.push(stats.accepted);
         }
-    } else if let Some(counts) = counts {
+    } else if let Some(runs) = runs {
         let mut k1 = Some(f0);
-        let mut start = t0;
-        for (&target, &n) in times[1..].iter().zip(&counts) {
+        for &(start, target, n) in &runs {
             checkpoints.fixed_run(start, target, n);
             steps.run(start, target, n);
             // (The step count was held to `max_steps` before solving.)
@@ -295,6 +307,7 @@ where
                 let t_next = fixed_time(start, target, i + 1, n);
                 let h_e = t_next - t;
                 let step = R::step(f, t, h_e, &x, k1.take(), &mut ws);
+                let ks = ws.take_derivatives();
                 stats.nfe += step.evals;
                 if !all_finite(&step.y, &mut host[0]) {
                     return Err(Error::NonFinite {
@@ -307,23 +320,91 @@ where
                     checkpoints.push_stages(ws.take_kept());
                 }
                 stats.accepted += 1;
+                k1 = if R::FSAL { step.k_last } else { None };
+                let handed = outs.after_step::<R, _>(
+                    f,
+                    (t, h_e, t_next, stats.accepted - 1),
+                    (&x, &step.y),
+                    ks,
+                    &mut stats,
+                );
+                if k1.is_none() {
+                    k1 = handed;
+                }
                 x = step.y;
                 t = t_next;
-                k1 = if R::FSAL { step.k_last } else { None };
             }
-            start = target;
-            outputs.push(x.clone());
-            out_steps.push(stats.accepted);
         }
     }
+    let Outputs {
+        outputs, out_at, ..
+    } = outs;
     stats.checkpoint_bytes = checkpoints.bytes();
     Ok(Forward {
         outputs,
-        out_steps,
+        out_at,
         checkpoints,
         stats,
         steps,
     })
+}
+
+/// The outputs produced so far, and the next output time to produce.
+struct Outputs<'a, S: Shape, E: Real, D: Backend<E>> {
+    times: &'a [E],
+    next: usize,
+    dir: f64,
+    outputs: Vec<Tensor<S, E, D>>,
+    out_at: Vec<OutputAt<E>>,
+}
+
+impl<S: StateShape, E: Real, D: Backend<E>> Outputs<'_, S, E, D> {
+    /// After accepted step `n` from `(t, x)` of size `h` to `(t_next, y)` with stage derivatives
+    /// `ks`: the outputs inside the step, interpolated, and the one at `t_next`, if any. For the
+    /// Hermite fallback of a method that is not FSAL this evaluates `f(t + h, y)` once, and
+    /// returns it as the next step's first evaluation when that is at `t_next`.
+    fn after_step<R, F>(
+        &mut self,
+        f: &F,
+        (t, h, t_next, n): (E, E, E, usize),
+        (x, y): (&Tensor<S, E, D>, &Tensor<S, E, D>),
+        mut ks: Vec<Tensor<S, E, D>>,
+        stats: &mut ForwardStats,
+    ) -> Option<Tensor<S, E, D>>
+    where
+        R: RungeKutta,
+        F: VectorField<S, E, D> + ?Sized,
+    {
+        let mut handed = None;
+        while let Some(&tau) = self.times.get(self.next) {
+            let ahead: f64 = (tau - t_next).into();
+            if tau == t_next {
+                self.outputs.push(y.clone());
+                self.out_at.push(OutputAt::boundary(n + 1));
+            } else if ahead * self.dir < 0.0 && ks.len() >= R::STAGES {
+                if ks.len() < R::DENSE_STAGES {
+                    // The Hermite fallback's f(t + h, y).
+                    let t_end = t + h;
+                    let k_end = crate::rk::eval(f, t_end, y.clone());
+                    stats.nfe += 1;
+                    if t_end == t_next {
+                        handed = Some(k_end.clone());
+                    }
+                    ks.push(k_end);
+                }
+                let theta = (tau - t) / h;
+                self.outputs.push(R::interpolate(h, x, &ks, theta));
+                self.out_at.push(OutputAt {
+                    after: n,
+                    theta: Some(theta),
+                });
+            } else {
+                break;
+            }
+            self.next += 1;
+        }
+        handed
+    }
 }
 
 /// Whether every entry of `x` is finite, read through `host`, a host buffer the caller reuses

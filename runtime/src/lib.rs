@@ -8,6 +8,7 @@ pub mod alloc;
 mod backend;
 mod checkpoint;
 mod control;
+mod dense;
 mod device;
 mod driver;
 mod error;
@@ -55,7 +56,7 @@ pub mod __private {
     pub use dfdx::shapes::Dtype;
     pub use dfdx::tensor::Tensor;
     pub use dfdx::tensor_ops::Device;
-    pub use num_traits::Float;
+    pub use num_traits::{Float, Zero};
     pub use rand_distr::uniform::SampleUniform;
 
     /// The `To` type of generated `TensorCollection` impls: a model cannot be rebuilt at another
@@ -80,6 +81,48 @@ pub mod __private {
         const A: &'static [&'static [f64]] = &[&[]];
         const B: &'static [f64] = &[1.0];
         const B_ERR: Option<&'static [f64]> = None;
+        const DENSE_STAGES: usize = 1;
+        const INTERPOLANT: &'static [&'static [f64]] = &[&[1.0]];
+        const INTERPOLANT_ORDER: u32 = 1;
+        const HERMITE: bool = false;
+
+        fn dense_weights<E: Real>(theta: E, w: &mut [E]) {
+            w[0] = theta;
+        }
+
+        fn interpolate<S, E, D>(
+            _h: E,
+            x: &Tensor<S, E, D>,
+            _ks: &[Tensor<S, E, D>],
+            _theta: E,
+        ) -> Tensor<S, E, D>
+        where
+            S: StateShape,
+            E: Real,
+            D: Backend<E>,
+        {
+            x.clone()
+        }
+
+        fn adjoint_step_dense<S, E, D, F, V, Er>(
+            f: &F,
+            t: E,
+            h: E,
+            x: &Tensor<S, E, D>,
+            y_bar: &Tensor<S, E, D>,
+            _dense: &[Tensor<S, E, D>],
+            vjp: &mut V,
+            ws: &mut Workspace<S, E, D>,
+        ) -> Result<AdjointStep<S, E, D>, Er>
+        where
+            S: StateShape,
+            E: Real,
+            D: Backend<E>,
+            F: VectorField<S, E, D> + ?Sized,
+            V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>,
+        {
+            Self::adjoint_step(f, t, h, x, y_bar, vjp, ws)
+        }
 
         fn step<S, E, D, F>(
             f: &F,

@@ -14,11 +14,13 @@ pub enum Stepping {
         /// Absolute tolerance (`≥ 0`; `0` is pure relative control). Not both zero.
         atol: f64,
     },
-    /// Steps of (at most) this size; each output interval is split into equal steps so that
-    /// outputs land exactly on the requested times.
+    /// Equal steps of at most this size over the whole time span, outputs between them
+    /// interpolated (with [`SolveOptions::land_on_outputs`]: each output interval split into
+    /// equal steps of at most this size, so that outputs are step boundaries).
     FixedSize(f64),
-    /// This many equal steps over the whole time span (rounded up per output interval so that
-    /// outputs land exactly on the requested times).
+    /// This many equal steps over the whole time span, outputs between them interpolated (with
+    /// [`SolveOptions::land_on_outputs`]: rounded up per output interval, so that outputs are
+    /// step boundaries).
     FixedSteps(usize),
 }
 
@@ -77,6 +79,10 @@ pub struct SolveOptions {
     pub checkpoints: CheckpointPolicy,
     /// What a failed gradient pass does (default: panic inside `backward()`).
     pub on_gradient_failure: GradientFailure,
+    /// Whether every output time is a step boundary (see [`SolveOptions::land_on_outputs`]).
+    /// `false` (the default): steps are chosen over the whole span, only the final time is
+    /// landed on, and outputs inside a step are interpolated.
+    pub land_on_outputs: bool,
 }
 
 impl SolveOptions {
@@ -107,7 +113,19 @@ impl SolveOptions {
             grad: None,
             checkpoints: CheckpointPolicy::All,
             on_gradient_failure: GradientFailure::Panic,
+            land_on_outputs: false,
         }
+    }
+
+    /// Every output time a step boundary, as in the symplectic adjoint paper's code: adaptive
+    /// steps stop at each output time, and fixed steps split each output interval into equal
+    /// steps. Without it (the default) the steps are chosen over the whole span as if only the
+    /// final time were asked for (which is still landed on exactly), and the outputs inside a
+    /// step are the method's interpolant there (the tableau's `[dense]` section, else cubic
+    /// Hermite), with exact gradients through it for `symplectic`, `checkpoint` and `backprop`.
+    pub fn land_on_outputs(mut self) -> Self {
+        self.land_on_outputs = true;
+        self
     }
 
     /// Overrides the gradient method named in the attribute.

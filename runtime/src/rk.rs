@@ -68,6 +68,60 @@ pub trait RungeKutta: 'static {
     /// and the order conditions of [`DENSE_ORDER`](Self::DENSE_ORDER)). `None` without a
     /// `[dense]` section.
     const B_DENSE: Option<&'static [&'static [f64]]> = None;
+    /// Stages the interpolant runs over: [`STAGES`](Self::STAGES), or one more for the cubic
+    /// Hermite fallback of a method that is not FSAL (the extra stage is `f(t + h, y)`, row `b`
+    /// and node 1, which is the next step's first evaluation).
+    const DENSE_STAGES: usize;
+    /// The interpolant between step boundaries, `y(t + θh) = x + h Σᵢ bᵢ(θ) kᵢ` over
+    /// [`DENSE_STAGES`](Self::DENSE_STAGES) stages: row `i` holds the coefficients of `θ, θ², …`.
+    /// It is [`B_DENSE`](Self::B_DENSE) when the tableau has a `[dense]` section, else the cubic
+    /// Hermite interpolant through the step's endpoints and their derivatives.
+    const INTERPOLANT: &'static [&'static [f64]];
+    /// Order of [`INTERPOLANT`](Self::INTERPOLANT): the `[dense]` section's, else `min(3, ORDER)`.
+    const INTERPOLANT_ORDER: u32;
+    /// Whether [`INTERPOLANT`](Self::INTERPOLANT) is the cubic Hermite fallback.
+    const HERMITE: bool;
+
+    /// Writes `bᵢ(θ)` for each of the [`DENSE_STAGES`](Self::DENSE_STAGES) stages into `w`
+    /// (straight-line code with the coefficients inlined).
+    fn dense_weights<E: Real>(theta: E, w: &mut [E]);
+
+    /// The interpolant at `θ ∈ [0, 1]` inside the step `(x, h)` whose stage derivatives are `ks`
+    /// ([`DENSE_STAGES`](Self::DENSE_STAGES) of them, in order): `x + h Σᵢ bᵢ(θ) kᵢ`.
+    fn interpolate<S, E, D>(
+        h: E,
+        x: &Tensor<S, E, D>,
+        ks: &[Tensor<S, E, D>],
+        theta: E,
+    ) -> Tensor<S, E, D>
+    where
+        S: StateShape,
+        E: Real,
+        D: Backend<E>;
+
+    /// [`RungeKutta::adjoint_step`] for a step with outputs inside it: `dense[i]` is
+    /// `Σⱼ bᵢ(θⱼ) ōⱼ` over the outputs at `θⱼ` with cotangents `ōⱼ` (entries of stages whose
+    /// `bᵢ(θ)` is identically zero are not read), added to stage `i`'s cotangent before the
+    /// sweep. The interpolant's direct dependence on `x` (`Σⱼ ōⱼ`) is left to the caller. Stages
+    /// that only the interpolant reads (the FSAL stage, the Hermite fallback's extra stage) are
+    /// live here: one product per live stage, still.
+    #[allow(clippy::too_many_arguments)]
+    fn adjoint_step_dense<S, E, D, F, V, Er>(
+        f: &F,
+        t: E,
+        h: E,
+        x: &Tensor<S, E, D>,
+        y_bar: &Tensor<S, E, D>,
+        dense: &[Tensor<S, E, D>],
+        vjp: &mut V,
+        ws: &mut Workspace<S, E, D>,
+    ) -> Result<AdjointStep<S, E, D>, Er>
+    where
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+        F: VectorField<S, E, D> + ?Sized,
+        V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>;
 
     /// One step from `(t, x)` of size `h`. `k1`, if given, must be `f(t, x)`. Stage states and
     /// the error estimate are written into `ws`; only the result is a fresh buffer.
@@ -158,6 +212,8 @@ pub struct Workspace<S: Shape, E: Real, D: Device<E>> {
     slots: Vec<Option<Tensor<S, E, D>>>,
     keep: bool,
     kept: Vec<Tensor<S, E, D>>,
+    record: bool,
+    derivatives: Vec<Tensor<S, E, D>>,
 }
 
 impl<S: Shape, E: Real, D: Device<E>> Default for Workspace<S, E, D> {
@@ -166,6 +222,8 @@ impl<S: Shape, E: Real, D: Device<E>> Default for Workspace<S, E, D> {
             slots: Vec::new(),
             keep: false,
             kept: Vec::new(),
+            record: false,
+            derivatives: Vec::new(),
         }
     }
 }
@@ -185,6 +243,27 @@ impl<S: Shape, E: Real, D: Device<E>> Workspace<S, E, D> {
     /// The stage states recorded since the last call (empty unless keeping stages).
     pub fn take_kept(&mut self) -> Vec<Tensor<S, E, D>> {
         core::mem::take(&mut self.kept)
+    }
+
+    /// Whether steps record their stage derivatives `k₁ … k_s` (for [`Workspace::take_derivatives`]:
+    /// the interpolant of a step with outputs inside it).
+    pub fn record_derivatives(&mut self, record: bool) {
+        self.record = record;
+        self.derivatives.clear();
+    }
+
+    /// Records `k` as the next stage derivative (when recording) and returns it: a handle, not a
+    /// copy.
+    pub fn derivative(&mut self, k: Tensor<S, E, D>) -> Tensor<S, E, D> {
+        if self.record {
+            self.derivatives.push(k.clone());
+        }
+        k
+    }
+
+    /// The stage derivatives recorded since the last call, in stage order.
+    pub fn take_derivatives(&mut self) -> Vec<Tensor<S, E, D>> {
+        core::mem::take(&mut self.derivatives)
     }
 
     /// Forgets the recorded stage states (of a rejected step).

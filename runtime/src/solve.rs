@@ -8,6 +8,7 @@ use dfdx::prelude::*;
 use crate::backend::Backend;
 use crate::checkpoint::{CheckpointPolicy, Keep};
 use crate::control::{PiController, StepSizeController};
+use crate::dense::OutputAt;
 use crate::error::Error;
 use crate::field::VectorField;
 use crate::grad::{self, generic, merge_params, Cotangents, OutputGrads};
@@ -179,7 +180,7 @@ where
                     model,
                     x.put_tape(tape),
                     &grid,
-                    &fwd.out_steps,
+                    &fwd.out_at,
                 )),
                 Err(error) => Err(SolveError {
                     error,
@@ -314,7 +315,7 @@ fn backprop<R, M, S, E, D, T>(
     model: &M,
     x0: Tensor<S, E, D, T>,
     grid: &[(E, E)],
-    out_steps: &[usize],
+    out_at: &[OutputAt<E>],
 ) -> Tensor<S::Stacked, E, D, T>
 where
     R: RungeKutta,
@@ -324,18 +325,41 @@ where
     D: Backend<E>,
     T: Tape<E, D>,
 {
-    let mut outputs: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(out_steps.len());
+    let mut outputs: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(out_at.len());
     let mut x = x0;
+    let mut k = 0;
     let mut n = 0;
-    for &target in out_steps {
-        while n < target {
-            let (t, h) = grid[n];
-            x = generic::step::<R, S, E, D, T, M>(model, t, h, x);
-            n += 1;
+    loop {
+        while out_at.get(k) == Some(&OutputAt::boundary(n)) {
+            outputs.push(x.with_empty_tape());
+            k += 1;
         }
-        outputs.push(x.with_empty_tape());
+        let Some(&(t, h)) = grid.get(n) else { break };
+        // Outputs inside step n, interpolated on the tape.
+        let mut thetas = Vec::new();
+        while let Some(OutputAt {
+            after,
+            theta: Some(theta),
+        }) = out_at.get(k)
+        {
+            if *after != n {
+                break;
+            }
+            thetas.push(*theta);
+            k += 1;
+        }
+        x = if thetas.is_empty() {
+            generic::step::<R, S, E, D, T, M>(model, t, h, x)
+        } else {
+            let (y, inside) =
+                generic::step_with_outputs::<R, S, E, D, T, M>(model, t, h, x, &thetas);
+            outputs.extend(inside);
+            y
+        };
+        n += 1;
     }
-    // The last output carries the tape with every recorded operation.
+    // The last output (the final time, a step boundary) carries the tape with the steps'
+    // operations; interpolated outputs carry their own, merged by the stack.
     outputs.pop();
     outputs.push(x);
     S::stack_taped(outputs)

@@ -9,8 +9,8 @@ use dfdx::prelude::*;
 
 use super::{add, merge_params, weighted_vjp, Cotangents, OutputGrads};
 use crate::backend::Backend;
-use crate::checkpoint::fixed_time;
 use crate::control::{rms_norm, StepSizeController};
+use crate::dense::{fixed_runs, run_time};
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::field::VectorField;
@@ -184,10 +184,14 @@ where
             }
             Stepping::FixedSize(_) | Stepping::FixedSteps(_) => {
                 // The forward solve's grid (the same points, computed the same way), walked
-                // backwards: from point n of the interval down to point 0.
-                let n = fwd.out_steps[k] - fwd.out_steps[k - 1];
-                for i in (0..n).rev() {
-                    let t_next = fixed_time(t_to, t_from, i, n);
+                // backwards: the step boundaries between the two outputs, then the earlier one.
+                let runs = fixed_runs(times, opts).unwrap_or_default();
+                let inner = fwd.out_at[k - 1].boundaries_before(&fwd.out_at[k]);
+                let points = inner
+                    .rev()
+                    .filter_map(|j| run_time(&runs, j))
+                    .chain(core::iter::once(t_to));
+                for t_next in points {
                     let mut st = aug_step::<R, _, _, _, _>(model, t, t_next - t, &x, &a)?;
                     nfe_vjp += R::STAGES;
                     merge_params(model, &mut st.params, &mut params, None)?;

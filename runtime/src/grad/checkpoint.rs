@@ -8,6 +8,7 @@ use dfdx::prelude::*;
 
 use super::{add, all_finite, generic, missing, pullback, Cotangents, OutputGrads};
 use crate::backend::Backend;
+use crate::dense::OutputAt;
 use crate::error::Error;
 use crate::field::VectorField;
 use crate::integrate::Forward;
@@ -35,10 +36,19 @@ where
     let mut k = out.len();
     let mut host = Vec::new();
     let mut non_finite_at = None;
+    let mut nfe_vjp = 0;
     for n in (0..n_steps).rev() {
-        while k > 0 && fwd.out_steps[k - 1] == n + 1 {
+        while k > 0 && fwd.out_at[k - 1] == OutputAt::boundary(n + 1) {
             k -= 1;
             lambda = add(lambda, &out[k]);
+        }
+        // Outputs inside step n: their interpolants are recorded with the step.
+        let mut thetas = Vec::new();
+        let mut cots = Vec::new();
+        while k > 0 && fwd.out_at[k - 1].after == n && fwd.out_at[k - 1].theta.is_some() {
+            k -= 1;
+            thetas.push(fwd.out_at[k].theta.unwrap_or_else(E::zero));
+            cots.push(out[k].clone());
         }
         let (t, h) = fwd.checkpoints.step(n).ok_or_else(|| missing("step", n))?;
         let (x, recomputed) = fwd
@@ -48,8 +58,23 @@ where
         nfe_rebuild += recomputed * R::STAGES;
         let cotangent = lambda.clone();
         let (x_bar, acc) = pullback(params, x, |x| {
-            (generic::step::<R, _, _, _, _, _>(model, t, h, x) * cotangent).sum::<Rank0, _>()
+            if thetas.is_empty() {
+                return (generic::step::<R, _, _, _, _, _>(model, t, h, x) * cotangent)
+                    .sum::<Rank0, _>();
+            }
+            let (y, outputs) =
+                generic::step_with_outputs::<R, _, _, _, _, _>(model, t, h, x, &thetas);
+            let mut loss = (y * cotangent).sum::<Rank0, _>();
+            for (o, c) in outputs.into_iter().zip(cots) {
+                loss = loss + (o * c).sum::<Rank0, _>();
+            }
+            loss
         })?;
+        nfe_vjp += if thetas.is_empty() {
+            R::STAGES
+        } else {
+            R::DENSE_STAGES
+        };
         params = acc;
         lambda = x_bar;
         // A non-finite cotangent is not a failure: it flows on as it would through backprop
@@ -68,7 +93,7 @@ where
     Ok(Cotangents {
         x0: lambda,
         params,
-        nfe_vjp: n_steps * R::STAGES,
+        nfe_vjp,
         nfe_rebuild,
         steps: n_steps,
         rejected: 0,

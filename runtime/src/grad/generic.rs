@@ -43,3 +43,75 @@ where
     }
     y
 }
+
+/// [`step`] and the method's interpolant ([`RungeKutta::INTERPOLANT`], evaluated from the
+/// constants, independently of the generated code) at each of `thetas` inside the step, all
+/// recorded on `x`'s tape: `(y, outputs)`. The reference `backprop` differentiates for outputs
+/// between step boundaries.
+pub fn step_with_outputs<R, S, E, D, T, F>(
+    f: &F,
+    t: E,
+    h: E,
+    x: Tensor<S, E, D, T>,
+    thetas: &[E],
+) -> (Tensor<S, E, D, T>, Vec<Tensor<S, E, D, T>>)
+where
+    R: RungeKutta,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D>,
+    F: VectorField<S, E, D> + ?Sized,
+{
+    let mut ks: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(R::STAGES + 1);
+    for i in 0..R::STAGES {
+        let mut xi = x.with_empty_tape();
+        for (j, &a) in R::A[i].iter().enumerate() {
+            if a != 0.0 {
+                xi = xi + ks[j].with_empty_tape() * (h * lit::<E>(a));
+            }
+        }
+        ks.push(f.eval(t + h * lit::<E>(R::C[i]), xi));
+    }
+    // The outputs read the stages through tape-less handles; the stages' own tapes go into `y`
+    // (and the extra Hermite stage's into the first output), so each operation is recorded once.
+    let weight = |row: &[f64], theta: E| -> E {
+        let mut acc = E::zero();
+        let mut pow = theta;
+        for &c in row {
+            acc += lit::<E>(c) * pow;
+            pow *= theta;
+        }
+        acc
+    };
+    let handles: Vec<Tensor<S, E, D, T>> = ks.iter().map(|k| k.with_empty_tape()).collect();
+    let x_handle = x.with_empty_tape();
+    let mut y = x;
+    for (k, &b) in ks.into_iter().zip(R::B) {
+        y = y + k * (h * lit::<E>(b));
+    }
+    let mut extra = (R::DENSE_STAGES > R::STAGES).then(|| f.eval(t + h, y.with_empty_tape()));
+    let extra_handle = extra.as_ref().map(|k| k.with_empty_tape());
+    let mut outputs = Vec::with_capacity(thetas.len());
+    for &theta in thetas {
+        let mut o = x_handle.with_empty_tape();
+        for (i, row) in R::INTERPOLANT.iter().enumerate() {
+            if row.iter().all(|&c| c == 0.0) {
+                continue;
+            }
+            let k = match (handles.get(i), extra.take(), &extra_handle) {
+                (Some(k), back, _) => {
+                    extra = back;
+                    k.with_empty_tape()
+                }
+                // The extra stage: its tape goes with its first use.
+                (None, Some(k), _) => k,
+                (None, None, Some(k)) => k.with_empty_tape(),
+                (None, None, None) => continue,
+            };
+            o = o + k * (h * weight(row, theta));
+        }
+        outputs.push(o);
+    }
+    (y, outputs)
+}

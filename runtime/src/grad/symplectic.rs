@@ -9,6 +9,7 @@ use dfdx::prelude::*;
 
 use super::{add, all_finite, missing, pullback, Cotangents, OutputGrads};
 use crate::backend::Backend;
+use crate::dense::{stage_cotangents, OutputAt};
 use crate::error::Error;
 use crate::field::VectorField;
 use crate::integrate::Forward;
@@ -41,10 +42,16 @@ where
     let mut host = Vec::new();
     let mut non_finite_at = None;
     for n in (0..n_steps).rev() {
-        // Output jumps: outputs taken after n + 1 accepted steps.
-        while k > 0 && fwd.out_steps[k - 1] == n + 1 {
+        // Output jumps: outputs at the end of step n.
+        while k > 0 && fwd.out_at[k - 1] == OutputAt::boundary(n + 1) {
             k -= 1;
             lambda = add(lambda, &out[k]);
+        }
+        // Outputs inside step n, interpolated: their cotangents join the stage sweep.
+        let mut inside = Vec::new();
+        while k > 0 && fwd.out_at[k - 1].after == n && fwd.out_at[k - 1].theta.is_some() {
+            k -= 1;
+            inside.push((fwd.out_at[k].theta.unwrap_or_else(E::zero), &out[k]));
         }
         let (t, h) = fwd.checkpoints.step(n).ok_or_else(|| missing("step", n))?;
         let (x, recomputed) = fwd
@@ -66,9 +73,15 @@ where
         // With the stage store, the recorded stage states replace the rebuild. (A step always
         // records exactly `KEPT_STAGES`; the length check only keeps a bug from indexing past
         // the slice in release builds, and the debug assertion makes the tests catch one.)
+        // (A step with outputs inside rebuilds its stages: the stage store does not hold the
+        // states only the interpolant reads.)
         let stored = fwd.checkpoints.stages(n);
         debug_assert!(stored.is_none_or(|s| s.len() == R::KEPT_STAGES.len()));
         let back = match stored {
+            _ if !inside.is_empty() => {
+                let dense = stage_cotangents::<R, S, E, D>(&inside);
+                R::adjoint_step_dense(model, t, h, &x, &lambda, &dense, &mut closure, &mut ws)?
+            }
             Some(stages) if stages.len() == R::KEPT_STAGES.len() => {
                 R::adjoint_step_stored(model, t, h, &x, stages, &lambda, &mut closure, &mut ws)?
             }
@@ -76,6 +89,10 @@ where
         };
         nfe_rebuild += back.evals;
         lambda = back.x_bar;
+        // The interpolant's direct dependence on x.
+        for (_, o) in &inside {
+            lambda = add(lambda, o);
+        }
         // A non-finite cotangent is not a failure: it flows on as it would through backprop
         // (parameter cotangents the NaN never reaches stay finite); the report says where.
         if non_finite_at.is_none() && !all_finite(&lambda, &mut host) {
