@@ -1,0 +1,146 @@
+//! Gradients through outputs between step boundaries (the default: steps are chosen over the
+//! whole span and outputs are interpolated): 200 output times inside [0, 10], `symplectic` and
+//! `checkpoint` against `backprop` through the same interpolated solve (dfdx's autodiff of the
+//! interpolant evaluated from the tableau's constants), and against central finite differences
+//! of the solve.
+#![deny(warnings)]
+
+mod common;
+
+use common::*;
+use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
+use neural_ode::dfdx::prelude::*;
+use neural_ode::{solve, GradMethod, NeuralOde, RungeKutta, SolveOptions, VectorField};
+
+fn times() -> Vec<f64> {
+    // 200 output times inside (0, 10), irregular, plus both ends.
+    let mut t: Vec<f64> = (0..200)
+        .map(|i| 10.0 * (i as f64 + 0.5 + 0.3 * (i as f64 * 1.7).sin()) / 200.0)
+        .collect();
+    t.insert(0, 0.0);
+    t.push(10.0);
+    t
+}
+
+fn gradient<M>(
+    model: &M,
+    x0: &Tensor<State, f64, Cpu>,
+    w: &Tensor<Stacked, f64, Cpu>,
+    times: &[f64],
+    opts: &SolveOptions,
+) -> (Vec<f64>, usize)
+where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
+{
+    let sol = solve(model, x0.leaky_trace(), times, opts).unwrap();
+    let steps = sol.stats.accepted;
+    let g = (sol.ys * w.clone()).sum::<Rank0, _>().backward();
+    sol.report.get().expect("ran").unwrap();
+    let mut out = g.get(x0).as_vec();
+    out.extend(model.grads(&g));
+    (out, steps)
+}
+
+fn loss<M>(
+    model: &M,
+    x0: &Tensor<State, f64, Cpu>,
+    w: &Tensor<Stacked, f64, Cpu>,
+    times: &[f64],
+    opts: &SolveOptions,
+) -> f64
+where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu>,
+{
+    let sol = solve(model, x0.clone(), times, opts).unwrap();
+    (sol.ys * w.clone()).sum::<Rank0, _>().array()
+}
+
+fn check<M>(opts: SolveOptions)
+where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
+{
+    let name = <M::Solver as RungeKutta>::NAME;
+    let dev = Cpu::seed_from_u64(21);
+    let model = M::create(&dev);
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(2, Const));
+    let times = times();
+    let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 2, Const));
+    let (reference, steps) = gradient(
+        &model,
+        &x0,
+        &w,
+        &times,
+        &opts.clone().with_grad(GradMethod::Backprop),
+    );
+    // The outputs really are inside steps: far fewer steps than outputs.
+    assert!(steps < 100, "{name}: {steps} steps for 202 outputs");
+    for method in [GradMethod::Symplectic, GradMethod::Checkpoint] {
+        let (g, _) = gradient(&model, &x0, &w, &times, &opts.clone().with_grad(method));
+        let err = rel_err(&g, &reference);
+        println!("{name} {method}: {steps} steps, rel err vs backprop {err:.2e}");
+        assert!(err <= 1e-12, "{name} {method}: {err:e} against backprop");
+    }
+    // Central differences of the solve for x0 and a few parameters (fixed steps only: an
+    // adaptive step sequence may change under the perturbation).
+    if !matches!(opts.stepping, neural_ode::Stepping::Adaptive { .. }) {
+        let (g, _) = gradient(
+            &model,
+            &x0,
+            &w,
+            &times,
+            &opts.clone().with_grad(GradMethod::Symplectic),
+        );
+        let eps = 1e-6;
+        let x = x0.as_vec();
+        let mut fd = Vec::new();
+        let mut ours = Vec::new();
+        for i in 0..x.len() {
+            let mut p = x.clone();
+            p[i] += eps;
+            let mut m = x.clone();
+            m[i] -= eps;
+            let lp = loss(&model, &dev.tensor_from_vec(p, (2, Const)), &w, &times, &opts);
+            let lm = loss(&model, &dev.tensor_from_vec(m, (2, Const)), &w, &times, &opts);
+            fd.push((lp - lm) / (2.0 * eps));
+            ours.push(g[i]);
+        }
+        for i in (0..N_PARAMS).step_by(5) {
+            let mut plus = model.clone();
+            plus.perturb(i, eps);
+            let mut minus = model.clone();
+            minus.perturb(i, -eps);
+            fd.push(
+                (loss(&plus, &x0, &w, &times, &opts) - loss(&minus, &x0, &w, &times, &opts))
+                    / (2.0 * eps),
+            );
+            ours.push(g[x.len() + i]);
+        }
+        let err = rel_err(&ours, &fd);
+        println!("{name}: rel err vs finite differences {err:.2e}");
+        assert!(err < 1e-7, "{name}: {err:e} against finite differences");
+    }
+}
+
+#[test]
+fn dopri5_interpolated_outputs() {
+    check::<Dopri5<f64, Cpu>>(SolveOptions::adaptive(1e-6, 1e-8));
+    check::<Dopri5<f64, Cpu>>(SolveOptions::fixed_steps(40));
+}
+
+#[test]
+fn tsit5_interpolated_outputs() {
+    check::<Tsit5<f64, Cpu>>(SolveOptions::adaptive(1e-6, 1e-8));
+    check::<Tsit5<f64, Cpu>>(SolveOptions::fixed_steps(40));
+}
+
+#[test]
+fn bosh3_interpolated_outputs() {
+    check::<Bosh3<f64, Cpu>>(SolveOptions::adaptive(1e-5, 1e-7));
+    check::<Bosh3<f64, Cpu>>(SolveOptions::fixed_steps(60));
+}
+
+#[test]
+fn rk4_hermite_interpolated_outputs() {
+    // rk4 has no [dense] section: cubic Hermite with one extra evaluation per step.
+    check::<Rk4<f64, Cpu>>(SolveOptions::fixed_steps(50));
+}
