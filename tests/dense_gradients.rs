@@ -99,8 +99,20 @@ where
             p[i] += eps;
             let mut m = x.clone();
             m[i] -= eps;
-            let lp = loss(&model, &dev.tensor_from_vec(p, (2, Const)), &w, &times, &opts);
-            let lm = loss(&model, &dev.tensor_from_vec(m, (2, Const)), &w, &times, &opts);
+            let lp = loss(
+                &model,
+                &dev.tensor_from_vec(p, (2, Const)),
+                &w,
+                &times,
+                &opts,
+            );
+            let lm = loss(
+                &model,
+                &dev.tensor_from_vec(m, (2, Const)),
+                &w,
+                &times,
+                &opts,
+            );
             fd.push((lp - lm) / (2.0 * eps));
             ours.push(g[i]);
         }

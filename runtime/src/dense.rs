@@ -32,7 +32,7 @@ impl<E> OutputAt<E> {
         };
         if next.theta.is_none() && next.after == 0 {
             // Both at the initial time: nothing between them.
-            return 1..=0;
+            return first..=0;
         }
         first..=last
     }

@@ -44,6 +44,9 @@ where
     y
 }
 
+/// A step's result and its interpolated outputs, on a tape.
+pub type StepOutputs<S, E, D, T> = (Tensor<S, E, D, T>, Vec<Tensor<S, E, D, T>>);
+
 /// [`step`] and the method's interpolant ([`RungeKutta::INTERPOLANT`], evaluated from the
 /// constants, independently of the generated code) at each of `thetas` inside the step, all
 /// recorded on `x`'s tape: `(y, outputs)`. The reference `backprop` differentiates for outputs
@@ -54,7 +57,7 @@ pub fn step_with_outputs<R, S, E, D, T, F>(
     h: E,
     x: Tensor<S, E, D, T>,
     thetas: &[E],
-) -> (Tensor<S, E, D, T>, Vec<Tensor<S, E, D, T>>)
+) -> StepOutputs<S, E, D, T>
 where
     R: RungeKutta,
     S: StateShape,
