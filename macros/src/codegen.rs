@@ -417,6 +417,16 @@ pub fn docs(m: &Method) -> String {
             dense.order,
             dense.reference.trim_end_matches('.')
         );
+    } else {
+        d += &format!(
+            "\nOutputs between step boundaries use the cubic Hermite interpolant through the step's endpoints and their derivatives (order {}; {}), as the tableau has no `[dense]` section.\n",
+            t.order.min(3),
+            if m.fsal {
+                "free: the last stage is the derivative at the step's end"
+            } else {
+                "one evaluation per step with outputs inside, which is the next step's first"
+            }
+        );
     }
     d
 }
