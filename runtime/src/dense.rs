@@ -30,10 +30,7 @@ impl<E> OutputAt<E> {
             Some(_) => next.after,
             None => next.after.saturating_sub(1),
         };
-        if next.theta.is_none() && next.after == 0 {
-            // Both at the initial time: nothing between them.
-            return first..=0;
-        }
+        // (Empty when `last < first`, as for two outputs inside one step or at the same boundary.)
         first..=last
     }
 }
