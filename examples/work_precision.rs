@@ -1,11 +1,13 @@
 //! Work against precision: evaluations and accepted/rejected steps against the error of the
 //! final state (max abs, vs a dopri8 reference at rtol = atol = 1e-13) for dopri5 and tsit5 at
-//! rtol = atol = 1e-3 … 1e-10 (and, to separate the causes of a difference with diffrax,
-//! dopri5 with Shampine's embedded weights, `examples/dopri5_shampine.toml`, and runs with
-//! diffrax's default integral-only controller, `"impl": "neural-ode-I"`), on three problems: the peers harness's MLP (2 → 64 → 64 → 2,
-//! tanh, batch 512, t ∈ [0, 1]; weights from its `problem_W64.json`), Lotka–Volterra
-//! (α = 1.5, β = 1, γ = 3, δ = 1, x0 = (1, 1), t ∈ [0, 10]) and Van der Pol (μ = 1,
-//! x0 = (2, 0), t ∈ [0, 10]). Prints one JSON object per run.
+//! 29 tolerances rtol = atol = 10^(-3 - j/4), j = 0 … 28 (1e-3 … 1e-10 in quarter decades;
+//! `benches/work_precision_table.py` tabulates them), and, to separate the causes of a
+//! difference with diffrax, dopri5 with Shampine's embedded weights
+//! (`examples/dopri5_shampine.toml`) and runs with diffrax's default integral-only controller
+//! (`"impl": "neural-ode-I"`). Three problems: the peers harness's MLP (2 → 64 → 64 → 2, tanh,
+//! batch 512, t ∈ [0, 1]; weights from its `problem_W64.json`), Lotka–Volterra (α = 1.5,
+//! β = 1, γ = 3, δ = 1, x0 = (1, 1), t ∈ [0, 10]) and Van der Pol (μ = 1, x0 = (2, 0),
+//! t ∈ [0, 10]). Prints one JSON object per run.
 //!
 //! `cargo run --release --example work_precision -- [path/to/problem_W64.json]` (without the
 //! file, the MLP problem is skipped). `benches/work_precision.py` runs diffrax on the same.
@@ -86,8 +88,9 @@ fn run<M>(
         + VectorField<State, f64, Cpu>
         + neural_ode::dfdx::nn::tensor_collection::TensorCollection<f64, Cpu>,
 {
-    for k in 3..=10 {
-        let tol = 10f64.powi(-k);
+    // Quarter decades from 1e-3 to 1e-10: whole decades for the tables, all for the ratios.
+    for j in 0..=28 {
+        let tol = 10f64.powf(-3.0 - f64::from(j) / 4.0);
         let opts = SolveOptions::adaptive(tol, tol);
         let sol = if integral {
             neural_ode::solve_with(model, x0.clone(), &[0.0, t1], &opts, &mut IController(0.2))
