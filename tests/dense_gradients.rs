@@ -90,43 +90,16 @@ where
             &times,
             &opts.clone().with_grad(GradMethod::Symplectic),
         );
-        let eps = 1e-6;
-        let x = x0.as_vec();
-        let mut fd = Vec::new();
-        let mut ours = Vec::new();
-        for i in 0..x.len() {
-            let mut p = x.clone();
-            p[i] += eps;
-            let mut m = x.clone();
-            m[i] -= eps;
-            let lp = loss(
-                &model,
-                &dev.tensor_from_vec(p, (2, Const)),
-                &w,
-                &times,
-                &opts,
-            );
-            let lm = loss(
-                &model,
-                &dev.tensor_from_vec(m, (2, Const)),
-                &w,
-                &times,
-                &opts,
-            );
-            fd.push((lp - lm) / (2.0 * eps));
-            ours.push(g[i]);
-        }
-        for i in (0..N_PARAMS).step_by(5) {
-            let mut plus = model.clone();
-            plus.perturb(i, eps);
-            let mut minus = model.clone();
-            minus.perturb(i, -eps);
-            fd.push(
-                (loss(&plus, &x0, &w, &times, &opts) - loss(&minus, &x0, &w, &times, &opts))
-                    / (2.0 * eps),
-            );
-            ours.push(g[x.len() + i]);
-        }
+        // x0's entries, then every fifth parameter.
+        let params = (0..N_PARAMS).step_by(5);
+        let fd = central_differences(&model, &x0, params.clone(), 1e-6, |m, x| {
+            loss(m, x, &w, &times, &opts)
+        });
+        let n_x = x0.as_vec().len();
+        let ours: Vec<f64> = (0..n_x)
+            .chain(params.map(|i| n_x + i))
+            .map(|i| g[i])
+            .collect();
         let err = rel_err(&ours, &fd);
         println!("{name}: rel err vs finite differences {err:.2e}");
         assert!(err < 1e-7, "{name}: {err:e} against finite differences");

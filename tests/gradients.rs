@@ -170,41 +170,9 @@ where
     let opts = SolveOptions::fixed_steps(6).with_grad(GradMethod::Symplectic);
     let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 2, Const));
     let g = gradient(&model, &x0, &w, &times, &opts);
-    let eps = 1e-6;
-    let mut fd = Vec::new();
-    let x = x0.as_vec();
-    for i in 0..x.len() {
-        let mut plus = x.clone();
-        plus[i] += eps;
-        let mut minus = x.clone();
-        minus[i] -= eps;
-        let lp = loss_value(
-            &model,
-            &dev.tensor_from_vec(plus, (2, Const)),
-            &w,
-            &times,
-            &opts,
-        );
-        let lm = loss_value(
-            &model,
-            &dev.tensor_from_vec(minus, (2, Const)),
-            &w,
-            &times,
-            &opts,
-        );
-        fd.push((lp - lm) / (2.0 * eps));
-    }
-    for i in 0..N_PARAMS {
-        let mut plus = model.clone();
-        plus.perturb(i, eps);
-        let mut minus = model.clone();
-        minus.perturb(i, -eps);
-        fd.push(
-            (loss_value(&plus, &x0, &w, &times, &opts)
-                - loss_value(&minus, &x0, &w, &times, &opts))
-                / (2.0 * eps),
-        );
-    }
+    let fd = central_differences(&model, &x0, 0..N_PARAMS, 1e-6, |m, x| {
+        loss_value(m, x, &w, &times, &opts)
+    });
     let err = rel_err(&g, &fd);
     println!(
         "{}: finite differences rel err {err:.2e}",

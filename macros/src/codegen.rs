@@ -498,8 +498,9 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
     let step = step(m);
     let adjoint = adjoint(m);
     let adjoint_stored = adjoint_stored(m);
-    let dense_constants = crate::interp::constants(m);
-    let dense_methods = crate::interp::methods(m);
+    let interpolant = crate::interp::interpolant(m);
+    let dense_constants = crate::interp::constants(&interpolant);
+    let dense_methods = crate::interp::methods(m, &interpolant);
     let p = quote!(::neural_ode::__private);
     // The where clause of both backward steps.
     let adjoint_bounds = quote! {

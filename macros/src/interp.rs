@@ -115,8 +115,7 @@ fn horner(row: &[BigRational]) -> Option<TokenStream> {
 }
 
 /// The interpolant's constants for the `RungeKutta` impl.
-pub fn constants(m: &Method) -> TokenStream {
-    let p = interpolant(m);
+pub fn constants(p: &Interpolant) -> TokenStream {
     let stages = Literal::usize_unsuffixed(p.rows.len());
     let order = Literal::u32_unsuffixed(p.order);
     let hermite = p.hermite;
@@ -136,9 +135,9 @@ pub fn constants(m: &Method) -> TokenStream {
     }
 }
 
-/// The bodies of `dense_weights`, `interpolate` and `adjoint_step_dense`.
-pub fn methods(m: &Method) -> TokenStream {
-    let p = interpolant(m);
+/// The bodies of `dense_weights`, `interpolate` and `adjoint_step_dense` for method `m` and
+/// its interpolant `p` (from [`interpolant`]).
+pub fn methods(m: &Method, p: &Interpolant) -> TokenStream {
     let weights: Vec<TokenStream> = p
         .rows
         .iter()
@@ -164,7 +163,7 @@ pub fn methods(m: &Method) -> TokenStream {
         terms.push(quote!((h * w[#idx], #ki)));
     }
     let n = Literal::usize_unsuffixed(p.rows.len());
-    let sys = dense_stages(m, &p);
+    let sys = dense_stages(m, p);
     let body = sweep(&sys, false, SweepKind::Dense);
     let evals_decl = if sys.needs_k().iter().any(|&n| n) {
         quote!(let mut evals = 0usize;)
@@ -312,7 +311,8 @@ mod tests {
     #[test]
     fn zero_polynomials_produce_no_code() {
         // dopri5's b₂(θ) = 0.
-        let code = methods(&method("dopri5")).to_string();
+        let m = method("dopri5");
+        let code = methods(&m, &interpolant(&m)).to_string();
         assert!(code.contains("w [1] = < E as"), "{code}");
         assert!(!code.contains("(h * w [1] , k2)"), "{code}");
         assert!(!code.contains("& dense [1]"), "{code}");

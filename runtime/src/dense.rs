@@ -35,6 +35,56 @@ impl<E> OutputAt<E> {
     }
 }
 
+/// The reverse passes' walk over the outputs, last first: after step `n`'s outputs at its end
+/// boundary ([`Self::at_boundary`]`(n + 1)`) come those interpolated inside it
+/// ([`Self::inside`]`(n)`), and what is left at the end ([`Self::rest`]) lies at the initial
+/// state.
+pub(crate) struct OutputsBackward<'a, E> {
+    out_at: &'a [OutputAt<E>],
+    k: usize,
+}
+
+impl<'a, E: Real> OutputsBackward<'a, E> {
+    pub fn new(out_at: &'a [OutputAt<E>]) -> Self {
+        OutputsBackward {
+            out_at,
+            k: out_at.len(),
+        }
+    }
+
+    /// The indices of the outputs exactly at step boundary `b`, last first.
+    pub fn at_boundary(&mut self, b: usize) -> core::iter::Rev<core::ops::Range<usize>> {
+        let end = self.k;
+        while self.k > 0 && self.out_at[self.k - 1] == OutputAt::boundary(b) {
+            self.k -= 1;
+        }
+        (self.k..end).rev()
+    }
+
+    /// The outputs interpolated inside step `n`, as `(index, θ)`, last first.
+    pub fn inside(&mut self, n: usize) -> Vec<(usize, E)> {
+        let mut taken = Vec::new();
+        while let Some(&OutputAt {
+            after,
+            theta: Some(theta),
+        }) = self.k.checked_sub(1).map(|i| &self.out_at[i])
+        {
+            if after != n {
+                break;
+            }
+            self.k -= 1;
+            taken.push((self.k, theta));
+        }
+        taken
+    }
+
+    /// The indices of the outputs not yet taken, last first.
+    pub fn rest(&mut self) -> core::iter::Rev<core::ops::Range<usize>> {
+        let end = core::mem::take(&mut self.k);
+        (0..end).rev()
+    }
+}
+
 /// The equal steps of a fixed-step solve, as `(from, to, n)` runs: one over the whole span
 /// (outputs interpolated), or one per output interval when the solve lands on its outputs.
 /// `None` for adaptive steps.
@@ -128,6 +178,41 @@ mod tests {
         assert!(b(0).boundaries_before(&inside(0, 0.5)).is_empty());
         assert!(b(0).boundaries_before(&b(1)).is_empty());
         assert!(b(0).boundaries_before(&b(0)).is_empty());
+    }
+
+    #[test]
+    fn the_backward_walk_takes_every_output_once_where_it_lies() {
+        let b = OutputAt::<f64>::boundary;
+        let inside = |after, theta| OutputAt {
+            after,
+            theta: Some(theta),
+        };
+        // Two outputs at the start, two inside step 0, one at boundary 1 (twice), one inside
+        // step 2, one at the end of step 2 (boundary 3).
+        let out_at = [
+            b(0),
+            b(0),
+            inside(0, 0.25),
+            inside(0, 0.75),
+            b(1),
+            b(1),
+            inside(2, 0.5),
+            b(3),
+        ];
+        let mut walk = OutputsBackward::new(&out_at);
+        let mut seen = Vec::new();
+        for n in (0..3).rev() {
+            seen.push(walk.at_boundary(n + 1).collect::<Vec<_>>());
+            let inner = walk.inside(n);
+            seen.push(inner.iter().map(|&(k, _)| k).collect());
+            for (k, theta) in inner {
+                assert_eq!(out_at[k].theta, Some(theta));
+            }
+        }
+        seen.push(walk.rest().collect());
+        let expected: [&[usize]; 7] = [&[7], &[6], &[], &[], &[5, 4], &[3, 2], &[1, 0]];
+        assert_eq!(seen, expected);
+        assert_eq!(walk.rest().count(), 0);
     }
 
     #[test]

@@ -93,6 +93,36 @@ fields! {
     Dopri8 => "dopri8",
 }
 
+/// Central differences (step `eps`) of `loss(model, x0)` in every entry of `x0`, then in the
+/// model's parameters `params` (indices of [`Build::perturb`]'s order), in that order.
+pub fn central_differences<M: Build + Clone>(
+    model: &M,
+    x0: &Tensor<State, f64, Cpu>,
+    params: impl IntoIterator<Item = usize>,
+    eps: f64,
+    loss: impl Fn(&M, &Tensor<State, f64, Cpu>) -> f64,
+) -> Vec<f64> {
+    let dev = x0.device().clone();
+    let shape = *x0.shape();
+    let x = x0.as_vec();
+    let mut fd = Vec::new();
+    for i in 0..x.len() {
+        let (mut plus, mut minus) = (x.clone(), x.clone());
+        plus[i] += eps;
+        minus[i] -= eps;
+        let lp = loss(model, &dev.tensor_from_vec(plus, shape));
+        let lm = loss(model, &dev.tensor_from_vec(minus, shape));
+        fd.push((lp - lm) / (2.0 * eps));
+    }
+    for i in params {
+        let (mut plus, mut minus) = (model.clone(), model.clone());
+        plus.perturb(i, eps);
+        minus.perturb(i, -eps);
+        fd.push((loss(&plus, x0) - loss(&minus, x0)) / (2.0 * eps));
+    }
+    fd
+}
+
 /// ‖a − b‖ / ‖b‖.
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());

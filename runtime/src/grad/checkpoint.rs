@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 
 use super::{add, all_finite, generic, missing, pullback, Cotangents, OutputGrads};
 use crate::backend::Backend;
-use crate::dense::OutputAt;
+use crate::dense::OutputsBackward;
 use crate::error::Error;
 use crate::field::VectorField;
 use crate::integrate::Forward;
@@ -33,23 +33,20 @@ where
     let mut nfe_rebuild = 0;
     let n_steps = fwd.checkpoints.len();
     let mut lambda = fwd.outputs[0].device().zeros_like(fwd.outputs[0].shape());
-    let mut k = out.len();
+    let mut walk = OutputsBackward::new(&fwd.out_at);
     let mut host = Vec::new();
     let mut non_finite_at = None;
     let mut nfe_vjp = 0;
     for n in (0..n_steps).rev() {
-        while k > 0 && fwd.out_at[k - 1] == OutputAt::boundary(n + 1) {
-            k -= 1;
+        for k in walk.at_boundary(n + 1) {
             lambda = add(lambda, &out[k]);
         }
         // Outputs inside step n: their interpolants are recorded with the step.
-        let mut thetas = Vec::new();
-        let mut cots = Vec::new();
-        while k > 0 && fwd.out_at[k - 1].after == n && fwd.out_at[k - 1].theta.is_some() {
-            k -= 1;
-            thetas.push(fwd.out_at[k].theta.unwrap_or_else(E::zero));
-            cots.push(out[k].clone());
-        }
+        let (thetas, cots): (Vec<E>, Vec<_>) = walk
+            .inside(n)
+            .into_iter()
+            .map(|(k, theta)| (theta, out[k].clone()))
+            .unzip();
         let (t, h) = fwd.checkpoints.step(n).ok_or_else(|| missing("step", n))?;
         let (x, recomputed) = fwd
             .checkpoints
@@ -83,8 +80,7 @@ where
             non_finite_at = Some(t.into());
         }
     }
-    while k > 0 {
-        k -= 1;
+    for k in walk.rest() {
         lambda = add(lambda, &out[k]);
     }
     if non_finite_at.is_none() && !all_finite(&lambda, &mut host) {

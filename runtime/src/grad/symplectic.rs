@@ -9,7 +9,7 @@ use dfdx::prelude::*;
 
 use super::{add, all_finite, missing, pullback, Cotangents, OutputGrads};
 use crate::backend::Backend;
-use crate::dense::{stage_cotangents, OutputAt};
+use crate::dense::{stage_cotangents, OutputsBackward};
 use crate::error::Error;
 use crate::field::VectorField;
 use crate::integrate::Forward;
@@ -38,21 +38,20 @@ where
     let mut nfe_rebuild = 0;
     let n_steps = fwd.checkpoints.len();
     let mut lambda = fwd.outputs[0].device().zeros_like(fwd.outputs[0].shape());
-    let mut k = out.len();
+    let mut walk = OutputsBackward::new(&fwd.out_at);
     let mut host = Vec::new();
     let mut non_finite_at = None;
     for n in (0..n_steps).rev() {
         // Output jumps: outputs at the end of step n.
-        while k > 0 && fwd.out_at[k - 1] == OutputAt::boundary(n + 1) {
-            k -= 1;
+        for k in walk.at_boundary(n + 1) {
             lambda = add(lambda, &out[k]);
         }
         // Outputs inside step n, interpolated: their cotangents join the stage sweep.
-        let mut inside = Vec::new();
-        while k > 0 && fwd.out_at[k - 1].after == n && fwd.out_at[k - 1].theta.is_some() {
-            k -= 1;
-            inside.push((fwd.out_at[k].theta.unwrap_or_else(E::zero), &out[k]));
-        }
+        let inside: Vec<_> = walk
+            .inside(n)
+            .into_iter()
+            .map(|(k, theta)| (theta, &out[k]))
+            .collect();
         let (t, h) = fwd.checkpoints.step(n).ok_or_else(|| missing("step", n))?;
         let (x, recomputed) = fwd
             .checkpoints
@@ -99,8 +98,7 @@ where
             non_finite_at = Some(t.into());
         }
     }
-    while k > 0 {
-        k -= 1;
+    for k in walk.rest() {
         lambda = add(lambda, &out[k]);
     }
     if non_finite_at.is_none() && !all_finite(&lambda, &mut host) {
