@@ -10,7 +10,9 @@ mod common;
 use common::*;
 use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
 use neural_ode::dfdx::prelude::*;
-use neural_ode::{solve, GradMethod, NeuralOde, RungeKutta, SolveOptions, VectorField};
+use neural_ode::{
+    solve, CheckpointPolicy, GradMethod, NeuralOde, RungeKutta, SolveOptions, VectorField,
+};
 
 fn times() -> Vec<f64> {
     // 200 output times inside (0, 10), irregular, plus both ends.
@@ -128,4 +130,65 @@ fn bosh3_interpolated_outputs() {
 fn rk4_hermite_interpolated_outputs() {
     // rk4 has no [dense] section: cubic Hermite with one extra evaluation per step.
     check::<Rk4<f64, Cpu>>(SolveOptions::fixed_steps(50));
+}
+
+/// The stage store (`CheckpointPolicy::AllStages`) serves steps with outputs inside too: the
+/// stored stage states and the step's result replace the rebuild (no evaluations but the
+/// products, and the same products), and the gradient is backprop's.
+fn check_stage_store<M>(opts: SolveOptions)
+where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
+{
+    let name = <M::Solver as RungeKutta>::NAME;
+    let dev = Cpu::seed_from_u64(33);
+    let model = M::create(&dev);
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(2, Const));
+    let times = times();
+    let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 2, Const));
+    let (reference, _) = gradient(
+        &model,
+        &x0,
+        &w,
+        &times,
+        &opts.clone().with_grad(GradMethod::Backprop),
+    );
+    let run = |policy| {
+        let opts = opts
+            .clone()
+            .with_grad(GradMethod::Symplectic)
+            .with_checkpoints(policy);
+        let sol = solve(&model, x0.leaky_trace(), &times, &opts).unwrap();
+        let steps = sol.stats.accepted;
+        let g = (sol.ys * w.clone()).sum::<Rank0, _>().backward();
+        let report = sol.report.get().expect("ran").unwrap();
+        let mut out = g.get(&x0).as_vec();
+        out.extend(model.grads(&g));
+        (out, steps, report)
+    };
+    let (g_all, steps, r_all) = run(CheckpointPolicy::All);
+    let (g_st, _, r_st) = run(CheckpointPolicy::AllStages);
+    assert!(steps < 100, "{name}: {steps} steps for 202 outputs");
+    assert!(r_all.nfe_rebuild > 0, "{name}: the default rebuilds");
+    assert_eq!(r_st.nfe_rebuild, 0, "{name}: nothing is rebuilt");
+    assert_eq!(r_st.nfe_vjp, r_all.nfe_vjp, "{name}: the same products");
+    let err_all = rel_err(&g_st, &g_all);
+    let err_ref = rel_err(&g_st, &reference);
+    println!(
+        "{name}: stage store, {steps} steps: rebuild {} -> 0; rel err vs All {err_all:.1e}, vs backprop {err_ref:.1e}",
+        r_all.nfe_rebuild
+    );
+    assert!(err_all <= 1e-14, "{name}: {err_all:e} against All");
+    assert!(err_ref <= 1e-12, "{name}: {err_ref:e} against backprop");
+}
+
+#[test]
+fn stage_store_serves_steps_with_outputs_inside() {
+    // [dense] sections (dopri5, tsit5, bosh3: the FSAL stage is the step's result) and the
+    // Hermite fallback, FSAL (fehlberg2) or not (rk4, dopri8: the extra stage f(t + h, y)).
+    check_stage_store::<Dopri5<f64, Cpu>>(SolveOptions::adaptive(1e-6, 1e-8));
+    check_stage_store::<Tsit5<f64, Cpu>>(SolveOptions::fixed_steps(40));
+    check_stage_store::<Bosh3<f64, Cpu>>(SolveOptions::adaptive(1e-5, 1e-7));
+    check_stage_store::<Fehlberg2<f64, Cpu>>(SolveOptions::fixed_steps(60));
+    check_stage_store::<Rk4<f64, Cpu>>(SolveOptions::fixed_steps(50));
+    check_stage_store::<Dopri8<f64, Cpu>>(SolveOptions::fixed_steps(20));
 }

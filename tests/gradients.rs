@@ -355,10 +355,13 @@ where
     let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 3, Const));
     let name = <M::Solver as RungeKutta>::NAME;
     let kept = <M::Solver as RungeKutta>::KEPT_STAGES.len();
-    // Outputs at step boundaries: a step with outputs inside rebuilds its stages (the store
-    // does not hold the states only the interpolant reads).
-    let mut bases = vec![SolveOptions::fixed_steps(9).land_on_outputs()];
+    // Outputs interpolated inside steps (the default) and landed on.
+    let mut bases = vec![
+        SolveOptions::fixed_steps(9),
+        SolveOptions::fixed_steps(9).land_on_outputs(),
+    ];
     if <M::Solver as RungeKutta>::EMBEDDED_ORDER.is_some() {
+        bases.push(SolveOptions::adaptive(1e-7, 1e-9));
         bases.push(SolveOptions::adaptive(1e-7, 1e-9).land_on_outputs());
     }
     for base in bases {

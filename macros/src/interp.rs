@@ -16,7 +16,8 @@ use num_traits::{One, Zero};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::codegen::{float, k, sweep, Stages, SweepKind};
+use crate::backward::{kept_stages, stored_states, sweep, Stages, SweepKind};
+use crate::codegen::{float, k};
 use crate::validate::Method;
 
 /// The interpolant `y(t + θh) = x + h Σᵢ bᵢ(θ) kᵢ` over `rows.len()` stages.
@@ -163,14 +164,52 @@ pub fn methods(m: &Method, p: &Interpolant) -> TokenStream {
         terms.push(quote!((h * w[#idx], #ki)));
     }
     let n = Literal::usize_unsuffixed(p.rows.len());
+    let p_ = quote!(::neural_ode::__private);
     let sys = dense_stages(m, p);
-    let body = sweep(&sys, false, SweepKind::Dense);
+    let body = sweep(&sys, None, SweepKind::Dense);
+    // With the stage store: the live stages' states are the step's input, the stored stages and
+    // the step's result (the stage only the interpolant reads is the FSAL stage or the Hermite
+    // fallback's extra one, both at `y`). Where some live stage is none of these (a `[dense]`
+    // section reading a stage the step itself does not need, on a method that is not FSAL), the
+    // trait's default rebuilds instead.
+    let y_stage = if p.rows.len() > m.s {
+        Some(m.s)
+    } else {
+        m.fsal.then(|| m.s - 1)
+    };
+    let stored = stored_states(&sys, &kept_stages(m), y_stage).map(|sources| {
+        let body = sweep(&sys, Some(&sources), SweepKind::Dense);
+        quote! {
+            #[allow(clippy::too_many_lines, clippy::many_single_char_names, clippy::too_many_arguments, unused_variables)]
+            fn adjoint_step_dense_stored<S, E, D, F, V, Er>(
+                f: &F,
+                t: E,
+                h: E,
+                x: &#p_::Tensor<S, E, D>,
+                stages: &[#p_::Tensor<S, E, D>],
+                y: &#p_::Tensor<S, E, D>,
+                y_bar: &#p_::Tensor<S, E, D>,
+                dense: &[#p_::Tensor<S, E, D>],
+                vjp: &mut V,
+                ws: &mut #p_::Workspace<S, E, D>,
+            ) -> ::core::result::Result<#p_::AdjointStep<S, E, D>, Er>
+            where
+                S: #p_::StateShape,
+                E: #p_::Real,
+                D: #p_::Backend<E>,
+                F: #p_::VectorField<S, E, D> + ?::core::marker::Sized,
+                V: ::core::ops::FnMut(E, #p_::Tensor<S, E, D>, #p_::Tensor<S, E, D>) -> ::core::result::Result<#p_::Tensor<S, E, D>, Er>,
+            {
+                let evals = 0usize;
+                #body
+            }
+        }
+    });
     let evals_decl = if sys.needs_k().iter().any(|&n| n) {
         quote!(let mut evals = 0usize;)
     } else {
         quote!(let evals = 0usize;)
     };
-    let p_ = quote!(::neural_ode::__private);
     quote! {
         #[allow(clippy::many_single_char_names)]
         fn dense_weights<E: #p_::Real>(theta: E, w: &mut [E]) {
@@ -216,6 +255,8 @@ pub fn methods(m: &Method, p: &Interpolant) -> TokenStream {
             #evals_decl
             #body
         }
+
+        #stored
     }
 }
 
@@ -306,6 +347,32 @@ mod tests {
         let sys = dense_stages(&m, &p);
         assert_eq!(sys.s, 5);
         assert!(sys.needs_k().iter().take(4).all(|&n| n));
+    }
+
+    #[test]
+    fn the_stage_store_covers_the_dense_sweep_through_the_steps_result() {
+        // dopri5: the interpolant reads the FSAL stage, whose state is only the step's result.
+        let m = method("dopri5");
+        let sys = dense_stages(&m, &interpolant(&m));
+        assert!(stored_states(&sys, &kept_stages(&m), None).is_none());
+        let sources = stored_states(&sys, &kept_stages(&m), Some(6)).unwrap();
+        assert_eq!(
+            sources[6].to_string(),
+            ":: core :: clone :: Clone :: clone (y)"
+        );
+        assert!(methods(&m, &interpolant(&m))
+            .to_string()
+            .contains("fn adjoint_step_dense_stored"));
+        // rk4 (Hermite, not FSAL): the extra stage f(t + h, y) is the fifth.
+        let m = method("rk4");
+        let p = interpolant(&m);
+        let sys = dense_stages(&m, &p);
+        assert_eq!(sys.s, 5);
+        let sources = stored_states(&sys, &kept_stages(&m), Some(4)).unwrap();
+        assert_eq!(
+            sources[3].to_string(),
+            ":: core :: clone :: Clone :: clone (& stages [2])"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 extern crate proc_macro;
 
 mod attr;
+mod backward;
 mod codegen;
 mod expand;
 #[cfg(test)]

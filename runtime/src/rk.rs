@@ -123,6 +123,36 @@ pub trait RungeKutta: 'static {
         F: VectorField<S, E, D> + ?Sized,
         V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>;
 
+    /// [`RungeKutta::adjoint_step_dense`] with the stage states given instead of rebuilt:
+    /// `stages` holds the states of [`RungeKutta::KEPT_STAGES`] as `step` recorded them and `y`
+    /// is the step's result (the state of the stage only the interpolant reads: the FSAL stage,
+    /// or the Hermite fallback's extra stage). No vector-field evaluations besides the products.
+    /// (The default rebuilds them; the macro overrides it wherever those states cover every live
+    /// stage, as for every shipped tableau.)
+    #[allow(clippy::too_many_arguments)]
+    fn adjoint_step_dense_stored<S, E, D, F, V, Er>(
+        f: &F,
+        t: E,
+        h: E,
+        x: &Tensor<S, E, D>,
+        stages: &[Tensor<S, E, D>],
+        y: &Tensor<S, E, D>,
+        y_bar: &Tensor<S, E, D>,
+        dense: &[Tensor<S, E, D>],
+        vjp: &mut V,
+        ws: &mut Workspace<S, E, D>,
+    ) -> Result<AdjointStep<S, E, D>, Er>
+    where
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+        F: VectorField<S, E, D> + ?Sized,
+        V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>,
+    {
+        let _ = (stages, y);
+        Self::adjoint_step_dense(f, t, h, x, y_bar, dense, vjp, ws)
+    }
+
     /// One step from `(t, x)` of size `h`. `k1`, if given, must be `f(t, x)`. Stage states and
     /// the error estimate are written into `ws`; only the result is a fresh buffer.
     fn step<S, E, D, F>(

@@ -9,7 +9,7 @@ use dfdx::prelude::*;
 
 use super::{add, all_finite, missing, pullback, Cotangents, OutputGrads};
 use crate::backend::Backend;
-use crate::dense::{stage_cotangents, OutputsBackward};
+use crate::dense::{stage_cotangents, OutputAt, OutputsBackward};
 use crate::error::Error;
 use crate::field::VectorField;
 use crate::integrate::Forward;
@@ -41,6 +41,16 @@ where
     let mut walk = OutputsBackward::new(&fwd.out_at);
     let mut host = Vec::new();
     let mut non_finite_at = None;
+    // With the stage store, the state at the end of the step being swept (the next step's
+    // start, or the final state): the state of the stage only the interpolant reads.
+    let keeps_stages = fwd.checkpoints.stages(0).is_some();
+    let mut y_end = keeps_stages
+        .then(|| {
+            let end = OutputAt::boundary(n_steps);
+            let last = fwd.out_at.iter().rposition(|at| *at == end)?;
+            Some(fwd.outputs[last].clone())
+        })
+        .flatten();
     for n in (0..n_steps).rev() {
         // Output jumps: outputs at the end of step n.
         for k in walk.at_boundary(n + 1) {
@@ -72,22 +82,41 @@ where
         // With the stage store, the recorded stage states replace the rebuild. (A step always
         // records exactly `KEPT_STAGES`; the length check only keeps a bug from indexing past
         // the slice in release builds, and the debug assertion makes the tests catch one.)
-        // (A step with outputs inside rebuilds its stages: the stage store does not hold the
-        // states only the interpolant reads.)
+        // A step with outputs inside also needs the state only the interpolant reads: the
+        // step's result, `y_end`.
         let stored = fwd.checkpoints.stages(n);
         debug_assert!(stored.is_none_or(|s| s.len() == R::KEPT_STAGES.len()));
-        let back = match stored {
+        let stored = stored.filter(|s| s.len() == R::KEPT_STAGES.len());
+        let back = match (stored, &y_end) {
+            (Some(stages), Some(y)) if !inside.is_empty() => {
+                let dense = stage_cotangents::<R, S, E, D>(&inside);
+                R::adjoint_step_dense_stored(
+                    model,
+                    t,
+                    h,
+                    &x,
+                    stages,
+                    y,
+                    &lambda,
+                    &dense,
+                    &mut closure,
+                    &mut ws,
+                )?
+            }
             _ if !inside.is_empty() => {
                 let dense = stage_cotangents::<R, S, E, D>(&inside);
                 R::adjoint_step_dense(model, t, h, &x, &lambda, &dense, &mut closure, &mut ws)?
             }
-            Some(stages) if stages.len() == R::KEPT_STAGES.len() => {
+            (Some(stages), _) => {
                 R::adjoint_step_stored(model, t, h, &x, stages, &lambda, &mut closure, &mut ws)?
             }
             _ => R::adjoint_step(model, t, h, &x, &lambda, &mut closure, &mut ws)?,
         };
         nfe_rebuild += back.evals;
         lambda = back.x_bar;
+        if keeps_stages {
+            y_end = Some(x);
+        }
         // The interpolant's direct dependence on x.
         for (_, o) in &inside {
             lambda = add(lambda, o);
