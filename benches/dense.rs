@@ -2,7 +2,8 @@
 //! of the benchmark MLP (2 → W → W → 2, tanh after the first two layers, batch 512) forward and
 //! forward + vector–Jacobian product at W = 64 and 256 in f64 and f32; the matrix products of
 //! one layer; and the `symplectic` gradient with dopri5 over 100 fixed steps, with and without
-//! the stage store (`CheckpointPolicy::AllStages`). For the published one-core figures:
+//! the stage store (`CheckpointPolicy::AllStages`), also with 201 outputs interpolated inside
+//! 20 steps (paired table only). For the published one-core figures:
 //! `RAYON_NUM_THREADS=1 cargo bench --bench dense`.
 //!
 //! After criterion's groups (when no filter is given), paired A/B runs print the ratios
@@ -171,7 +172,22 @@ where
         + VectorField<State, f64, Cpu>
         + neural_ode::dfdx::nn::tensor_collection::TensorCollection<f64, Cpu>,
 {
-    let sol = solve(model, x0.trace(model.alloc_grads()), &[0.0, 1.0], opts).expect("solve");
+    gradient_at(model, x0, &[0.0, 1.0], opts)
+}
+
+/// One gradient with outputs at `times`: loss Σ over the outputs of x(t)², backward.
+fn gradient_at<M>(
+    model: &M,
+    x0: &Tensor<State, f64, Cpu>,
+    times: &[f64],
+    opts: &SolveOptions,
+) -> Gradients<f64, Cpu>
+where
+    M: neural_ode::NeuralOde
+        + VectorField<State, f64, Cpu>
+        + neural_ode::dfdx::nn::tensor_collection::TensorCollection<f64, Cpu>,
+{
+    let sol = solve(model, x0.trace(model.alloc_grads()), times, opts).expect("solve");
     let g = sol.ys.square().sum::<Rank0, _>().backward();
     assert!(
         matches!(sol.report.get(), Some(Ok(_))),
@@ -319,6 +335,27 @@ fn paired_all() {
         &mut || drop(gradient(&f.dense256, &f.x0, &all)),
         &mut || drop(gradient(&f.dense256, &f.x0, &stages)),
         5,
+    );
+    // 201 output times interpolated inside 20 steps (about 10 per step).
+    let times: Vec<f64> = (0..=200).map(|i| f64::from(i) / 200.0).collect();
+    let (all, stages) = (
+        SolveOptions::fixed_steps(20)
+            .with_grad(GradMethod::Symplectic)
+            .with_checkpoints(CheckpointPolicy::All),
+        SolveOptions::fixed_steps(20)
+            .with_grad(GradMethod::Symplectic)
+            .with_checkpoints(CheckpointPolicy::AllStages),
+    );
+    row(
+        "symplectic gradient, W = 64, 201 outputs inside 20 steps",
+        paired(
+            9,
+            1,
+            || drop(gradient_at(&f.dense64, &f.x0, &times, &all)),
+            || drop(gradient_at(&f.dense64, &f.x0, &times, &stages)),
+        ),
+        1e3,
+        "ms",
     );
 }
 

@@ -1,7 +1,8 @@
 //! Many outputs, interpolated or landed on: 1001 output times on [0, 10], dopri5 at
 //! rtol = atol = 1e-6, an MLP 2 → 64 → 64 → 2 (tanh) over a batch of 512, f64. Prints accepted
 //! steps, forward and backward evaluations, peak memory (counting allocator) and times for the
-//! default (outputs interpolated) and for `land_on_outputs()`, with the symplectic adjoint.
+//! default (outputs interpolated; also with the stage store, `CheckpointPolicy::AllStages`) and
+//! for `land_on_outputs()`, with the symplectic adjoint.
 //!
 //! `cargo run --release --example dense_outputs`
 
@@ -10,7 +11,7 @@ use std::time::Instant;
 use neural_ode::alloc::CountingAllocator;
 use neural_ode::dfdx::nn::{builders, modules::Linear};
 use neural_ode::dfdx::prelude::*;
-use neural_ode::{neural_ode, solve, GradMethod, SolveOptions, VectorField};
+use neural_ode::{neural_ode, solve, CheckpointPolicy, GradMethod, SolveOptions, VectorField};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -55,6 +56,10 @@ fn main() {
     let mut last = None;
     for (label, opts) in [
         ("interpolated (default)", base.clone()),
+        (
+            "interpolated, AllStages",
+            base.clone().with_checkpoints(CheckpointPolicy::AllStages),
+        ),
         ("land_on_outputs()", base.clone().land_on_outputs()),
     ] {
         for _ in 0..3 {
