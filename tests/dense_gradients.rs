@@ -24,6 +24,28 @@ fn times() -> Vec<f64> {
     t
 }
 
+/// A model, an initial state, the output times and the loss weights, from `seed`.
+struct Problem<M> {
+    model: M,
+    x0: Tensor<State, f64, Cpu>,
+    times: Vec<f64>,
+    w: Tensor<Stacked, f64, Cpu>,
+}
+
+fn problem<M: Build>(seed: u64) -> Problem<M> {
+    let dev = Cpu::seed_from_u64(seed);
+    let model = M::create(&dev);
+    let x0 = dev.sample_normal_like(&(2, Const));
+    let times = times();
+    let w = dev.sample_normal_like(&(times.len(), 2, Const));
+    Problem {
+        model,
+        x0,
+        times,
+        w,
+    }
+}
+
 fn gradient<M>(
     model: &M,
     x0: &Tensor<State, f64, Cpu>,
@@ -62,11 +84,12 @@ where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
 {
     let name = <M::Solver as RungeKutta>::NAME;
-    let dev = Cpu::seed_from_u64(21);
-    let model = M::create(&dev);
-    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(2, Const));
-    let times = times();
-    let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 2, Const));
+    let Problem {
+        model,
+        x0,
+        times,
+        w,
+    } = problem::<M>(21);
     let (reference, steps) = gradient(
         &model,
         &x0,
@@ -140,11 +163,12 @@ where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
 {
     let name = <M::Solver as RungeKutta>::NAME;
-    let dev = Cpu::seed_from_u64(33);
-    let model = M::create(&dev);
-    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(2, Const));
-    let times = times();
-    let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), 2, Const));
+    let Problem {
+        model,
+        x0,
+        times,
+        w,
+    } = problem::<M>(33);
     let (reference, _) = gradient(
         &model,
         &x0,

@@ -50,6 +50,20 @@ fn adjoint_with(m: &Method, stored: bool) -> TokenStream {
     }
 }
 
+/// The where clause of every generated backward step (`adjoint_step` and its stored and dense
+/// variants).
+pub(crate) fn adjoint_bounds() -> TokenStream {
+    let p = quote!(::neural_ode::__private);
+    quote! {
+        where
+            S: #p::StateShape,
+            E: #p::Real,
+            D: #p::Backend<E>,
+            F: #p::VectorField<S, E, D> + ?::core::marker::Sized,
+            V: ::core::ops::FnMut(E, #p::Tensor<S, E, D>, #p::Tensor<S, E, D>) -> ::core::result::Result<#p::Tensor<S, E, D>, Er>,
+    }
+}
+
 /// The stages a backward sweep runs over: the method's own, or (for dense output) those plus the
 /// interpolant's extra stage `f(t + h, y)`, with a flag for each stage whose cotangent receives
 /// output terms.

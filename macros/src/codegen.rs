@@ -7,7 +7,7 @@ use num_traits::{One, Zero};
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::backward::{adjoint, adjoint_stored, kept_stages, live_stages};
+use crate::backward::{adjoint, adjoint_bounds, adjoint_stored, kept_stages, live_stages};
 use crate::rational::{to_f64, Coef};
 use crate::validate::Method;
 
@@ -310,15 +310,7 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
     let dense_constants = crate::interp::constants(&interpolant);
     let dense_methods = crate::interp::methods(m, &interpolant);
     let p = quote!(::neural_ode::__private);
-    // The where clause of both backward steps.
-    let adjoint_bounds = quote! {
-        where
-            S: #p::StateShape,
-            E: #p::Real,
-            D: #p::Backend<E>,
-            F: #p::VectorField<S, E, D> + ?::core::marker::Sized,
-            V: ::core::ops::FnMut(E, #p::Tensor<S, E, D>, #p::Tensor<S, E, D>) -> ::core::result::Result<#p::Tensor<S, E, D>, Er>,
-    };
+    let adjoint_bounds = adjoint_bounds();
     quote! {
         #[automatically_derived]
         impl #p::RungeKutta for #solver {

@@ -16,7 +16,7 @@ use num_traits::{One, Zero};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::backward::{kept_stages, stored_states, sweep, Stages, SweepKind};
+use crate::backward::{adjoint_bounds, kept_stages, stored_states, sweep, Stages, SweepKind};
 use crate::codegen::{float, k};
 use crate::validate::Method;
 
@@ -165,6 +165,7 @@ pub fn methods(m: &Method, p: &Interpolant) -> TokenStream {
     }
     let n = Literal::usize_unsuffixed(p.rows.len());
     let p_ = quote!(::neural_ode::__private);
+    let bounds = adjoint_bounds();
     let sys = dense_stages(m, p);
     let body = sweep(&sys, None, SweepKind::Dense);
     // With the stage store: the live stages' states are the step's input, the stored stages and
@@ -193,12 +194,7 @@ pub fn methods(m: &Method, p: &Interpolant) -> TokenStream {
                 vjp: &mut V,
                 ws: &mut #p_::Workspace<S, E, D>,
             ) -> ::core::result::Result<#p_::AdjointStep<S, E, D>, Er>
-            where
-                S: #p_::StateShape,
-                E: #p_::Real,
-                D: #p_::Backend<E>,
-                F: #p_::VectorField<S, E, D> + ?::core::marker::Sized,
-                V: ::core::ops::FnMut(E, #p_::Tensor<S, E, D>, #p_::Tensor<S, E, D>) -> ::core::result::Result<#p_::Tensor<S, E, D>, Er>,
+            #bounds
             {
                 let evals = 0usize;
                 #body
@@ -245,12 +241,7 @@ pub fn methods(m: &Method, p: &Interpolant) -> TokenStream {
             vjp: &mut V,
             ws: &mut #p_::Workspace<S, E, D>,
         ) -> ::core::result::Result<#p_::AdjointStep<S, E, D>, Er>
-        where
-            S: #p_::StateShape,
-            E: #p_::Real,
-            D: #p_::Backend<E>,
-            F: #p_::VectorField<S, E, D> + ?::core::marker::Sized,
-            V: ::core::ops::FnMut(E, #p_::Tensor<S, E, D>, #p_::Tensor<S, E, D>) -> ::core::result::Result<#p_::Tensor<S, E, D>, Er>,
+        #bounds
         {
             #evals_decl
             #body
