@@ -19,7 +19,8 @@ use crate::steps::StepTimes;
 
 /// The result of the forward loop.
 pub(crate) struct Forward<S: Shape, E: Real, D: Backend<E>> {
-    /// States at the output times (the first is the initial state).
+    /// States at the output times (the first is the initial state); `solve` moves them into
+    /// the stacked `ys`, which the backward passes read from.
     pub outputs: Vec<Tensor<S, E, D>>,
     /// Where each output lies on the accepted steps.
     pub out_at: Vec<OutputAt<E>>,

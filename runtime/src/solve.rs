@@ -206,7 +206,9 @@ where
         });
     }
     stats.peak_bytes = forward_peak;
-    let ys = S::stack(fwd.outputs.clone());
+    // The outputs live on in `ys` alone (the backward pass reads them from there), not twice.
+    let n_outputs = fwd.outputs.len();
+    let ys = S::stack(core::mem::take(&mut fwd.outputs));
     let ys_key = ys.clone();
     let x0_key = x.clone();
     let model = model.clone();
@@ -214,7 +216,6 @@ where
     let opts = opts.clone();
     let report_in_op = report.clone();
     let on_failure = opts.on_gradient_failure;
-    let n_outputs = fwd.outputs.len();
     let mut fwd = fwd;
     let mut tape = tape;
     tape.add_backward_op(move |grads| {
@@ -224,7 +225,9 @@ where
         drop(g);
         let level = crate::alloc::current();
         let (result, peak_bytes) = crate::alloc::measure(|| {
-            backward::<M::Solver, M, S, E, D>(method, &model, &mut fwd, &out, &opts, &times)
+            backward::<M::Solver, M, S, E, D>(
+                method, &model, &mut fwd, &ys_key, &out, &opts, &times,
+            )
         });
         let solve_peak_bytes = peak_bytes.map(|p| {
             (level + p)
@@ -284,6 +287,7 @@ fn backward<R, M, S, E, D>(
     method: GradMethod,
     model: &M,
     fwd: &mut Forward<S, E, D>,
+    ys: &Tensor<S::Stacked, E, D>,
     out: &OutputGrads<S, E, D>,
     opts: &SolveOptions,
     times: &[E],
@@ -296,7 +300,7 @@ where
     D: Backend<E>,
 {
     match method {
-        GradMethod::Symplectic => grad::symplectic::backward::<R, M, S, E, D>(model, fwd, out),
+        GradMethod::Symplectic => grad::symplectic::backward::<R, M, S, E, D>(model, fwd, ys, out),
         // `backprop` records the solve on the caller's tape instead of registering this pass
         // (see `solve_with`); were it routed here, checkpointing gives the same gradient.
         GradMethod::Checkpoint | GradMethod::Backprop => {
@@ -304,7 +308,15 @@ where
         }
         GradMethod::Adjoint => {
             let mut controller = PiController::new(opts.safety, opts.factor_min, opts.factor_max);
-            grad::adjoint::backward::<R, M, S, E, D>(model, fwd, out, opts, times, &mut controller)
+            grad::adjoint::backward::<R, M, S, E, D>(
+                model,
+                fwd,
+                ys,
+                out,
+                opts,
+                times,
+                &mut controller,
+            )
         }
     }
 }

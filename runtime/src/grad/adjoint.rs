@@ -97,6 +97,7 @@ where
 pub(crate) fn backward<R, M, S, E, D>(
     model: &M,
     fwd: &mut Forward<S, E, D>,
+    ys: &Tensor<S::Stacked, E, D>,
     out: &OutputGrads<S, E, D>,
     opts: &SolveOptions,
     times: &[E],
@@ -136,7 +137,7 @@ where
         non_finite_at = times.last().map(|&t| t.into());
     }
     for k in (1..=last).rev() {
-        let mut x = fwd.outputs[k].clone();
+        let mut x = S::unstack(ys.clone(), k);
         let (t_from, t_to) = (times[k], times[k - 1]);
         let interval: f64 = (t_to - t_from).into();
         let dir = interval.signum();

@@ -32,7 +32,7 @@ where
     let mut ws = crate::rk::Workspace::new();
     let mut nfe_rebuild = 0;
     let n_steps = fwd.checkpoints.len();
-    let mut lambda = fwd.outputs[0].device().zeros_like(fwd.outputs[0].shape());
+    let mut lambda = out[0].device().zeros_like(out[0].shape());
     let mut walk = OutputsBackward::new(&fwd.out_at);
     let mut host = Vec::new();
     let mut non_finite_at = None;

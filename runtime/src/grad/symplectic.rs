@@ -20,6 +20,7 @@ use crate::shape::StateShape;
 pub(crate) fn backward<R, M, S, E, D>(
     model: &M,
     fwd: &mut Forward<S, E, D>,
+    ys: &Tensor<S::Stacked, E, D>,
     out: &OutputGrads<S, E, D>,
 ) -> Result<Cotangents<S, E, D>, Error>
 where
@@ -37,7 +38,7 @@ where
     let mut nfe_vjp = 0;
     let mut nfe_rebuild = 0;
     let n_steps = fwd.checkpoints.len();
-    let mut lambda = fwd.outputs[0].device().zeros_like(fwd.outputs[0].shape());
+    let mut lambda = out[0].device().zeros_like(out[0].shape());
     let mut walk = OutputsBackward::new(&fwd.out_at);
     let mut host = Vec::new();
     let mut non_finite_at = None;
@@ -48,7 +49,7 @@ where
         .then(|| {
             let end = OutputAt::boundary(n_steps);
             let last = fwd.out_at.iter().rposition(|at| *at == end)?;
-            Some(fwd.outputs[last].clone())
+            Some(S::unstack(ys.clone(), last))
         })
         .flatten();
     for n in (0..n_steps).rev() {
