@@ -85,7 +85,12 @@
 //!   validates it at compile time, and generates straight-line forward and symplectic-partner
 //!   backward steps, a [`NeuralOde`] impl and dfdx's `TensorCollection` impl for the struct.
 //! - [`solve`] with [`SolveOptions`]: adaptive steps ([`PiController`], Hairer's initial step)
-//!   or fixed steps, output at any increasing or decreasing list of times.
+//!   or fixed steps, output at any increasing or decreasing list of times. Steps are chosen over
+//!   the whole span and outputs between step boundaries are interpolated (the tableau's `[dense]`
+//!   section, else cubic Hermite; [`RungeKutta::INTERPOLANT_ORDER`]), with exact gradients
+//!   through the interpolant for `Symplectic`, `Checkpoint` and `Backprop`;
+//!   [`SolveOptions::land_on_outputs`] makes every output time a step boundary instead.
+//!   [`Solution::steps`] holds the accepted step boundaries.
 //! - [`GradMethod`]: `Symplectic`, `Checkpoint` (ACA), `Backprop`, `Adjoint` (continuous);
 //!   [`CheckpointPolicy`]: `All`, `EveryK(k)`, `AllStages` (the stage store: the symplectic
 //!   backward pass skips rebuilding the stages, for (live stages − 1) more states per step), or
