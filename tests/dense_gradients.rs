@@ -208,11 +208,13 @@ where
 #[test]
 fn stage_store_serves_steps_with_outputs_inside() {
     // [dense] sections (dopri5, tsit5, bosh3: the FSAL stage is the step's result) and the
-    // Hermite fallback, FSAL (fehlberg2) or not (rk4, dopri8: the extra stage f(t + h, y)).
+    // Hermite fallback, FSAL (dopri5 with Shampine's b̂) or not (fehlberg2, rk4, dopri8: the
+    // extra stage f(t + h, y)).
     check_stage_store::<Dopri5<f64, Cpu>>(SolveOptions::adaptive(1e-6, 1e-8));
     check_stage_store::<Tsit5<f64, Cpu>>(SolveOptions::fixed_steps(40));
     check_stage_store::<Bosh3<f64, Cpu>>(SolveOptions::adaptive(1e-5, 1e-7));
     check_stage_store::<Fehlberg2<f64, Cpu>>(SolveOptions::fixed_steps(60));
     check_stage_store::<Rk4<f64, Cpu>>(SolveOptions::fixed_steps(50));
     check_stage_store::<Dopri8<f64, Cpu>>(SolveOptions::fixed_steps(20));
+    check_stage_store::<Dopri5Shampine<f64, Cpu>>(SolveOptions::adaptive(1e-6, 1e-8));
 }

@@ -10,7 +10,13 @@ pub type Stacked = (usize, usize, Const<2>);
 
 macro_rules! fields {
     ($($name:ident => $solver:literal),* $(,)?) => {$(
-        #[neural_ode(solver = $solver)]
+        field!($name, solver = $solver);
+    )*};
+}
+
+macro_rules! field {
+    ($name:ident, $($attr:tt)*) => {
+        #[neural_ode($($attr)*)]
         #[derive(Clone, Debug)]
         pub struct $name<E: Dtype, D: Device<E>> {
             pub l1: Linear<2, 6, E, D>,
@@ -53,7 +59,7 @@ macro_rules! fields {
                 }
             }
         }
-    )*};
+    };
 }
 
 /// Construction and parameter access for the test models (f64 on the CPU).
@@ -92,6 +98,10 @@ fields! {
     Tsit5 => "tsit5",
     Dopri8 => "dopri8",
 }
+
+// dopri5 with Shampine's embedded weights and no `[dense]` section: an FSAL method on the cubic
+// Hermite fallback.
+field!(Dopri5Shampine, tableau = "examples/dopri5_shampine.toml");
 
 /// Central differences (step `eps`) of `loss(model, x0)` in every entry of `x0`, then in the
 /// model's parameters `params` (indices of [`Build::perturb`]'s order), in that order.
