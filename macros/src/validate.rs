@@ -266,6 +266,14 @@ fn check_dense(
     problems: &mut Vec<String>,
 ) {
     let s = b.len();
+    // Independent of the coefficients, so reported next to any problem with them.
+    let above = d.order > order;
+    if above {
+        problems.push(format!(
+            "`dense.order` is {} but the method has order {order}: a continuous extension cannot exceed it",
+            d.order
+        ));
+    }
     if d.b.len() != s {
         let rows = if d.b.len() == 1 { "row" } else { "rows" };
         problems.push(format!(
@@ -291,11 +299,7 @@ fn check_dense(
             ));
         }
     }
-    if d.order > order {
-        problems.push(format!(
-            "`dense.order` is {} but the method has order {order}: a continuous extension cannot exceed it",
-            d.order
-        ));
+    if above {
         return;
     }
     let coef = |i: usize, m: usize| -> BigRational {
