@@ -2,7 +2,7 @@
 //! whole span and outputs are interpolated): 200 output times inside [0, 10], `symplectic` and
 //! `checkpoint` against `backprop` through the same interpolated solve (dfdx's autodiff of the
 //! interpolant evaluated from the tableau's constants), and against central finite differences
-//! of the solve.
+//! of the solve; `adjoint` (approximate) converging to the exact gradient with the tolerance.
 #![deny(warnings)]
 
 mod common;
@@ -217,4 +217,43 @@ fn stage_store_serves_steps_with_outputs_inside() {
     check_stage_store::<Rk4<f64, Cpu>>(SolveOptions::fixed_steps(50));
     check_stage_store::<Dopri8<f64, Cpu>>(SolveOptions::fixed_steps(20));
     check_stage_store::<Dopri5Shampine<f64, Cpu>>(SolveOptions::adaptive(1e-6, 1e-8));
+}
+
+#[test]
+fn adjoint_with_interpolated_outputs_converges() {
+    // `adjoint` keeps working with outputs inside steps: it integrates the adjoint ODE backwards
+    // from the interpolated states (approximate), and its gradient converges with the tolerance
+    // to the exact gradient of a tight solve (symplectic through the same interpolated outputs).
+    let Problem {
+        model,
+        x0,
+        times,
+        w,
+    } = problem::<Dopri5<f64, Cpu>>(47);
+    let (exact, _) = gradient(
+        &model,
+        &x0,
+        &w,
+        &times,
+        &SolveOptions::adaptive(1e-12, 1e-12).with_grad(GradMethod::Symplectic),
+    );
+    let mut errors = Vec::new();
+    for tol in [1e-4, 1e-6, 1e-8, 1e-10] {
+        let opts = SolveOptions::adaptive(tol, tol).with_grad(GradMethod::Adjoint);
+        let (g, steps) = gradient(&model, &x0, &w, &times, &opts);
+        assert!(steps < 150, "tol {tol:e}: {steps} steps for 202 outputs");
+        errors.push(rel_err(&g, &exact));
+    }
+    println!("adjoint, 202 interpolated outputs, tol 1e-4..1e-10: rel err {errors:?}");
+    for pair in errors.windows(2) {
+        assert!(
+            pair[1] < pair[0],
+            "the error shrinks with the tolerance: {errors:?}"
+        );
+    }
+    assert!(errors[3] < 1e-7, "{errors:?}");
+    assert!(
+        errors[0] > 1e-10,
+        "at a loose tolerance the adjoint is visibly approximate: {errors:?}"
+    );
 }
