@@ -155,6 +155,13 @@ fn rk4_hermite_interpolated_outputs() {
     check::<Rk4<f64, Cpu>>(SolveOptions::fixed_steps(50));
 }
 
+#[test]
+fn dopri8_extra_stage_interpolated_outputs() {
+    // dopri8's [dense] section weighs the extra stage f(t + h, y) too (not FSAL).
+    check::<Dopri8<f64, Cpu>>(SolveOptions::fixed_steps(20));
+    check::<Dopri8<f64, Cpu>>(SolveOptions::adaptive(1e-7, 1e-9));
+}
+
 /// The stage store (`CheckpointPolicy::AllStages`) serves steps with outputs inside too: the
 /// stored stage states and the step's result replace the rebuild (no evaluations but the
 /// products, and the same products), and the gradient is backprop's.
@@ -207,9 +214,9 @@ where
 
 #[test]
 fn stage_store_serves_steps_with_outputs_inside() {
-    // [dense] sections (dopri5, tsit5, bosh3: the FSAL stage is the step's result) and the
-    // Hermite fallback, FSAL (dopri5 with Shampine's b̂) or not (fehlberg2, rk4, dopri8: the
-    // extra stage f(t + h, y)).
+    // [dense] sections (dopri5, tsit5, bosh3: the FSAL stage is the step's result; dopri8: the
+    // extra stage f(t + h, y)) and the Hermite fallback, FSAL (dopri5 with Shampine's b̂) or
+    // not (fehlberg2, rk4: the extra stage).
     check_stage_store::<Dopri5<f64, Cpu>>(SolveOptions::adaptive(1e-6, 1e-8));
     check_stage_store::<Tsit5<f64, Cpu>>(SolveOptions::fixed_steps(40));
     check_stage_store::<Bosh3<f64, Cpu>>(SolveOptions::adaptive(1e-5, 1e-7));

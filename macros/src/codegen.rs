@@ -221,9 +221,14 @@ pub fn docs(m: &Method) -> String {
     d += "```\n";
     if let Some(dense) = &t.dense {
         d += &format!(
-            "\nContinuous extension (dense output) of order {} in `B_DENSE`, from the tableau's `[dense]` section: {}.\n",
+            "\nContinuous extension (dense output) of order {} in `B_DENSE`, from the tableau's `[dense]` section: {}.{}\n",
             dense.order,
-            dense.reference.trim_end_matches('.')
+            dense.reference.trim_end_matches('.'),
+            if dense.b.len() > m.s {
+                " Its last row is the weight of `f(t + h, y)`: one evaluation per step with outputs inside, which is the next step's first."
+            } else {
+                ""
+            }
         );
     } else {
         d += &format!(

@@ -2,7 +2,8 @@
 //! code that evaluates it (`dense_weights`, `interpolate`) and differentiates it
 //! (`adjoint_step_dense`, the stage sweep with the outputs' cotangents folded in).
 //!
-//! A tableau's `[dense]` section gives the interpolant over the step's own stages. Without one,
+//! A tableau's `[dense]` section gives the interpolant over the step's own stages (for a method
+//! that is not FSAL, optionally one more: `f(t + h, y)`, as below). Without one,
 //! the method gets the cubic Hermite interpolant through the step's endpoints and their
 //! derivatives, written over the same stages: with `y = x + h Σ bᵢ kᵢ`,
 //! `y(θ) = x + h [h₀₁(θ) Σ bᵢ kᵢ + h₁₀(θ) k₁ + h₁₁(θ) f(t + h, y)]` with
@@ -42,7 +43,9 @@ pub fn interpolant(m: &Method) -> Interpolant {
             d.b.iter()
                 .map(|row| row.iter().map(|c| c.value.clone()).collect())
                 .collect();
-        rows.resize(m.s, Vec::new());
+        // One row per stage, or one more for the extra stage f(t + h, y) (validated).
+        let len = rows.len().max(m.s);
+        rows.resize(len, Vec::new());
         return Interpolant {
             rows,
             order: d.order,
@@ -76,7 +79,8 @@ pub fn interpolant(m: &Method) -> Interpolant {
     }
 }
 
-/// The stages of the dense backward sweep: the method's, plus the extra Hermite stage, with
+/// The stages of the dense backward sweep: the method's, plus the extra stage `f(t + h, y)` where
+/// the interpolant uses one (Hermite without FSAL, or a `[dense]` section's extra row), with
 /// output terms on every stage whose `bᵢ(θ)` is not identically zero.
 fn dense_stages(m: &Method, p: &Interpolant) -> Stages {
     let mut sys = Stages::of(m);
@@ -293,7 +297,6 @@ mod tests {
             "heun",
             "ralston",
             "rk38",
-            "dopri8",
             "cash_karp",
             "fehlberg2",
             "heun_euler",
@@ -364,6 +367,28 @@ mod tests {
             sources[3].to_string(),
             ":: core :: clone :: Clone :: clone (& stages [2])"
         );
+    }
+
+    #[test]
+    fn a_dense_section_may_use_the_extra_stage() {
+        // dopri8 (13 stages, not FSAL): its [dense] section's 14th row weighs f(t + h, y).
+        let m = method("dopri8");
+        assert!(!m.fsal);
+        let p = interpolant(&m);
+        assert!(!p.hermite);
+        assert_eq!((p.rows.len(), p.order), (14, 5));
+        let sys = dense_stages(&m, &p);
+        assert_eq!(sys.s, 14);
+        assert!(sys.dense[13] && !sys.dense[1]);
+        // Its state is the step's result, so the stage store serves it without a rebuild.
+        let sources = stored_states(&sys, &kept_stages(&m), Some(13)).unwrap();
+        assert_eq!(
+            sources[13].to_string(),
+            ":: core :: clone :: Clone :: clone (y)"
+        );
+        let code = methods(&m, &p).to_string();
+        assert!(code.contains("fn adjoint_step_dense_stored"), "{code}");
+        assert!(code.contains("(h * w [13] , k14)"), "{code}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! when some coefficient was written as a decimal). Every problem is reported, not just the first.
 
 use num_rational::BigRational;
-use num_traits::{Signed, Zero};
+use num_traits::{One, Signed, Zero};
 
 use crate::rational::Coef;
 use crate::tableau::Tableau;
@@ -177,19 +177,22 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
             .collect();
         // Exact tableaux: exact rationals. Approximate ones (decimals, or a `tolerance`): fixed
         // point with ~90 digits, far below any tolerance, and fast.
-        let g: Vec<Vec<BigRational>> = if tol.is_zero() {
-            forest.stage_weights(&a_vals)
-        } else {
-            let a_fixed: Vec<Vec<Fixed>> = a_vals
-                .iter()
-                .map(|row| row.iter().map(Fixed::from_rational).collect())
-                .collect();
-            forest
-                .stage_weights(&a_fixed)
-                .iter()
-                .map(|v| v.iter().map(Fixed::to_rational).collect())
-                .collect()
+        let weights_of = |a_vals: &[Vec<BigRational>]| -> Vec<Vec<BigRational>> {
+            if tol.is_zero() {
+                forest.stage_weights(a_vals)
+            } else {
+                let a_fixed: Vec<Vec<Fixed>> = a_vals
+                    .iter()
+                    .map(|row| row.iter().map(Fixed::from_rational).collect())
+                    .collect();
+                forest
+                    .stage_weights(&a_fixed)
+                    .iter()
+                    .map(|v| v.iter().map(Fixed::to_rational).collect())
+                    .collect()
+            }
         };
+        let g = weights_of(&a_vals);
         let mut weights = vec![("order", "b", t.order, t.b.clone())];
         if let (Some(p), Some(bh)) = (t.embedded_order, &t.b_hat) {
             weights.push(("embedded_order", "b_hat", p, bh.clone()));
@@ -221,27 +224,36 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
             }
         }
         if let Some(d) = &t.dense {
-            check_dense(
-                d,
-                &t.b,
-                t.order,
-                &forest,
-                &g,
-                &close,
+            let mut b: Vec<BigRational> = t.b.iter().map(|x| x.value.clone()).collect();
+            let fsal = is_fsal(&t, &a);
+            // A non-FSAL method's interpolant may also use f(t + h, y): one more stage, at node
+            // 1 with row b, whose weight in the step is 0.
+            let extra = d.b.len() == s + 1 && !fsal;
+            let g = if extra {
+                let mut a_ext = a_vals.clone();
+                a_ext.push(b.clone());
+                b.push(BigRational::zero());
+                weights_of(&a_ext)
+            } else {
+                g
+            };
+            let dense = DenseCheck {
+                order: t.order,
+                fsal,
+                extra,
+                forest: &forest,
+                g: &g,
+                close: &close,
                 decimal,
-                &mut problems,
-            );
+            };
+            dense.check(d, &b, &mut problems);
         }
     }
     if !problems.is_empty() {
         return Err(problems);
     }
 
-    let last = s - 1;
-    let fsal = s > 1
-        && t.c[last].value == one
-        && a[last].iter().zip(&t.b).all(|(x, y)| x.value == y.value)
-        && t.b[last].is_zero();
+    let fsal = is_fsal(&t, &a);
     let e = t.b_hat.as_ref().map(|bh| {
         t.b.iter()
             .zip(bh)
@@ -251,92 +263,126 @@ pub fn validate(t: Tableau) -> Result<Method, Vec<String>> {
     Ok(Method { s, a, fsal, e, t })
 }
 
-/// The `[dense]` section: one row per stage, `bᵢ(1) = bᵢ`, and the continuous extension's order
-/// conditions (Hairer, Nørsett & Wanner I, Theorem II.6.1): for every tree `τ` with
-/// `|τ| ≤ p*`, `Σᵢ bᵢ(θ) Φᵢ(τ) = θ^|τ| / γ(τ)` as polynomials in `θ`, coefficient by coefficient.
-#[allow(clippy::too_many_arguments)]
-fn check_dense(
-    d: &crate::tableau::Dense,
-    b: &[Coef],
+/// Whether the last stage is `f(t + h, y)`: node 1, row `b`, weight 0 (first same as last).
+fn is_fsal(t: &Tableau, a: &[Vec<Coef>]) -> bool {
+    let s = t.c.len();
+    s > 1
+        && t.c[s - 1].value.is_one()
+        && a[s - 1].iter().zip(&t.b).all(|(x, y)| x.value == y.value)
+        && t.b[s - 1].is_zero()
+}
+
+/// What checking a `[dense]` section needs of the method.
+struct DenseCheck<'a> {
+    /// The method's order.
     order: u32,
-    forest: &Forest,
-    g: &[Vec<BigRational>],
-    close: &dyn Fn(&BigRational, &BigRational) -> bool,
+    fsal: bool,
+    /// The interpolant uses the extra stage `f(t + h, y)` (the last of `g`'s stages).
+    extra: bool,
+    forest: &'a Forest,
+    /// Stage weights `Φᵢ(τ)` per tree, over the interpolant's stages.
+    g: &'a [Vec<BigRational>],
+    close: &'a dyn Fn(&BigRational, &BigRational) -> bool,
     decimal: bool,
-    problems: &mut Vec<String>,
-) {
-    let s = b.len();
-    // Independent of the coefficients, so reported next to any problem with them.
-    let above = d.order > order;
-    if above {
-        problems.push(format!(
-            "`dense.order` is {} but the method has order {order}: a continuous extension cannot exceed it",
-            d.order
-        ));
-    }
-    if d.b.len() != s {
-        let rows = if d.b.len() == 1 { "row" } else { "rows" };
-        problems.push(format!(
-            "`dense.b` has {} {rows}, expected {s}: one polynomial per stage",
-            d.b.len()
-        ));
-        return;
-    }
-    let degree = d.b.iter().map(Vec::len).max().unwrap_or(0);
-    if degree == 0 {
-        problems.push(
-            "`dense.b` has only empty rows: give the coefficients of θ, θ², … of each bᵢ(θ)".into(),
-        );
-        return;
-    }
-    for (i, (row, bi)) in d.b.iter().zip(b).enumerate() {
-        let at_one: BigRational = row.iter().map(|x| x.value.clone()).sum();
-        if !close(&at_one, &bi.value) {
+}
+
+impl DenseCheck<'_> {
+    /// The `[dense]` section: one row per stage (a non-FSAL method may add one for
+    /// `f(t + h, y)`), `bᵢ(1) = bᵢ`, and the continuous extension's order conditions (Hairer,
+    /// Nørsett & Wanner I, Theorem II.6.1): for every tree `τ` with `|τ| ≤ p*`,
+    /// `Σᵢ bᵢ(θ) Φᵢ(τ) = θ^|τ| / γ(τ)` as polynomials in `θ`, coefficient by coefficient. `b`
+    /// holds the weights over the same stages as `self.g` (0 for the extra stage).
+    fn check(&self, d: &crate::tableau::Dense, b: &[BigRational], problems: &mut Vec<String>) {
+        let (order, forest, g, close, decimal) =
+            (self.order, self.forest, self.g, self.close, self.decimal);
+        // Independent of the coefficients, so reported next to any problem with them.
+        let above = d.order > order;
+        if above {
             problems.push(format!(
-                "`dense.b[{i}]` gives b{i}(1) = {} but `b[{i}]` is {}: the interpolant must end at the step's solution",
-                show(&at_one, decimal),
-                bi.value
+                "`dense.order` is {} but the method has order {order}: a continuous extension cannot exceed it",
+                d.order
             ));
         }
-    }
-    if above {
-        return;
-    }
-    let coef = |i: usize, m: usize| -> BigRational {
-        d.b[i]
-            .get(m - 1)
-            .map(|c| c.value.clone())
-            .unwrap_or_else(BigRational::zero)
-    };
-    // The first tree (by size) whose condition fails, and for which power of θ.
-    let failure = forest.trees.iter().enumerate().find_map(|(k, tree)| {
-        if tree.order as u32 > d.order + 1 {
-            return None;
-        }
-        (1..=degree.max(tree.order)).find_map(|m| {
-            let got: BigRational = (0..s).map(|i| coef(i, m) * &g[k][i]).sum();
-            let want = if m == tree.order {
-                tree.gamma.recip()
+        let s = b.len();
+        if d.b.len() != s {
+            let rows = if d.b.len() == 1 { "row" } else { "rows" };
+            let expected = if self.fsal {
+                format!(
+                    "{s}: one polynomial per stage (the last stage, FSAL, is already f(t + h, y))"
+                )
             } else {
-                BigRational::zero()
+                format!(
+                    "{s} (one polynomial per stage) or {} (and one for the extra stage f(t + h, y))",
+                    s + 1
+                )
             };
-            (!close(&got, &want)).then_some((tree.order, k, m, got, want))
-        })
-    });
-    match failure {
-        Some((o, k, m, got, want)) if o as u32 <= d.order => problems.push(format!(
-            "`dense.order` is {} but the interpolant has order {}: for tree {}, the coefficient of θ^{m} in Σ bᵢ(θ) Φᵢ is {} but should be {want}",
-            d.order,
-            o - 1,
-            forest.name(k),
-            show(&got, decimal)
-        )),
-        None if d.order < order => problems.push(format!(
-            "`dense.order` is {} but the interpolant satisfies the conditions of order {}; declare the order it has",
-            d.order,
-            d.order + 1
-        )),
-        _ => {}
+            problems.push(format!(
+                "`dense.b` has {} {rows}, expected {expected}",
+                d.b.len()
+            ));
+            return;
+        }
+        let degree = d.b.iter().map(Vec::len).max().unwrap_or(0);
+        if degree == 0 {
+            problems.push(
+                "`dense.b` has only empty rows: give the coefficients of θ, θ², … of each bᵢ(θ)"
+                    .into(),
+            );
+            return;
+        }
+        for (i, (row, bi)) in d.b.iter().zip(b).enumerate() {
+            let at_one: BigRational = row.iter().map(|x| x.value.clone()).sum();
+            if !close(&at_one, bi) {
+                let of = if !(self.extra && i == s - 1) {
+                    format!("`b[{i}]` is {bi}")
+                } else {
+                    "the extra stage f(t + h, y) has weight 0 in the step".to_string()
+                };
+                problems.push(format!(
+                    "`dense.b[{i}]` gives b{i}(1) = {} but {of}: the interpolant must end at the step's solution",
+                    show(&at_one, decimal),
+                ));
+            }
+        }
+        if above {
+            return;
+        }
+        let coef = |i: usize, m: usize| -> BigRational {
+            d.b[i]
+                .get(m - 1)
+                .map(|c| c.value.clone())
+                .unwrap_or_else(BigRational::zero)
+        };
+        // The first tree (by size) whose condition fails, and for which power of θ.
+        let failure = forest.trees.iter().enumerate().find_map(|(k, tree)| {
+            if tree.order as u32 > d.order + 1 {
+                return None;
+            }
+            (1..=degree.max(tree.order)).find_map(|m| {
+                let got: BigRational = (0..s).map(|i| coef(i, m) * &g[k][i]).sum();
+                let want = if m == tree.order {
+                    tree.gamma.recip()
+                } else {
+                    BigRational::zero()
+                };
+                (!close(&got, &want)).then_some((tree.order, k, m, got, want))
+            })
+        });
+        match failure {
+            Some((o, k, m, got, want)) if o as u32 <= d.order => problems.push(format!(
+                "`dense.order` is {} but the interpolant has order {}: for tree {}, the coefficient of θ^{m} in Σ bᵢ(θ) Φᵢ is {} but should be {want}",
+                d.order,
+                o - 1,
+                forest.name(k),
+                show(&got, decimal)
+            )),
+            None if d.order < order => problems.push(format!(
+                "`dense.order` is {} but the interpolant satisfies the conditions of order {}; declare the order it has",
+                d.order,
+                d.order + 1
+            )),
+            _ => {}
+        }
     }
 }
 
@@ -459,7 +505,7 @@ mod dense_tests {
 
     #[test]
     fn shipped_continuous_extensions_have_their_declared_orders() {
-        for (name, order) in [("dopri5", 4), ("tsit5", 4), ("bosh3", 3)] {
+        for (name, order) in [("dopri5", 4), ("tsit5", 4), ("bosh3", 3), ("dopri8", 5)] {
             let t = parse(shipped_text(name).unwrap()).unwrap();
             assert_eq!(t.dense.as_ref().map(|d| d.order), Some(order), "{name}");
             validate(t).unwrap_or_else(|e| panic!("{name}: {e:?}"));
@@ -512,6 +558,44 @@ mod dense_tests {
         })
         .unwrap_err();
         assert!(e[0].contains("`dense.b` has 6 rows, expected 7"), "{e:?}");
+    }
+
+    #[test]
+    fn an_extra_dense_row_is_f_at_the_steps_end() {
+        // dopri8 is not FSAL: its 14th row weighs f(t + h, y), whose weight in the step is 0.
+        let dopri8 = || shipped_text("dopri8").unwrap().to_string();
+        validate(parse(&dopri8()).unwrap()).unwrap();
+        let last = r#"  ["40967785958/892733507789", "-215924625699/339207242417", "166436361084/61578073063", "-3717626143868/950872087065", "1637506058143/910982276365"],"#;
+        assert!(dopri8().contains(last));
+        let e =
+            validate(parse(&dopri8().replace(last, r#"  ["1", "0", "0", "0", "0"],"#)).unwrap())
+                .unwrap_err();
+        assert!(
+            e.iter().any(|m| m.contains(
+                "`dense.b[13]` gives b13(1) = 1 but the extra stage f(t + h, y) has weight 0"
+            )),
+            "{e:?}"
+        );
+        // Order 6 is out of reach with these 14 stages.
+        let e =
+            validate(parse(&dopri8().replace("[dense]\norder = 5", "[dense]\norder = 6")).unwrap())
+                .unwrap_err();
+        assert!(
+            e[0].contains("`dense.order` is 6 but the interpolant has order 5"),
+            "{e:?}"
+        );
+        // An FSAL method has no extra stage: its last stage already is f(t + h, y).
+        let e = dopri5_with(|t| {
+            t.replace(
+                "b = [\n  [\"1\", \"-8048581381",
+                "b = [\n  [\"0\"],\n  [\"1\", \"-8048581381",
+            )
+        })
+        .unwrap_err();
+        assert!(
+            e[0].contains("`dense.b` has 8 rows, expected 7: one polynomial per stage (the last stage, FSAL, is already f(t + h, y))"),
+            "{e:?}"
+        );
     }
 
     #[test]

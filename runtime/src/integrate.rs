@@ -361,9 +361,10 @@ struct Outputs<'a, S: Shape, E: Real, D: Backend<E>> {
 
 impl<S: StateShape, E: Real, D: Backend<E>> Outputs<'_, S, E, D> {
     /// After accepted step `n` from `(t, x)` of size `h` to `(t_next, y)` with stage derivatives
-    /// `ks`: the outputs inside the step, interpolated, and the one at `t_next`, if any. For the
-    /// Hermite fallback of a method that is not FSAL this evaluates `f(t + h, y)` once, and
-    /// returns it as the next step's first evaluation when that is at `t_next`.
+    /// `ks`: the outputs inside the step, interpolated, and the one at `t_next`, if any. Where
+    /// the interpolant has an extra stage (a method that is not FSAL, with the Hermite fallback
+    /// or a `[dense]` section's extra row) this evaluates `f(t + h, y)` once, and returns it as
+    /// the next step's first evaluation when that is at `t_next`.
     fn after_step<R, F>(
         &mut self,
         f: &F,
@@ -384,7 +385,8 @@ impl<S: StateShape, E: Real, D: Backend<E>> Outputs<'_, S, E, D> {
                 self.out_at.push(OutputAt::boundary(n + 1));
             } else if ahead * self.dir < 0.0 && ks.len() >= R::STAGES {
                 if ks.len() < R::DENSE_STAGES {
-                    // The Hermite fallback's f(t + h, y).
+                    // The interpolant's extra stage f(t + h, y) (the Hermite fallback, or a
+                    // [dense] section's extra row, on a method that is not FSAL).
                     let t_end = t + h;
                     let k_end = crate::rk::eval(f, t_end, y.clone());
                     stats.nfe += 1;

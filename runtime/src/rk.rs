@@ -68,9 +68,10 @@ pub trait RungeKutta: 'static {
     /// and the order conditions of [`DENSE_ORDER`](Self::DENSE_ORDER)). `None` without a
     /// `[dense]` section.
     const B_DENSE: Option<&'static [&'static [f64]]> = None;
-    /// Stages the interpolant runs over: [`STAGES`](Self::STAGES), or one more for the cubic
-    /// Hermite fallback of a method that is not FSAL (the extra stage is `f(t + h, y)`, row `b`
-    /// and node 1, which is the next step's first evaluation).
+    /// Stages the interpolant runs over: [`STAGES`](Self::STAGES), or one more where a method
+    /// that is not FSAL interpolates with `f(t + h, y)` too (the cubic Hermite fallback, or a
+    /// `[dense]` section with an extra row; the extra stage has row `b` and node 1, and is the
+    /// next step's first evaluation).
     const DENSE_STAGES: usize;
     /// The interpolant between step boundaries, `y(t + θh) = x + h Σᵢ bᵢ(θ) kᵢ` over
     /// [`DENSE_STAGES`](Self::DENSE_STAGES) stages: row `i` holds the coefficients of `θ, θ², …`.

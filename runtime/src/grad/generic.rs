@@ -77,7 +77,7 @@ where
         ks.push(f.eval(t + h * lit::<E>(R::C[i]), xi));
     }
     // The outputs read the stages through tape-less handles; the stages' own tapes go into `y`
-    // (and the extra Hermite stage's into the first output), so each operation is recorded once.
+    // (and the interpolant's extra stage's into the first output), so each operation is recorded once.
     let weight = |row: &[f64], theta: E| -> E {
         let mut acc = E::zero();
         let mut pow = theta;
