@@ -173,3 +173,19 @@ impl SmallDense {
         }
     }
 }
+
+/// An approximate gradient's errors at tightening tolerances: each smaller than the last, the
+/// tightest below `tight`, and the loosest above `loose` (visibly approximate).
+pub fn assert_converges(errors: &[f64], tight: f64, loose: f64) {
+    for pair in errors.windows(2) {
+        assert!(
+            pair[1] < pair[0],
+            "the error shrinks with the tolerance: {errors:?}"
+        );
+    }
+    assert!(errors[errors.len() - 1] < tight, "{errors:?}");
+    assert!(
+        errors[0] > loose,
+        "at a loose tolerance the gradient is visibly approximate: {errors:?}"
+    );
+}
