@@ -36,7 +36,7 @@ where
     group.sample_size(10);
     for method in [
         GradMethod::Symplectic,
-        GradMethod::Checkpoint,
+        GradMethod::Aca,
         GradMethod::Backprop,
         GradMethod::Adjoint,
     ] {
@@ -79,7 +79,7 @@ fn bench_spiral(c: &mut Criterion) {
     let times: Vec<f64> = (0..10).map(|i| i as f64 * 25.0 / 999.0 * 20.0).collect();
     let mut group = c.benchmark_group("spiral/dopri5");
     group.sample_size(20);
-    for method in [GradMethod::Symplectic, GradMethod::Checkpoint] {
+    for method in [GradMethod::Symplectic, GradMethod::Aca] {
         let opts = SolveOptions::adaptive(1e-7, 1e-9).with_grad(method);
         group.bench_with_input(BenchmarkId::from_parameter(method), &opts, |b, opts| {
             b.iter(|| gradient(&model, black_box(&x0), &times, opts))

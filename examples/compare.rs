@@ -173,7 +173,7 @@ where
         let reference = gradient(model, p, &base.clone().with_grad(GradMethod::Backprop)).0;
         for method in [
             GradMethod::Backprop,
-            GradMethod::Checkpoint,
+            GradMethod::Aca,
             GradMethod::Adjoint,
             GradMethod::Symplectic,
         ] {

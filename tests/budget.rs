@@ -47,7 +47,7 @@ fn budget_gives_the_gradient_of_all_with_the_optimal_recomputation() {
     let model = Model::create(&dev);
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(5, Const));
     let times = [0.0, 0.7, 1.6, 2.0];
-    for method in [GradMethod::Symplectic, GradMethod::Checkpoint] {
+    for method in [GradMethod::Symplectic, GradMethod::Aca] {
         for (fixed, base) in [
             (true, SolveOptions::fixed_steps(60)),
             (false, SolveOptions::adaptive(1e-9, 1e-11)),

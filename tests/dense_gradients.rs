@@ -99,7 +99,7 @@ where
     );
     // The outputs really are inside steps: far fewer steps than outputs.
     assert!(steps < 100, "{name}: {steps} steps for 202 outputs");
-    for method in [GradMethod::Symplectic, GradMethod::Checkpoint] {
+    for method in [GradMethod::Symplectic, GradMethod::Aca] {
         let (g, _) = gradient(&model, &x0, &w, &times, &opts.clone().with_grad(method));
         let err = rel_err(&g, &reference);
         println!("{name} {method}: {steps} steps, rel err vs backprop {err:.2e}");

@@ -128,7 +128,7 @@ fn dense_models_match_dfdx_models_for_every_exact_method() {
         let (ys_ref, g_ref) = gradient!(&plain, &x0, &w, &times, &reference);
         let variants = [
             (GradMethod::Backprop, CheckpointPolicy::All),
-            (GradMethod::Checkpoint, CheckpointPolicy::All),
+            (GradMethod::Aca, CheckpointPolicy::All),
             (GradMethod::Symplectic, CheckpointPolicy::All),
             (GradMethod::Symplectic, CheckpointPolicy::AllStages),
         ];

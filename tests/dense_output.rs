@@ -1,5 +1,5 @@
 //! The continuous extensions shipped in the tableaux' `[dense]` sections, as the macro emits them
-//! (`RungeKutta::B_DENSE`): the observed order of the interpolant on an ODE with a known
+//! (`RungeKutta::INTERPOLANT`): the observed order of the interpolant on an ODE with a known
 //! solution is the declared one, within ±0.3, and it ends at the step's solution; and the
 //! interpolated outputs of `solve` (every method's `interpolate`: the `[dense]` sections and the
 //! cubic Hermite fallback, with and without FSAL) show the order `INTERPOLANT_ORDER` declares.
@@ -24,7 +24,8 @@ fn exact(t: f64) -> f64 {
 /// Max error of the interpolant over θ ∈ {0.1, …, 0.9} after one step of size `h` from the
 /// exact solution at `t0`, and the gap between `b(1)` and the step's solution.
 fn dense_error<R: RungeKutta>(t0: f64, h: f64) -> (f64, f64) {
-    let b_dense = R::B_DENSE.expect("a [dense] section");
+    assert!(!R::HERMITE, "a [dense] section");
+    let b_dense = R::INTERPOLANT;
     let x0 = exact(t0);
     let mut k: Vec<f64> = Vec::with_capacity(R::STAGES);
     for i in 0..R::STAGES {
@@ -59,7 +60,7 @@ fn dense_error<R: RungeKutta>(t0: f64, h: f64) -> (f64, f64) {
 }
 
 fn observed_order<M: NeuralOde>(h: f64) -> (f64, u32) {
-    let declared = <M::Solver as RungeKutta>::DENSE_ORDER.expect("dense order");
+    let declared = <M::Solver as RungeKutta>::INTERPOLANT_ORDER;
     let (e1, end1) = dense_error::<M::Solver>(0.3, h);
     let (e2, end2) = dense_error::<M::Solver>(0.3, h / 2.0);
     assert!(end1 < 1e-15 && end2 < 1e-15, "b(1) = b");
@@ -83,7 +84,7 @@ fn interpolants_have_their_declared_order() {
         );
     }
     // Tableaux without a section have none.
-    assert!(<<Rk4<f64, Cpu> as NeuralOde>::Solver as RungeKutta>::B_DENSE.is_none());
+    assert!(<<Rk4<f64, Cpu> as NeuralOde>::Solver as RungeKutta>::HERMITE);
 }
 
 /// `x' = cos(t) · (w ⊙ x)` with `w = 1`: the known solution `x(t) = x(t₀) exp(sin t − sin t₀)`,

@@ -369,7 +369,7 @@ fn an_empty_batch_solves_to_empty_outputs() {
     ] {
         for method in [
             GradMethod::Symplectic,
-            GradMethod::Checkpoint,
+            GradMethod::Aca,
             GradMethod::Backprop,
             GradMethod::Adjoint,
         ] {

@@ -104,7 +104,7 @@ fn non_finite_cotangents_flow_on_as_through_backprop() {
         );
         for method in [
             GradMethod::Symplectic,
-            GradMethod::Checkpoint,
+            GradMethod::Aca,
             GradMethod::Adjoint,
         ] {
             let (p, x0_bar, stats) = run(method, &base);

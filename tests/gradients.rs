@@ -105,7 +105,7 @@ where
         let variants = [
             (GradMethod::Symplectic, CheckpointPolicy::All),
             (GradMethod::Symplectic, CheckpointPolicy::AllStages),
-            (GradMethod::Checkpoint, CheckpointPolicy::All),
+            (GradMethod::Aca, CheckpointPolicy::All),
         ];
         for (method, policy) in variants {
             let g = gradient(

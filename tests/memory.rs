@@ -72,7 +72,7 @@ fn symplectic_memory_grows_with_checkpoints_only() {
     let mut rows = Vec::new();
     for method in [
         GradMethod::Symplectic,
-        GradMethod::Checkpoint,
+        GradMethod::Aca,
         GradMethod::Backprop,
     ] {
         peak(&model, &x0, n, method); // warm up lazily allocated buffers

@@ -62,7 +62,7 @@ fn many_interpolated_outputs_are_held_once() {
     let many: Vec<f64> = (0..=1000).map(|i| f64::from(i) / 100.0).collect();
     for method in [
         GradMethod::Symplectic,
-        GradMethod::Checkpoint,
+        GradMethod::Aca,
         GradMethod::Adjoint,
     ] {
         peak(&model, &x0, &[0.0, 10.0], method); // warm up lazily allocated buffers

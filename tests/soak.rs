@@ -23,7 +23,7 @@ fn training_loops_do_not_leak() {
     let warm_up = 100;
     for method in [
         GradMethod::Symplectic,
-        GradMethod::Checkpoint,
+        GradMethod::Aca,
         GradMethod::Backprop,
         GradMethod::Adjoint,
     ] {

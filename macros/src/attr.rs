@@ -30,7 +30,7 @@ impl Source {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Grad {
     Symplectic,
-    Checkpoint,
+    Aca,
     Backprop,
     Adjoint,
 }
@@ -38,16 +38,19 @@ pub enum Grad {
 impl Grad {
     pub const NAMES: [(&'static str, Grad); 4] = [
         ("symplectic", Grad::Symplectic),
-        ("checkpoint", Grad::Checkpoint),
+        ("aca", Grad::Aca),
         ("backprop", Grad::Backprop),
         ("adjoint", Grad::Adjoint),
     ];
+
+    /// Old spellings still accepted (not listed in messages).
+    pub const ALIASES: &'static [(&'static str, Grad)] = &[("checkpoint", Grad::Aca)];
 
     /// The runtime's enum variant name.
     pub fn variant(self) -> &'static str {
         match self {
             Grad::Symplectic => "Symplectic",
-            Grad::Checkpoint => "Checkpoint",
+            Grad::Aca => "Aca",
             Grad::Backprop => "Backprop",
             Grad::Adjoint => "Adjoint",
         }
@@ -84,6 +87,7 @@ pub fn parse(args: TokenStream) -> syn::Result<Attr> {
                 let value = lit.value();
                 let method = Grad::NAMES
                     .iter()
+                    .chain(Grad::ALIASES)
                     .find(|(n, _)| *n == value)
                     .map(|(_, g)| *g)
                     .ok_or_else(|| {
@@ -207,6 +211,9 @@ mod tests {
         let a = parse(quote!(solver = "rk4", grad = "backprop")).unwrap();
         assert!(matches!(a.source, Source::Shipped { ref name, .. } if name == "rk4"));
         assert_eq!(a.grad, Grad::Backprop);
+        // ACA's old name stays an alias.
+        assert_eq!(parse(quote!(grad = "checkpoint")).unwrap().grad, Grad::Aca);
+        assert_eq!(parse(quote!(grad = "aca")).unwrap().grad, Grad::Aca);
         let a = parse(quote!(tableau = "my.toml")).unwrap();
         assert!(matches!(a.source, Source::File { ref path, .. } if path == "my.toml"));
     }
@@ -216,7 +223,7 @@ mod tests {
         let msg = |t| parse(t).unwrap_err().to_string();
         assert_eq!(
             msg(quote!(grad = "symplectc")),
-            "unknown gradient method `symplectc` (did you mean `symplectic`?); expected one of `symplectic`, `checkpoint`, `backprop`, `adjoint`"
+            "unknown gradient method `symplectc` (did you mean `symplectic`?); expected one of `symplectic`, `aca`, `backprop`, `adjoint`"
         );
         assert!(msg(quote!(solver = "dopri7")).starts_with("unknown solver `dopri7`"));
         assert!(msg(quote!(solver = "dopri7")).starts_with(

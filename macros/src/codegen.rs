@@ -221,7 +221,7 @@ pub fn docs(m: &Method) -> String {
     d += "```\n";
     if let Some(dense) = &t.dense {
         d += &format!(
-            "\nContinuous extension (dense output) of order {} in `B_DENSE`, from the tableau's `[dense]` section: {}.{}\n",
+            "\nContinuous extension (dense output) of order {} in `INTERPOLANT`, from the tableau's `[dense]` section: {}.{}\n",
             dense.order,
             dense.reference.trim_end_matches('.'),
             if dense.b.len() > m.s {
@@ -273,20 +273,6 @@ pub fn constants(m: &Method) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let kept = kept_stages(m).into_iter().map(Literal::usize_unsuffixed);
-    let (dense_order, b_dense) = match &t.dense {
-        Some(d) => {
-            let order = Literal::u32_unsuffixed(d.order);
-            let rows: Vec<TokenStream> = d.b.iter().map(|row| list(row)).collect();
-            (
-                quote!(::core::option::Option::Some(#order)),
-                quote!(::core::option::Option::Some(&[#(#rows),*])),
-            )
-        }
-        None => (
-            quote!(::core::option::Option::None),
-            quote!(::core::option::Option::None),
-        ),
-    };
     quote! {
         const NAME: &'static str = #name;
         const TITLE: &'static str = #title;
@@ -300,8 +286,6 @@ pub fn constants(m: &Method) -> TokenStream {
         const B: &'static [f64] = #b;
         const B_ERR: ::core::option::Option<&'static [f64]> = #b_err;
         const KEPT_STAGES: &'static [usize] = &[#(#kept),*];
-        const DENSE_ORDER: ::core::option::Option<u32> = #dense_order;
-        const B_DENSE: ::core::option::Option<&'static [&'static [f64]]> = #b_dense;
     }
 }
 

@@ -1,5 +1,5 @@
 //! Dense output: the interpolant a method uses between its step boundaries, and the generated
-//! code that evaluates it (`dense_weights`, `interpolate`) and differentiates it
+//! code that evaluates it (`interpolant_weights`, `interpolate`) and differentiates it
 //! (`adjoint_step_dense`, the stage sweep with the outputs' cotangents folded in).
 //!
 //! A tableau's `[dense]` section gives the interpolant over the step's own stages (for a method
@@ -133,14 +133,14 @@ pub fn constants(p: &Interpolant) -> TokenStream {
         })
         .collect();
     quote! {
-        const DENSE_STAGES: usize = #stages;
+        const INTERPOLANT_STAGES: usize = #stages;
         const INTERPOLANT: &'static [&'static [f64]] = &[#(#rows),*];
         const INTERPOLANT_ORDER: u32 = #order;
         const HERMITE: bool = #hermite;
     }
 }
 
-/// The bodies of `dense_weights`, `interpolate` and `adjoint_step_dense` for method `m` and
+/// The bodies of `interpolant_weights`, `interpolate` and `adjoint_step_dense` for method `m` and
 /// its interpolant `p` (from [`interpolant`]).
 pub fn methods(m: &Method, p: &Interpolant) -> TokenStream {
     let weights: Vec<TokenStream> = p
@@ -212,7 +212,7 @@ pub fn methods(m: &Method, p: &Interpolant) -> TokenStream {
     };
     quote! {
         #[allow(clippy::many_single_char_names)]
-        fn dense_weights<E: #p_::Real>(theta: E, w: &mut [E]) {
+        fn interpolant_weights<E: #p_::Real>(theta: E, w: &mut [E]) {
             #(#weights)*
         }
 
@@ -229,7 +229,7 @@ pub fn methods(m: &Method, p: &Interpolant) -> TokenStream {
             D: #p_::Backend<E>,
         {
             let mut w = [<E as #p_::Zero>::zero(); #n];
-            Self::dense_weights(theta, &mut w);
+            Self::interpolant_weights(theta, &mut w);
             #(#names)*
             #p_::stage(x, &[#(#terms),*])
         }

@@ -31,7 +31,7 @@ mod validate;
 ///
 /// Keys: `solver = "name"` (a tableau shipped in `tableaux/`, default `dopri5`) or
 /// `tableau = "path.toml"` (relative to the crate's `Cargo.toml`; the environment variable
-/// `NEURAL_ODE_TABLEAU_DIR` overrides that directory), and `grad = "symplectic" | "checkpoint"
+/// `NEURAL_ODE_TABLEAU_DIR` overrides that directory), and `grad = "symplectic" | "aca"
 /// | "backprop" | "adjoint"` (default `symplectic`). Fields marked `#[neural_ode(skip)]` are left
 /// out of the generated `TensorCollection` impl.
 #[proc_macro_attribute]

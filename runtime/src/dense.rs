@@ -133,10 +133,10 @@ where
     E: Real,
     D: Device<E>,
 {
-    let m = R::DENSE_STAGES;
+    let m = R::INTERPOLANT_STAGES;
     let mut weights = vec![E::zero(); m * outs.len()];
     for (j, (theta, _)) in outs.iter().enumerate() {
-        R::dense_weights(*theta, &mut weights[j * m..(j + 1) * m]);
+        R::interpolant_weights(*theta, &mut weights[j * m..(j + 1) * m]);
     }
     (0..m)
         .map(|i| {

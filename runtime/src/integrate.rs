@@ -384,7 +384,7 @@ impl<S: StateShape, E: Real, D: Backend<E>> Outputs<'_, S, E, D> {
                 self.outputs.push(y.clone());
                 self.out_at.push(OutputAt::boundary(n + 1));
             } else if ahead * self.dir < 0.0 && ks.len() >= R::STAGES {
-                if ks.len() < R::DENSE_STAGES {
+                if ks.len() < R::INTERPOLANT_STAGES {
                     // The interpolant's extra stage f(t + h, y) (the Hermite fallback, or a
                     // [dense] section's extra row, on a method that is not FSAL).
                     let t_end = t + h;

@@ -7,8 +7,9 @@ use crate::rk::RungeKutta;
 pub enum GradMethod {
     /// Exact gradient of the discrete solve; memory: checkpoints + one evaluation's graph.
     Symplectic,
-    /// Adaptive checkpoint adjoint (ACA): exact; memory: checkpoints + one step's graph.
-    Checkpoint,
+    /// The adaptive checkpoint adjoint (ACA, Zhuang et al. 2020): exact; memory: checkpoints +
+    /// one step's graph. (Attribute `grad = "aca"`; `"checkpoint"` is accepted too.)
+    Aca,
     /// The whole solve on dfdx's tape: exact; memory grows with steps × stages × graph.
     Backprop,
     /// Continuous adjoint (Chen et al. 2018): approximate, little memory.
@@ -19,7 +20,7 @@ impl GradMethod {
     /// All methods, in the order the documentation lists them.
     pub const ALL: [GradMethod; 4] = [
         GradMethod::Symplectic,
-        GradMethod::Checkpoint,
+        GradMethod::Aca,
         GradMethod::Backprop,
         GradMethod::Adjoint,
     ];
@@ -28,20 +29,31 @@ impl GradMethod {
     pub fn name(self) -> &'static str {
         match self {
             GradMethod::Symplectic => "symplectic",
-            GradMethod::Checkpoint => "checkpoint",
+            GradMethod::Aca => "aca",
             GradMethod::Backprop => "backprop",
             GradMethod::Adjoint => "adjoint",
         }
     }
 }
 
+impl GradMethod {
+    /// The ACA method's name before it was called what it is.
+    #[deprecated(note = "renamed to `GradMethod::Aca`")]
+    #[allow(non_upper_case_globals)]
+    pub const Checkpoint: GradMethod = GradMethod::Aca;
+}
+
 impl core::str::FromStr for GradMethod {
     type Err = String;
+    /// A method's [`name`](GradMethod::name), or `checkpoint` (the old name of `aca`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "checkpoint" {
+            return Ok(GradMethod::Aca);
+        }
         GradMethod::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| format!("unknown gradient method `{s}`, expected one of symplectic, checkpoint, backprop, adjoint"))
+            .ok_or_else(|| format!("unknown gradient method `{s}`, expected one of symplectic, aca, backprop, adjoint"))
     }
 }
 

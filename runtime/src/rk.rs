@@ -61,34 +61,29 @@ pub trait RungeKutta: 'static {
     /// The 0-based stages whose states `step` records when the workspace keeps stages (the live
     /// stages but the first, whose state is the step's input), in order.
     const KEPT_STAGES: &'static [usize] = &[];
-    /// Order of the continuous extension given in the tableau's `[dense]` section, if any.
-    const DENSE_ORDER: Option<u32> = None;
-    /// The continuous extension `y(t + θh) = x + h Σᵢ bᵢ(θ) kᵢ`: row `i` holds the
-    /// coefficients of `θ, θ², …` in `bᵢ(θ)` (validated exactly at compile time: `bᵢ(1) = bᵢ`
-    /// and the order conditions of [`DENSE_ORDER`](Self::DENSE_ORDER)). `None` without a
-    /// `[dense]` section.
-    const B_DENSE: Option<&'static [&'static [f64]]> = None;
     /// Stages the interpolant runs over: [`STAGES`](Self::STAGES), or one more where a method
     /// that is not FSAL interpolates with `f(t + h, y)` too (the cubic Hermite fallback, or a
     /// `[dense]` section with an extra row; the extra stage has row `b` and node 1, and is the
     /// next step's first evaluation).
-    const DENSE_STAGES: usize;
+    const INTERPOLANT_STAGES: usize;
     /// The interpolant between step boundaries, `y(t + θh) = x + h Σᵢ bᵢ(θ) kᵢ` over
-    /// [`DENSE_STAGES`](Self::DENSE_STAGES) stages: row `i` holds the coefficients of `θ, θ², …`.
-    /// It is [`B_DENSE`](Self::B_DENSE) when the tableau has a `[dense]` section, else the cubic
-    /// Hermite interpolant through the step's endpoints and their derivatives.
+    /// [`INTERPOLANT_STAGES`](Self::INTERPOLANT_STAGES) stages: row `i` holds the coefficients of `θ, θ², …`.
+    /// It is the continuous extension of the tableau's `[dense]` section when it has one
+    /// (validated exactly at compile time: `bᵢ(1) = bᵢ` and the order conditions of
+    /// [`INTERPOLANT_ORDER`](Self::INTERPOLANT_ORDER)), else the cubic Hermite interpolant
+    /// through the step's endpoints and their derivatives.
     const INTERPOLANT: &'static [&'static [f64]];
     /// Order of [`INTERPOLANT`](Self::INTERPOLANT): the `[dense]` section's, else `min(3, ORDER)`.
     const INTERPOLANT_ORDER: u32;
     /// Whether [`INTERPOLANT`](Self::INTERPOLANT) is the cubic Hermite fallback.
     const HERMITE: bool;
 
-    /// Writes `bᵢ(θ)` for each of the [`DENSE_STAGES`](Self::DENSE_STAGES) stages into `w`
+    /// Writes `bᵢ(θ)` for each of the [`INTERPOLANT_STAGES`](Self::INTERPOLANT_STAGES) stages into `w`
     /// (straight-line code with the coefficients inlined).
-    fn dense_weights<E: Real>(theta: E, w: &mut [E]);
+    fn interpolant_weights<E: Real>(theta: E, w: &mut [E]);
 
     /// The interpolant at `θ ∈ [0, 1]` inside the step `(x, h)` whose stage derivatives are `ks`
-    /// ([`DENSE_STAGES`](Self::DENSE_STAGES) of them, in order): `x + h Σᵢ bᵢ(θ) kᵢ`.
+    /// ([`INTERPOLANT_STAGES`](Self::INTERPOLANT_STAGES) of them, in order): `x + h Σᵢ bᵢ(θ) kᵢ`.
     fn interpolate<S, E, D>(
         h: E,
         x: &Tensor<S, E, D>,

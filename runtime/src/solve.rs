@@ -279,7 +279,7 @@ fn keeps(taped: bool, method: GradMethod, policy: CheckpointPolicy) -> Keep {
         GradMethod::Backprop => Keep::Grid,
         // Only the symplectic backward pass reads stage states.
         GradMethod::Symplectic if policy == CheckpointPolicy::AllStages => Keep::Stages,
-        GradMethod::Symplectic | GradMethod::Checkpoint => Keep::States,
+        GradMethod::Symplectic | GradMethod::Aca => Keep::States,
     }
 }
 
@@ -303,7 +303,7 @@ where
         GradMethod::Symplectic => grad::symplectic::backward::<R, M, S, E, D>(model, fwd, ys, out),
         // `backprop` records the solve on the caller's tape instead of registering this pass
         // (see `solve_with`); were it routed here, checkpointing gives the same gradient.
-        GradMethod::Checkpoint | GradMethod::Backprop => {
+        GradMethod::Aca | GradMethod::Backprop => {
             grad::checkpoint::backward::<R, M, S, E, D>(model, fwd, out)
         }
         GradMethod::Adjoint => {

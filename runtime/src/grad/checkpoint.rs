@@ -70,7 +70,7 @@ where
         nfe_vjp += if thetas.is_empty() {
             R::STAGES
         } else {
-            R::DENSE_STAGES
+            R::INTERPOLANT_STAGES
         };
         params = acc;
         lambda = x_bar;

@@ -93,7 +93,7 @@ where
     for (k, &b) in ks.into_iter().zip(R::B) {
         y = y + k * (h * lit::<E>(b));
     }
-    let mut extra = (R::DENSE_STAGES > R::STAGES).then(|| f.eval(t + h, y.with_empty_tape()));
+    let mut extra = (R::INTERPOLANT_STAGES > R::STAGES).then(|| f.eval(t + h, y.with_empty_tape()));
     let extra_handle = extra.as_ref().map(|k| k.with_empty_tape());
     let mut outputs = Vec::with_capacity(thetas.len());
     for &theta in thetas {

@@ -1,0 +1,125 @@
+//! Names used only by code that `#[neural_ode]` generates: not part of the public API.
+
+pub use crate::backend::Backend;
+pub use crate::field::VectorField;
+pub use crate::real::{lit, Real};
+pub use crate::rk::{combine, eval, stage, AdjointStep, RungeKutta, Step, Workspace};
+pub use crate::shape::StateShape;
+pub use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
+pub use dfdx::shapes::Dtype;
+pub use dfdx::tensor::Tensor;
+pub use dfdx::tensor_ops::Device;
+pub use num_traits::{Float, Zero};
+pub use rand_distr::uniform::SampleUniform;
+
+/// The `To` type of generated `TensorCollection` impls: a model cannot be rebuilt at another
+/// dtype or device through the generated impl.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NotConvertible;
+
+/// Stand-in solver emitted next to a `compile_error!`, so one mistake in the attribute does
+/// not cause a cascade of follow-on errors. It is never run: the crate does not compile.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Invalid;
+
+impl RungeKutta for Invalid {
+    const NAME: &'static str = "invalid";
+    const TITLE: &'static str = "invalid tableau";
+    const REFERENCE: &'static str = "";
+    const STAGES: usize = 1;
+    const ORDER: u32 = 1;
+    const EMBEDDED_ORDER: Option<u32> = None;
+    const FSAL: bool = false;
+    const C: &'static [f64] = &[0.0];
+    const A: &'static [&'static [f64]] = &[&[]];
+    const B: &'static [f64] = &[1.0];
+    const B_ERR: Option<&'static [f64]> = None;
+    const INTERPOLANT_STAGES: usize = 1;
+    const INTERPOLANT: &'static [&'static [f64]] = &[&[1.0]];
+    const INTERPOLANT_ORDER: u32 = 1;
+    const HERMITE: bool = false;
+
+    fn interpolant_weights<E: Real>(theta: E, w: &mut [E]) {
+        w[0] = theta;
+    }
+
+    fn interpolate<S, E, D>(
+        _h: E,
+        x: &Tensor<S, E, D>,
+        _ks: &[Tensor<S, E, D>],
+        _theta: E,
+    ) -> Tensor<S, E, D>
+    where
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+    {
+        x.clone()
+    }
+
+    fn adjoint_step_dense<S, E, D, F, V, Er>(
+        f: &F,
+        t: E,
+        h: E,
+        x: &Tensor<S, E, D>,
+        y_bar: &Tensor<S, E, D>,
+        _dense: &[Tensor<S, E, D>],
+        vjp: &mut V,
+        ws: &mut Workspace<S, E, D>,
+    ) -> Result<AdjointStep<S, E, D>, Er>
+    where
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+        F: VectorField<S, E, D> + ?Sized,
+        V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>,
+    {
+        Self::adjoint_step(f, t, h, x, y_bar, vjp, ws)
+    }
+
+    fn step<S, E, D, F>(
+        f: &F,
+        t: E,
+        _h: E,
+        x: &Tensor<S, E, D>,
+        _k1: Option<Tensor<S, E, D>>,
+        _ws: &mut Workspace<S, E, D>,
+    ) -> Step<S, E, D>
+    where
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+        F: VectorField<S, E, D> + ?Sized,
+    {
+        let k1 = f.eval(t, x.clone());
+        Step {
+            y: x.clone(),
+            err: None,
+            k1,
+            k_last: None,
+            evals: 1,
+        }
+    }
+
+    fn adjoint_step<S, E, D, F, V, Er>(
+        _f: &F,
+        _t: E,
+        _h: E,
+        _x: &Tensor<S, E, D>,
+        y_bar: &Tensor<S, E, D>,
+        _vjp: &mut V,
+        _ws: &mut Workspace<S, E, D>,
+    ) -> Result<AdjointStep<S, E, D>, Er>
+    where
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+        F: VectorField<S, E, D> + ?Sized,
+        V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>,
+    {
+        Ok(AdjointStep {
+            x_bar: y_bar.clone(),
+            evals: 0,
+        })
+    }
+}
