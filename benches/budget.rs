@@ -12,10 +12,7 @@ use std::time::Instant;
 use neural_ode::alloc::{self, CountingAllocator};
 use neural_ode::dfdx::prelude::*;
 use neural_ode::nn::{builders, Dense, Identity, Tanh};
-use neural_ode::{
-    binomial_recomputation, neural_ode, solve, CheckpointPolicy, Checkpoints, GradMethod,
-    SolveOptions, VectorField,
-};
+use neural_ode::{neural_ode, solve, CheckpointPolicy, GradMethod, SolveOptions, VectorField};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -66,7 +63,7 @@ fn main() {
         l2: dev.build_module::<builders::Dense<16, 2, Identity>, f64>(),
     };
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(BATCH, Const));
-    let state = Checkpoints::<State, f64, Cpu>::state_bytes(&x0);
+    let state = neural_ode::hooks::state_bytes(&x0);
     let s = 7;
     // One evaluation's graph with its scratch buffers (a fresh thread: an empty buffer pool).
     let graph = std::thread::scope(|scope| {
@@ -113,11 +110,11 @@ fn main() {
     ] {
         let ((fwd, back, tf, tb), peak) = run(policy);
         let (budget, slots) = match policy {
-            CheckpointPolicy::Budget(b) => (b, b / Checkpoints::<State, f64, Cpu>::slot_bytes(&x0)),
+            CheckpointPolicy::Budget(b) => (b, b / neural_ode::hooks::slot_bytes(&x0)),
             _ => (full_store, steps),
         };
         let bound = budget + graph + (2 * s + 2) * state;
-        let optimum = binomial_recomputation(steps, slots).unwrap_or(0);
+        let optimum = neural_ode::hooks::binomial_recomputation(steps, slots).unwrap_or(0);
         println!(
             "| {name} ({}) | {slots} | {} | {} | {:.3} | {:.3} | {:.3} | {:.2} s | {:.2} s |",
             mb(budget),

@@ -1,5 +1,5 @@
 //! The generated straight-line step against a generic loop over the tableau's arrays
-//! (`neural_ode::generic_step`), one dopri5 / dopri8 step of an MLP field, batch 512: the
+//! (`neural_ode::hooks::reference_step`), one dopri5 / dopri8 step of an MLP field, batch 512: the
 //! evidence that the code generator pays for itself.
 
 mod common;
@@ -9,7 +9,8 @@ use std::hint::black_box;
 use common::*;
 use criterion::{criterion_group, criterion_main, Criterion};
 use neural_ode::dfdx::prelude::*;
-use neural_ode::{generic_step, NeuralOde, RungeKutta, VectorField};
+use neural_ode::hooks::reference_step;
+use neural_ode::{NeuralOde, RungeKutta, VectorField};
 
 fn compare<M>(c: &mut Criterion, name: &str, model: &M)
 where
@@ -20,11 +21,13 @@ where
     let mut group = c.benchmark_group(format!("step/{name}/{}", M::Solver::NAME));
     group.sample_size(30);
     group.bench_function("generated", |b| {
-        let mut ws = neural_ode::Workspace::new();
+        let mut ws = neural_ode::hooks::Workspace::new();
         b.iter(|| M::Solver::step(model, 0.0, 0.05, black_box(&x), None, &mut ws).y)
     });
     group.bench_function("generic loop", |b| {
-        b.iter(|| generic_step::<M::Solver, _, _, _, _, _>(model, 0.0, 0.05, black_box(x.clone())))
+        b.iter(|| {
+            reference_step::<M::Solver, _, _, _, _, _>(model, 0.0, 0.05, black_box(x.clone()))
+        })
     });
     group.finish();
 }

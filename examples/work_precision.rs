@@ -93,7 +93,7 @@ fn run<M>(
         let tol = 10f64.powf(-3.0 - f64::from(j) / 4.0);
         let opts = SolveOptions::adaptive(tol, tol);
         let sol = if integral {
-            neural_ode::solve_with(model, x0.clone(), &[0.0, t1], &opts, &mut IController(0.2))
+            neural_ode::solve_with(model, x0.clone(), &[0.0, t1], &opts, &IController(0.2))
         } else {
             solve(model, x0.clone(), &[0.0, t1], &opts)
         }
@@ -116,6 +116,7 @@ fn run<M>(
 }
 
 /// diffrax's default controller: integral only, `h · safety · err^(−1/k)`, clamped to [0.2, 10].
+#[derive(Clone)]
 struct IController(f64);
 impl neural_ode::StepSizeController for IController {
     fn reset(&mut self, k: u32) {

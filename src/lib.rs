@@ -71,7 +71,7 @@
 //! ```
 //!
 //! For a model generic over dtype and device, declare the struct with dfdx's bounds
-//! (`E: Dtype, D: Storage<E>`) and use [`Device<E>`](Device) and [`Real`] as the bounds of the code
+//! (`E: Dtype, D: Storage<E>`) and use [`OdeDevice<E>`](OdeDevice) and [`Real`] as the bounds of the code
 //! that runs it; `to_dtype` / `to_device` then rebuild the model. [`Error`] is
 //! `Send + Sync + 'static` and a [`SolveError`] converts into it:
 //! `solve(…).map_err(neural_ode::Error::from)?`. Time can enter the network as a feature
@@ -104,11 +104,10 @@
 
 pub use neural_ode_macros::neural_ode;
 pub use neural_ode_runtime::{
-    alloc, binomial_recomputation, generic_step, rms_norm, solve, solve_with, Backend,
-    BackwardReport, BackwardStats, CheckpointPolicy, Checkpoints, Device, Error, ForwardStats,
-    GradMethod, GradientFailure, Keep, NeuralOde, PiController, Real, RungeKutta, Solution,
-    SolveError, SolveOptions, SolveResult, StateShape, StepSizeController, StepTimes, Stepping,
-    VectorField, Workspace,
+    alloc, solve, solve_returning_input, solve_with, BackwardReport, BackwardStats,
+    CheckpointPolicy, Error, ForwardStats, GradMethod, GradientFailure, NeuralOde, OdeDevice,
+    PiController, Real, RungeKutta, Solution, SolveError, SolveOptions, StateShape, StepGrid,
+    StepSizeController, Stepping, VectorField,
 };
 
 /// Fast layers: the fused dense layer `Dense` and the activations `Tanh`, `Sigmoid`, `Softplus`,
@@ -119,7 +118,7 @@ pub use neural_ode_runtime::nn;
 pub use dfdx;
 
 #[doc(hidden)]
-pub use neural_ode_runtime::__private;
+pub use neural_ode_runtime::{__private, hooks};
 
 // Lets this crate's own code use `#[neural_ode]`, whose expansion names `::neural_ode`.
 extern crate self as neural_ode;

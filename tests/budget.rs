@@ -8,8 +8,7 @@ mod common;
 use common::*;
 use neural_ode::dfdx::prelude::*;
 use neural_ode::{
-    binomial_recomputation, solve, BackwardStats, CheckpointPolicy, Checkpoints, Error,
-    ForwardStats, GradMethod, SolveOptions,
+    solve, BackwardStats, CheckpointPolicy, Error, ForwardStats, GradMethod, SolveOptions,
 };
 
 type Model = Dopri5<f64, Cpu>;
@@ -38,7 +37,7 @@ fn run(model: &Model, x0: &Tensor<State, f64, Cpu>, times: &[f64], opts: &SolveO
 
 /// Bytes one state takes in the budget (elements, buffer header, its place in the store).
 fn per_state(x0: &Tensor<State, f64, Cpu>) -> usize {
-    Checkpoints::<State, f64, Cpu>::slot_bytes(x0)
+    neural_ode::hooks::slot_bytes(x0)
 }
 
 #[test]
@@ -67,7 +66,7 @@ fn budget_gives_the_gradient_of_all_with_the_optimal_recomputation() {
                 let err = rel_err(&got.grad, &all.grad);
                 assert!(err <= 1e-13, "{what}: gradient off by {err:e}");
                 let recomputed = got.backward.recomputed_steps;
-                let optimum = binomial_recomputation(n, slots).unwrap() as usize;
+                let optimum = neural_ode::hooks::binomial_recomputation(n, slots).unwrap() as usize;
                 if fixed {
                     assert_eq!(recomputed, optimum, "{what}: the optimal schedule");
                 } else {
@@ -107,7 +106,14 @@ fn a_budget_below_one_state_is_an_error_before_solving() {
     let slot = per_state(&x0);
     for budget in [0, 10, slot - 1] {
         let opts = SolveOptions::fixed_steps(10).with_checkpoints(CheckpointPolicy::Budget(budget));
-        let err = solve(&model, x0.leaky_trace(), &[0.0, 1.0], &opts).unwrap_err();
+        let err = neural_ode::solve_returning_input(
+            &model,
+            x0.leaky_trace(),
+            &[0.0, 1.0],
+            &opts,
+            &neural_ode::PiController::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.error,
             Error::CheckpointBudgetTooSmall {
@@ -143,7 +149,7 @@ fn solves_keep_only_what_their_gradient_reads() {
     let dev = Cpu::seed_from_u64(5);
     let model = Model::create(&dev);
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(64, Const));
-    let state = Checkpoints::<State, f64, Cpu>::state_bytes(&x0);
+    let state = neural_ode::hooks::state_bytes(&x0);
     let (small, large) = (100, 1000);
     let base = SolveOptions::fixed_steps(1);
     // Without a tape: nothing, whatever the policy.

@@ -73,8 +73,8 @@ fn budget_bounds_the_peak_of_solve_and_gradient() {
         let (peak, forward, backward) = run(CheckpointPolicy::Budget(budget));
         let bound = budget + graph + (2 * s + 2) * state;
         let limit = bound + bound / 20;
-        let slots = budget / neural_ode::Checkpoints::<State, f64, Cpu>::slot_bytes(&x0);
-        let optimum = neural_ode::binomial_recomputation(steps, slots).unwrap_or(0);
+        let slots = budget / neural_ode::hooks::slot_bytes(&x0);
+        let optimum = neural_ode::hooks::binomial_recomputation(steps, slots).unwrap_or(0);
         println!(
             "budget {percent:>3} % = {budget} B: peak {peak} B (runtime's figure {:?}), bound {bound} B, ratio {:.3}; store {} B; {slots} slots, recomputed {} steps = {:.2} N (optimum {:.2} N); forward peak {:?}, gradient pass {:?}",
             backward.solve_peak_bytes,

@@ -103,7 +103,14 @@ where
         let errs: Vec<f64> = hs
             .iter()
             .map(|&h| {
-                let step = M::step(&field, t0, h, &x, None, &mut neural_ode::Workspace::new());
+                let step = M::step(
+                    &field,
+                    t0,
+                    h,
+                    &x,
+                    None,
+                    &mut neural_ode::hooks::Workspace::new(),
+                );
                 step.err
                     .map(|e| e.as_vec().iter().fold(0.0f64, |m, v| m.max(v.abs())))
                     .unwrap_or(0.0)

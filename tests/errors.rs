@@ -3,7 +3,10 @@
 
 use neural_ode::dfdx::nn::modules::Linear;
 use neural_ode::dfdx::prelude::*;
-use neural_ode::{neural_ode, solve, Error, GradMethod, SolveOptions, VectorField};
+use neural_ode::{
+    neural_ode, solve, solve_returning_input, solve_with, Error, GradMethod, PiController,
+    SolveOptions, VectorField,
+};
 
 type State = (usize, Const<2>);
 
@@ -85,7 +88,7 @@ fn error_of(
     times: &[f64],
     opts: &SolveOptions,
 ) -> Error {
-    solve(field, x0.clone(), times, opts).unwrap_err().error
+    solve(field, x0.clone(), times, opts).unwrap_err()
 }
 
 #[test]
@@ -179,12 +182,19 @@ fn bad_options() {
             ..
         }
     ));
-    let mut opts = SolveOptions::adaptive(1e-6, 1e-6);
-    opts.safety = 1.5;
-    assert!(matches!(
-        error_of(&field, &x0, &t, &opts),
-        Error::InvalidOption { name: "safety", .. }
-    ));
+    // The controller's own parameters are checked by the controller, before solving.
+    let opts = SolveOptions::adaptive(1e-6, 1e-6);
+    for (controller, name) in [
+        (PiController::new(1.5, 0.2, 10.0), "safety"),
+        (PiController::new(0.9, 1.2, 10.0), "factor_min"),
+        (PiController::new(0.9, 0.2, 0.5), "factor_max"),
+    ] {
+        let err = solve_with(&field, x0.clone(), &t, &opts, &controller).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidOption { name: got, .. } if got == name),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -203,9 +213,7 @@ fn fixed_step_methods_cannot_take_adaptive_steps() {
         }
     }
     let x0: Tensor<State, f64, Cpu> = dev.ones_like(&(2, Const));
-    let err = solve(&Decay, x0, &[0.0, 1.0], &SolveOptions::adaptive(1e-6, 1e-6))
-        .unwrap_err()
-        .error;
+    let err = solve(&Decay, x0, &[0.0, 1.0], &SolveOptions::adaptive(1e-6, 1e-6)).unwrap_err();
     assert_eq!(err, Error::NotAdaptive { solver: "rk4" });
     assert_eq!(
         err.to_string(),
@@ -217,9 +225,7 @@ fn fixed_step_methods_cannot_take_adaptive_steps() {
 fn shape_mismatch_is_an_error_not_a_panic() {
     let dev = Cpu::default();
     let x0: Tensor<State, f64, Cpu> = dev.ones_like(&(3, Const));
-    let err = solve(&WrongShape, x0, &[0.0, 1.0], &SolveOptions::fixed_steps(4))
-        .unwrap_err()
-        .error;
+    let err = solve(&WrongShape, x0, &[0.0, 1.0], &SolveOptions::fixed_steps(4)).unwrap_err();
     assert_eq!(
         err,
         Error::ShapeMismatch {
@@ -279,16 +285,13 @@ fn blow_up_is_reported() {
         &[0.0, 2.0],
         &SolveOptions::adaptive(1e-6, 1e-6),
     )
-    .unwrap_err()
-    .error;
+    .unwrap_err();
     assert!(
         matches!(err, Error::StepSizeUnderflow { t, .. } | Error::NonFinite { t, .. } if (t - 1.0).abs() < 1e-2),
         "{err}"
     );
     // Fixed steps straight through the singularity overflow.
-    let err = solve(&BlowUp, x0, &[0.0, 3.0], &SolveOptions::fixed_steps(3))
-        .unwrap_err()
-        .error;
+    let err = solve(&BlowUp, x0, &[0.0, 3.0], &SolveOptions::fixed_steps(3)).unwrap_err();
     assert!(matches!(err, Error::NonFinite { .. }), "{err}");
 }
 
@@ -297,13 +300,18 @@ fn a_failed_solve_returns_the_input_with_its_tape() {
     let (_, field, x0) = setup();
     let grads = Gradients::leaky();
     let taped = x0.clone().traced(grads);
-    let failed = solve(
+    let failed = solve_returning_input(
         &field,
         taped,
         &[0.0, f64::NAN],
         &SolveOptions::adaptive(1e-6, 1e-6),
+        &PiController::default(),
     )
     .unwrap_err();
+    assert!(matches!(
+        failed.error,
+        Error::NonFiniteTime { index: 1, .. }
+    ));
     // The caller can still use the state and its tape.
     let g = failed.input.square().sum::<Rank0, _>().backward();
     let expected: Vec<f64> = x0.as_vec().iter().map(|v| 2.0 * v).collect();
@@ -322,9 +330,9 @@ fn a_broadcast_initial_state_is_accepted() {
     assert_eq!(&ys[6..8], &ys[10..12]);
 }
 
-/// `neural_ode::Error` is an ordinary `Send + Sync + 'static` error, and a `SolveError` turns
-/// into it, so `?` works in functions returning `Error` or a boxed `Send + Sync` error (the
-/// pattern that `anyhow::Result` shares).
+/// `neural_ode::Error` is an ordinary `Send + Sync + 'static` error and `solve` returns it, so
+/// `solve(…)?` works as written in functions returning `Error`, `anyhow::Result` or a boxed
+/// `Send + Sync` error.
 #[test]
 fn errors_compose_with_question_marks() {
     fn assert_error<T: std::error::Error + Send + Sync + 'static>() {}
@@ -343,8 +351,16 @@ fn errors_compose_with_question_marks() {
         field: &Field,
         x0: Tensor<State, f64, Cpu>,
     ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
-        let sol = solve(field, x0.leaky_trace(), &[], &SolveOptions::fixed_steps(2))
-            .map_err(Error::from)?;
+        let sol = solve(field, x0.leaky_trace(), &[], &SolveOptions::fixed_steps(2))?;
+        Ok(sol.stats.accepted)
+    }
+    fn with_anyhow(field: &Field, x0: Tensor<State, f64, Cpu>) -> anyhow::Result<usize> {
+        let sol = solve(
+            field,
+            x0.leaky_trace(),
+            &[1.0, 1.0],
+            &SolveOptions::fixed_steps(2),
+        )?;
         Ok(sol.stats.accepted)
     }
     let (_, field, x0) = setup();
@@ -352,8 +368,13 @@ fn errors_compose_with_question_marks() {
         typed(&field, x0.clone()),
         Err(Error::NonFiniteTime { index: 1, .. })
     ));
-    let e = boxed(&field, x0).unwrap_err();
+    let e = boxed(&field, x0.clone()).unwrap_err();
     assert_eq!(e.downcast_ref::<Error>(), Some(&Error::EmptyTimes));
+    let e = with_anyhow(&field, x0).unwrap_err();
+    assert!(matches!(
+        e.downcast_ref::<Error>(),
+        Some(Error::TimesNotMonotonic { index: 1, .. })
+    ));
 }
 
 /// An empty batch (and any zero-sized state) gives empty outputs with every method and
@@ -452,8 +473,7 @@ fn up_front_checks() {
         &t32,
         &SolveOptions::adaptive(1e-10, 1e-6),
     )
-    .unwrap_err()
-    .error;
+    .unwrap_err();
     assert!(
         matches!(err, Error::ToleranceBelowEpsilon { name: "rtol", .. }),
         "{err}"

@@ -1,5 +1,5 @@
 //! A model generic over its dtype and device, as dfdx users write them: one struct, trained at
-//! f32 and f64 through one generic function whose only device bound is `neural_ode::Device<E>`,
+//! f32 and f64 through one generic function whose only device bound is `neural_ode::OdeDevice<E>`,
 //! and converted between dtypes with `to_dtype`.
 #![deny(warnings)]
 
@@ -11,7 +11,7 @@ use neural_ode::{neural_ode, solve, Real, SolveOptions, VectorField};
 type State = (usize, Const<2>);
 
 /// dfdx's own bounds on the struct (so the generated `TensorCollection` can rebuild it at
-/// another dtype or device); `neural_ode::Device<E>` on the code that runs it.
+/// another dtype or device); `neural_ode::OdeDevice<E>` on the code that runs it.
 #[neural_ode(solver = "dopri5")]
 #[derive(Clone, Debug)]
 struct Field<E: Dtype, D: Storage<E>> {
@@ -19,13 +19,13 @@ struct Field<E: Dtype, D: Storage<E>> {
     l2: Dense<16, 2, Identity, E, D>,
 }
 
-impl<E: Real, D: neural_ode::Device<E>> VectorField<State, E, D> for Field<E, D> {
+impl<E: Real, D: neural_ode::OdeDevice<E>> VectorField<State, E, D> for Field<E, D> {
     fn eval<T: Tape<E, D>>(&self, t: E, x: Tensor<State, E, D, T>) -> Tensor<State, E, D, T> {
         self.l2.forward(self.l1.forward(x)) * (E::one() + t)
     }
 }
 
-fn build<E: Real, D: neural_ode::Device<E>>(dev: &D) -> Field<E, D> {
+fn build<E: Real, D: neural_ode::OdeDevice<E>>(dev: &D) -> Field<E, D> {
     Field {
         l1: dev.build_module::<builders::Dense<2, 16, Tanh>, E>(),
         l2: dev.build_module::<builders::Dense<16, 2, Identity>, E>(),
@@ -33,7 +33,7 @@ fn build<E: Real, D: neural_ode::Device<E>>(dev: &D) -> Field<E, D> {
 }
 
 /// A few Adam steps on `Σ x(1)²`; returns the losses.
-fn train<E: Real, D: neural_ode::Device<E>>(
+fn train<E: Real, D: neural_ode::OdeDevice<E>>(
     field: &mut Field<E, D>,
     x0: Tensor<State, E, D>,
 ) -> Vec<f64> {

@@ -9,8 +9,8 @@ use common::*;
 use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
 use neural_ode::dfdx::prelude::*;
 use neural_ode::{
-    solve, CheckpointPolicy, Checkpoints, GradMethod, NeuralOde, RungeKutta, SolveOptions,
-    VectorField,
+    solve, solve_with, CheckpointPolicy, GradMethod, NeuralOde, PiController, RungeKutta,
+    SolveOptions, StepSizeController, VectorField,
 };
 
 /// The gradient of `Σ w ⊙ ys` for the initial state and every parameter, flattened.
@@ -222,6 +222,62 @@ fn adjoint_converges_to_the_exact_gradient() {
     assert_converges(&errors, 1e-6, 1e-9);
 }
 
+/// A PI controller that counts its decisions (shared between its copies).
+#[derive(Clone, Default)]
+struct Counting {
+    pi: PiController,
+    decisions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl StepSizeController for Counting {
+    fn reset(&mut self, error_order: u32) {
+        self.pi.reset(error_order);
+    }
+    fn decide(&mut self, t: f64, err_norm: f64, h: f64) -> (bool, f64) {
+        self.decisions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.pi.decide(t, err_norm, h)
+    }
+}
+
+/// The continuous adjoint steps back with the caller's controller, not a default one: every
+/// step it takes back (accepted or rejected) is one decision of the caller's controller, and a
+/// more cautious controller (smaller safety factor and growth cap) takes more steps back.
+#[test]
+fn the_adjoint_steps_back_with_the_callers_controller() {
+    let dev = Cpu::seed_from_u64(5);
+    let model = Dopri5::<f64, Cpu>::create(&dev);
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
+    let times = [0.0, 0.7, 2.0];
+    let opts = SolveOptions::adaptive(1e-6, 1e-8).with_grad(GradMethod::Adjoint);
+    let back = |controller: &Counting| {
+        let sol = solve_with(&model, x0.leaky_trace(), &times, &opts, controller).unwrap();
+        let forward = controller
+            .decisions
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(forward, sol.stats.accepted + sol.stats.rejected);
+        let _ = sol.ys.sum::<Rank0, _>().backward();
+        let stats = sol.report.stats().unwrap();
+        let backward = controller
+            .decisions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - forward;
+        assert!(stats.steps > 0);
+        assert_eq!(backward, stats.steps + stats.rejected);
+        stats.steps
+    };
+    let default_steps = back(&Counting::default());
+    let cautious = Counting {
+        pi: PiController::new(0.5, 0.2, 1.05),
+        ..Counting::default()
+    };
+    let cautious_steps = back(&cautious);
+    assert!(
+        cautious_steps > default_steps,
+        "a cautious controller takes more steps back: {cautious_steps} vs {default_steps}"
+    );
+}
+
 #[test]
 fn f32_gradients_are_within_f32_rounding_of_f64() {
     let dev = Cpu::seed_from_u64(5);
@@ -380,8 +436,8 @@ where
         assert_eq!(s_st.nfe_vjp, s_all.nfe_vjp, "{name}: same products");
         // Each accepted step keeps `kept` more states of 3 × 2 f64, each with its buffer's
         // header and its place in the store.
-        let per_stage = Checkpoints::<State, f64, Cpu>::state_bytes(&x0)
-            + std::mem::size_of::<Tensor<State, f64, Cpu>>();
+        let per_stage =
+            neural_ode::hooks::state_bytes(&x0) + std::mem::size_of::<Tensor<State, f64, Cpu>>();
         assert!(per_stage > 6 * 8 && per_stage < 6 * 8 + 256);
         let expected = steps * kept * per_stage;
         // (The stage vectors' own headers and spare capacity come on top.)

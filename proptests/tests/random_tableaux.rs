@@ -1,7 +1,7 @@
 //! Properties over random explicit tableaux (drawn by `build.rs`, brought through the real
 //! `#[neural_ode]` macro) and random weights, states and step sizes:
 //! - the generated straight-line step equals the generic loop over the tableau's arrays
-//!   (`neural_ode::generic_step`, independent of the generated code) to a few ulps;
+//!   (`neural_ode::hooks::reference_step`, independent of the generated code) to a few ulps;
 //! - the generated symplectic partner gives the gradient of backprop through the same
 //!   discretisation to rounding.
 #![deny(warnings)]
@@ -10,10 +10,8 @@ use neural_ode::dfdx::nn::builders;
 use neural_ode::dfdx::nn::modules::Linear;
 use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
 use neural_ode::dfdx::prelude::*;
-use neural_ode::{
-    generic_step, neural_ode, solve, GradMethod, NeuralOde, RungeKutta, SolveOptions, VectorField,
-    Workspace,
-};
+use neural_ode::hooks::{reference_step, Workspace};
+use neural_ode::{neural_ode, solve, GradMethod, NeuralOde, RungeKutta, SolveOptions, VectorField};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
@@ -64,7 +62,7 @@ impl Check for StepsAgree {
         let (t, h) = (self.case.t, self.case.h);
         let mut ws = Workspace::new();
         let generated = <M::Solver as RungeKutta>::step(&model, t, h, &x, None, &mut ws).y;
-        let generic = generic_step::<M::Solver, _, _, _, _, _>(&model, t, h, x.clone());
+        let generic = reference_step::<M::Solver, _, _, _, _, _>(&model, t, h, x.clone());
         let k_max = model
             .eval(t, x.clone())
             .as_vec()

@@ -6,10 +6,12 @@ use crate::backend::Backend;
 use crate::nn::FastDense;
 use crate::real::Real;
 
-/// A device that models written against this crate can run on: dfdx's `Device<E>` with the
-/// runtime's [`Backend`], the fast layers of [`nn`](crate::nn) (`FastDense`, which includes
-/// `FastActivations`) and `dev.build_module` (`DeviceBuildExt`). Implemented for every such device: `Cpu` for `f32` and `f64`, and `Cuda`
-/// with the `cuda` feature. Use it as the one bound of generic models and training code:
+/// A device that models written against this crate can run on: dfdx's `Device<E>` with what
+/// the runtime needs to add into a `Gradients`, the fast layers of [`nn`](crate::nn)
+/// (`FastDense`, which includes `FastActivations`) and `dev.build_module` (`DeviceBuildExt`).
+/// Implemented for every such device: `Cpu` for `f32` and `f64`, and `Cuda` with the `cuda`
+/// feature. Use it as the one bound of generic models and training code (named so that it does
+/// not collide with dfdx's `Device` under `use dfdx::prelude::*`):
 ///
 /// ```
 /// use neural_ode_runtime::dfdx::prelude::*;
@@ -24,12 +26,12 @@ use crate::real::Real;
 /// }
 ///
 /// // ... and the code that runs it this one.
-/// impl<E: Real, D: neural_ode_runtime::Device<E>> VectorField<(usize, Const<2>), E, D> for Field<E, D> {
+/// impl<E: Real, D: neural_ode_runtime::OdeDevice<E>> VectorField<(usize, Const<2>), E, D> for Field<E, D> {
 ///     fn eval<T: Tape<E, D>>(&self, _t: E, x: Tensor<(usize, Const<2>), E, D, T>) -> Tensor<(usize, Const<2>), E, D, T> {
 ///         self.l2.forward(self.l1.forward(x))
 ///     }
 /// }
 /// ```
-pub trait Device<E: Real>: Backend<E> + FastDense<E> + DeviceBuildExt {}
+pub trait OdeDevice<E: Real>: Backend<E> + FastDense<E> + DeviceBuildExt {}
 
-impl<E: Real, D: Backend<E> + FastDense<E> + DeviceBuildExt> Device<E> for D {}
+impl<E: Real, D: Backend<E> + FastDense<E> + DeviceBuildExt> OdeDevice<E> for D {}

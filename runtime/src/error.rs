@@ -116,7 +116,6 @@ pub enum Error {
         /// The budget given.
         budget: usize,
         /// Bytes one stored state takes in the budget
-        /// ([`Checkpoints::slot_bytes`](crate::Checkpoints::slot_bytes)).
         slot_bytes: usize,
     },
     /// The device failed (for example, out of memory).
@@ -125,6 +124,54 @@ pub enum Error {
         /// The device's message.
         message: String,
     },
+    /// [`BackwardReport::stats`](crate::BackwardReport::stats) was asked before the gradient
+    /// pass ran.
+    #[error("the gradient pass has not run: it runs inside `backward()` of a loss computed from the solution of a solve whose initial state was on a tape")]
+    NoGradientPass,
+    /// The runtime found itself in a state it should never be in: a bug in neural-ode, not in
+    /// the caller's code or data.
+    #[error("internal error in neural-ode (a bug; please report it): {message}")]
+    Internal {
+        /// What was inconsistent.
+        message: String,
+    },
+}
+
+/// A failed solve: the error and the initial state as it was passed in, tape and all, so
+/// nothing the caller had recorded is lost (see
+/// [`solve_returning_input`](crate::solve_returning_input)).
+pub struct SolveError<X> {
+    /// What went wrong.
+    pub error: Error,
+    /// The initial state, returned untouched.
+    pub input: X,
+}
+
+impl<X> core::fmt::Debug for SolveError<X> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SolveError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<X> core::fmt::Display for SolveError<X> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<X> std::error::Error for SolveError<X> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Drops the returned input and keeps the error.
+impl<X> From<SolveError<X>> for Error {
+    fn from(e: SolveError<X>) -> Error {
+        e.error
+    }
 }
 
 /// A number in an error message: plain when of moderate size, in exponent form (`8.192e-16`)
@@ -159,6 +206,12 @@ impl Error {
     pub(crate) fn device(e: impl core::fmt::Debug) -> Self {
         Error::Device {
             message: format!("{e:?}"),
+        }
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Error::Internal {
+            message: message.into(),
         }
     }
 }

@@ -6,43 +6,40 @@
 
 pub mod alloc;
 mod backend;
-mod checkpoint;
-mod control;
-mod dense;
+mod controller;
 mod device;
-mod driver;
 mod error;
 mod field;
+mod forward;
 mod grad;
-mod integrate;
+#[doc(hidden)]
+pub mod hooks;
 mod model;
 pub mod nn;
-
-/// The dfdx this crate is built against.
-pub use dfdx;
 mod options;
 mod real;
 mod rk;
 mod shape;
 mod solve;
 mod stats;
-mod steps;
+mod store;
 
-pub use backend::Backend;
-pub use checkpoint::{binomial_recomputation, Advance, CheckpointPolicy, Checkpoints, Keep};
-pub use control::{rms_norm, PiController, StepSizeController};
-pub use device::Device;
-pub use error::Error;
+/// The dfdx this crate is built against.
+pub use dfdx;
+
+pub use controller::{PiController, StepSizeController};
+pub use device::OdeDevice;
+pub use error::{Error, SolveError};
 pub use field::VectorField;
-pub use grad::generic::step as generic_step;
+pub use forward::StepGrid;
 pub use model::{GradMethod, NeuralOde};
 pub use options::{GradientFailure, SolveOptions, Stepping};
-pub use real::{lit, Real};
-pub use rk::{combine, eval, stage, AdjointStep, RungeKutta, Step, Workspace};
+pub use real::Real;
+pub use rk::RungeKutta;
 pub use shape::StateShape;
-pub use solve::{solve, solve_with, BackwardReport, Solution, SolveError, SolveResult};
+pub use solve::{solve, solve_returning_input, solve_with, BackwardReport, Solution};
 pub use stats::{BackwardStats, ForwardStats};
-pub use steps::StepTimes;
+pub use store::CheckpointPolicy;
 
 /// Names used only by code that `#[neural_ode]` generates.
 #[doc(hidden)]

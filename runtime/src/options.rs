@@ -1,8 +1,8 @@
 //! Options of a solve.
 
-use crate::checkpoint::CheckpointPolicy;
 use crate::error::Error;
 use crate::model::GradMethod;
+use crate::store::CheckpointPolicy;
 
 /// How steps are chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,7 +52,12 @@ pub enum GradientFailure {
 }
 
 /// Options of a solve. Start from [`SolveOptions::adaptive`], [`SolveOptions::fixed_steps`] or
-/// [`SolveOptions::fixed_size`] and adjust with the `with_*` methods.
+/// [`SolveOptions::fixed_size`] and adjust with the `with_*` methods. (The step-size
+/// controller's own parameters belong to the controller: see [`PiController`] and
+/// [`solve_with`].)
+///
+/// [`PiController`]: crate::PiController
+/// [`solve_with`]: crate::solve_with
 #[derive(Clone, Debug, PartialEq)]
 pub struct SolveOptions {
     /// How steps are chosen.
@@ -67,15 +72,9 @@ pub struct SolveOptions {
     /// First step of an adaptive solve; `None` selects it as in Hairer, Nørsett & Wanner I,
     /// §II.4. Adaptive steps only.
     pub first_step: Option<f64>,
-    /// Safety factor of the step-size controller (default 0.9).
-    pub safety: f64,
-    /// Smallest factor by which one step may shrink the step size (default 0.2).
-    pub factor_min: f64,
-    /// Largest factor by which one step may grow the step size (default 10).
-    pub factor_max: f64,
     /// Gradient method; `None` uses the one named in the model's attribute.
     pub grad: Option<GradMethod>,
-    /// Which accepted states the checkpoint store keeps.
+    /// Which accepted states the state store keeps for `symplectic` and `aca`.
     pub checkpoints: CheckpointPolicy,
     /// What a failed gradient pass does (default: panic inside `backward()`).
     pub on_gradient_failure: GradientFailure,
@@ -107,9 +106,6 @@ impl SolveOptions {
             max_steps: 100_000,
             min_step: 0.0,
             first_step: None,
-            safety: 0.9,
-            factor_min: 0.2,
-            factor_max: 10.0,
             grad: None,
             checkpoints: CheckpointPolicy::All,
             on_gradient_failure: GradientFailure::Panic,
@@ -247,27 +243,6 @@ impl SolveOptions {
                 name: "min_step",
                 value: self.min_step,
                 reason: "expected a finite number >= 0",
-            });
-        }
-        if !(self.safety > 0.0 && self.safety <= 1.0) {
-            return Err(Error::InvalidOption {
-                name: "safety",
-                value: self.safety,
-                reason: "expected 0 < safety <= 1",
-            });
-        }
-        if !(self.factor_min > 0.0 && self.factor_min < 1.0) {
-            return Err(Error::InvalidOption {
-                name: "factor_min",
-                value: self.factor_min,
-                reason: "expected 0 < factor_min < 1",
-            });
-        }
-        if !(self.factor_max > 1.0 && self.factor_max.is_finite()) {
-            return Err(Error::InvalidOption {
-                name: "factor_max",
-                value: self.factor_max,
-                reason: "expected a finite factor_max > 1",
             });
         }
         if self.max_steps == 0 {

@@ -9,8 +9,9 @@ pub struct ForwardStats {
     pub rejected: usize,
     /// Vector-field evaluations in the forward solve (including initial-step selection).
     pub nfe: usize,
-    /// Bytes held by the checkpoint store after the solve: what the gradient pass will read
-    /// (see [`Checkpoints::bytes`](crate::Checkpoints::bytes)); a solve without a tape and the
+    /// Bytes the gradient pass will read from what the solve kept: the stored states and stage
+    /// states (elements, buffer headers and bookkeeping) and, for the methods that replay the
+    /// steps (`symplectic`, `aca`, `backprop`), the step grid; a solve without a tape and the
     /// continuous adjoint keep none.
     pub checkpoint_bytes: usize,
     /// Peak heap bytes of the forward solve above the level at its start, when the

@@ -2,29 +2,89 @@
 //! parameter cotangent backwards in time with the same tableau and tolerances,
 //! `dx/dt = f`, `da/dt = −J_xᵀ a`, `dθ̄/dt = −J_θᵀ a`. Little memory, but the result is the
 //! gradient of the continuous problem, not of the discrete solve: it is approximate by nature.
-//! The state is reset to the forward solution at every output time.
+//! The state is reset to the forward solution at every output time. Adaptive steps back are
+//! chosen by the caller's step-size controller with the forward's tolerances; fixed steps walk
+//! the forward's grid back.
 
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
-use super::{add, merge_params, weighted_vjp, Cotangents, OutputGrads};
+use super::{
+    add, merge_params, on_tape, pullback, Attached, Back, Cotangents, GradientMethod, Solved,
+};
 use crate::backend::Backend;
-use crate::control::{rms_norm, StepSizeController};
-use crate::dense::{fixed_runs, run_time};
-use crate::driver::Driver;
+use crate::controller::adaptive::{Adaptive, Limits};
+use crate::controller::{all_finite, ErrorNorm, StepControl};
 use crate::error::Error;
 use crate::field::VectorField;
-use crate::integrate::Forward;
-use crate::options::{SolveOptions, Stepping};
+use crate::options::Stepping;
 use crate::real::{lit, Real};
 use crate::rk::{combine, stage, RungeKutta};
 use crate::shape::StateShape;
+use crate::stats::BackwardStats;
+use crate::store::{CheckpointPolicy, Keep};
+
+/// `GradMethod::Adjoint`.
+pub(crate) struct Adjoint;
+
+impl GradientMethod for Adjoint {
+    /// It integrates the state backwards from the outputs: no state is kept.
+    fn keep(_: CheckpointPolicy) -> Keep {
+        Keep::Nothing
+    }
+
+    fn attach<R, M, S, E, D, T>(solved: Solved<'_, M, S, E, D>, tape: T) -> Attached<S, E, D, T>
+    where
+        R: RungeKutta,
+        M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static,
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+        T: Tape<E, D> + 'static,
+    {
+        on_tape(solved, tape, backward::<R, M, S, E, D>)
+    }
+}
 
 struct AugStep<S: Shape, E: Real, D: Backend<E>> {
     x: Tensor<S, E, D>,
     a: Tensor<S, E, D>,
-    err: Vec<f64>,
+    /// The error estimates of `x` and `a` (when asked for).
+    err: Option<[Tensor<S, E, D>; 2]>,
     params: Gradients<E, D>,
+}
+
+/// `(J_f(t, x)ᵀ v, f(t, x))`.
+type VjpOut<S, E, D> = (Tensor<S, E, D>, Tensor<S, E, D>);
+
+/// One vector–Jacobian product with a weighted parameter cotangent: returns `J_f(t, x)ᵀ v` and
+/// `f(t, x)`, and adds `scale · J_θ(t, x)ᵀ v` into `params` (the quadrature weights). The weight
+/// cannot be folded into `v` without dividing `x̄` by it (and it may be zero), so the product
+/// runs through [`pullback`] into its own parameter store, which is then merged with the weight.
+fn weighted_vjp<M, S, E, D>(
+    model: &M,
+    params: &mut Gradients<E, D>,
+    t: E,
+    x: Tensor<S, E, D>,
+    v: Tensor<S, E, D>,
+    scale: E,
+) -> Result<VjpOut<S, E, D>, Error>
+where
+    M: VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+{
+    let scratch = model.try_alloc_grads().map_err(Error::device)?;
+    let mut value = None;
+    let (x_bar, mut scratch) = pullback(scratch, x, |x| {
+        let y = model.eval(t, x);
+        value = Some(y.retaped::<NoneTape>());
+        (y * v).sum::<Rank0, _>()
+    })?;
+    merge_params(model, &mut scratch, params, Some(scale))?;
+    let value = value.ok_or_else(|| Error::internal("the product did not evaluate the field"))?;
+    Ok((x_bar, value))
 }
 
 /// `(h w_j, &k_j)` for the nonzero weights.
@@ -40,13 +100,14 @@ fn weighted<'a, S: Shape, E: Real, D: Backend<E>>(
         .collect()
 }
 
-/// One step of the augmented system with the tableau's arrays.
+/// One step of the augmented system with the tableau's arrays (and its error estimate when
+/// `with_err`).
 fn aug_step<R, M, S, E, D>(
     model: &M,
     t: E,
     h: E,
-    x: &Tensor<S, E, D>,
-    a: &Tensor<S, E, D>,
+    (x, a): (&Tensor<S, E, D>, &Tensor<S, E, D>),
+    with_err: bool,
 ) -> Result<AugStep<S, E, D>, Error>
 where
     R: RungeKutta,
@@ -69,22 +130,15 @@ where
     }
     let y_x = stage(x, &weighted(h, &kx, R::B));
     let y_a = stage(a, &weighted(h, &ka, R::B));
-    let err = match R::B_ERR {
+    let err = match R::B_ERR.filter(|_| with_err) {
         Some(e) => {
             let (ex, ea) = (weighted(h, &kx, e), weighted(h, &ka, e));
             match (ex.split_first(), ea.split_first()) {
-                (Some((fx, rx)), Some((fa, ra))) => {
-                    let (zx, za) = (combine(*fx, rx), combine(*fa, ra));
-                    zx.as_vec()
-                        .into_iter()
-                        .chain(za.as_vec())
-                        .map(Into::into)
-                        .collect()
-                }
-                _ => Vec::new(),
+                (Some((fx, rx)), Some((fa, ra))) => Some([combine(*fx, rx), combine(*fa, ra)]),
+                _ => None,
             }
         }
-        None => Vec::new(),
+        None => None,
     };
     Ok(AugStep {
         x: y_x,
@@ -94,15 +148,7 @@ where
     })
 }
 
-pub(crate) fn backward<R, M, S, E, D>(
-    model: &M,
-    fwd: &mut Forward<S, E, D>,
-    ys: &Tensor<S::Stacked, E, D>,
-    out: &OutputGrads<S, E, D>,
-    opts: &SolveOptions,
-    times: &[E],
-    controller: &mut dyn StepSizeController,
-) -> Result<Cotangents<S, E, D>, Error>
+fn backward<R, M, S, E, D>(back: &mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error>
 where
     R: RungeKutta,
     M: VectorField<S, E, D> + TensorCollection<E, D>,
@@ -110,90 +156,84 @@ where
     E: Real,
     D: Backend<E>,
 {
+    let (model, ys, out, times, opts) = (back.model, back.ys, back.out, back.times, back.opts);
+    let record = &*back.record;
+    let grid = &record.grid;
     let mut params = Gradients::leaky();
     let last = out.len() - 1;
     let mut a = out[last].clone();
     let (mut nfe_vjp, mut steps) = (0, 0);
-    // Adaptive: one driver for the whole way back, its first proposal the forward's last step.
-    let mut driver = match (opts.stepping, R::EMBEDDED_ORDER) {
-        (Stepping::Adaptive { .. }, Some(q)) => {
-            let h0 = fwd
-                .checkpoints
+    // Adaptive: one controller for the whole way back, its first proposal the forward's last
+    // step.
+    let adaptive = match (opts.stepping, R::EMBEDDED_ORDER) {
+        (Stepping::Adaptive { rtol, atol }, Some(q)) => {
+            let h0 = grid
                 .len()
                 .checked_sub(1)
-                .and_then(|n| fwd.checkpoints.step(n))
+                .and_then(|n| grid.step(n))
                 .map(|(_, h)| Into::<f64>::into(h).abs())
                 .unwrap_or_else(|| {
                     let span: f64 = (times[0] - times[last]).into();
                     span.abs()
                 });
-            Some(Driver::new(controller, opts, q + 1, h0))
+            let dir = match times.len() {
+                1 => 1.0,
+                _ => Into::<f64>::into(times[0] - times[last]).signum(),
+            };
+            let limits = Limits {
+                max_steps: opts.max_steps,
+                min_step: opts.min_step,
+            };
+            let control = Adaptive::new(&mut *back.controller, limits, dir, q + 1, h0, None);
+            Some((control, ErrorNorm::new(rtol, atol)))
         }
         _ => None,
     };
+    let mut adaptive = adaptive;
     let mut host = Vec::new();
     let mut non_finite_at = None;
-    if !super::all_finite(&a, &mut host) {
+    if !all_finite(&a, &mut host) {
         non_finite_at = times.last().map(|&t| t.into());
     }
     for k in (1..=last).rev() {
         let mut x = S::unstack(ys.clone(), k);
-        let (t_from, t_to) = (times[k], times[k - 1]);
-        let interval: f64 = (t_to - t_from).into();
-        let dir = interval.signum();
-        let mut t = t_from;
+        let t_to = times[k - 1];
+        let mut t = times[k];
         match opts.stepping {
-            Stepping::Adaptive { rtol, atol } => {
-                let driver = driver
+            Stepping::Adaptive { .. } => {
+                let (control, norm) = adaptive
                     .as_mut()
                     .ok_or(Error::NotAdaptive { solver: R::NAME })?;
-                while let Some(attempt) = driver.attempt(t, t_to, dir)? {
-                    let mut st = aug_step::<R, _, _, _, _>(model, t, attempt.h, &x, &a)?;
+                while let Some(attempt) = control.attempt(t, t_to)? {
+                    let mut st = aug_step::<R, _, _, _, _>(model, t, attempt.h, (&x, &a), true)?;
                     nfe_vjp += R::STAGES;
-                    let scale_ref: Vec<f64> = x
-                        .as_vec()
-                        .into_iter()
-                        .chain(a.as_vec())
-                        .map(Into::into)
-                        .collect();
-                    let scale_new: Vec<f64> =
-                        st.x.as_vec()
-                            .into_iter()
-                            .chain(st.a.as_vec())
-                            .map(Into::into)
-                            .collect();
+                    let [ex, ea] = st
+                        .err
+                        .as_ref()
+                        .ok_or(Error::NotAdaptive { solver: R::NAME })?;
                     // A cotangent that entered the step non-finite (a NaN from the loss, say)
                     // cannot be error-controlled; the state part still is.
-                    let n_x = x.shape().num_elements();
-                    let finite_in = scale_ref[n_x..].iter().all(|v| v.is_finite());
-                    let len = if finite_in { st.err.len() } else { n_x };
-                    let norm = rms_norm(
-                        &st.err[..len],
-                        &scale_ref[..len],
-                        &scale_new[..len],
-                        rtol,
-                        atol,
-                    );
-                    if driver.decide(t, norm, &attempt) {
+                    let take = if all_finite(&a, &mut host) { 2 } else { 1 };
+                    let norm = norm.of_parts(&[(ex, &x, &st.x), (ea, &a, &st.a)], take);
+                    if control.decide(t, norm, &attempt) {
                         merge_params(model, &mut st.params, &mut params, None)?;
                         x = st.x;
                         a = st.a;
-                        t = attempt.end(t, t_to);
+                        t = attempt.end;
                         steps += 1;
                     }
                 }
             }
             Stepping::FixedSize(_) | Stepping::FixedSteps(_) => {
-                // The forward solve's grid (the same points, computed the same way), walked
-                // backwards: the step boundaries between the two outputs, then the earlier one.
-                let runs = fixed_runs(times, opts).unwrap_or_default();
-                let inner = fwd.out_at[k - 1].boundaries_before(&fwd.out_at[k]);
+                // The forward's grid walked backwards: the step boundaries between the two
+                // outputs, then the earlier output.
+                let inner = record.out_at[k - 1].boundaries_before(&record.out_at[k]);
                 let points = inner
                     .rev()
-                    .filter_map(|j| run_time(&runs, j))
+                    .filter_map(|j| grid.boundary(j))
                     .chain(core::iter::once(t_to));
                 for t_next in points {
-                    let mut st = aug_step::<R, _, _, _, _>(model, t, t_next - t, &x, &a)?;
+                    let mut st = aug_step::<R, _, _, _, _>(model, t, t_next - t, (&x, &a), false)?;
                     nfe_vjp += R::STAGES;
                     merge_params(model, &mut st.params, &mut params, None)?;
                     x = st.x;
@@ -204,18 +244,19 @@ where
             }
         }
         a = add(a, &out[k - 1]);
-        if non_finite_at.is_none() && !super::all_finite(&a, &mut host) {
+        if non_finite_at.is_none() && !all_finite(&a, &mut host) {
             non_finite_at = Some(t.into());
         }
     }
     Ok(Cotangents {
         x0: a,
         params,
-        nfe_vjp,
-        nfe_rebuild: 0,
-        steps,
-        rejected: driver.map_or(0, |d| d.rejected),
-        recomputed_steps: 0,
-        non_finite_at,
+        stats: BackwardStats {
+            nfe_vjp,
+            steps,
+            rejected: adaptive.map_or(0, |(control, _)| control.counts().1),
+            non_finite_at,
+            ..BackwardStats::default()
+        },
     })
 }

@@ -1,14 +1,17 @@
-//! The gradient methods. All four share the forward loop; they differ in what they keep and how
-//! they go back. `backprop` lives in `solve.rs` (it records the solve on dfdx's own tape); the
-//! other three run inside one backward op on the caller's tape and return the initial-state
-//! cotangent and the parameter cotangents, touching the caller's `Gradients` only on success.
+//! The gradient methods, behind one seam: a [`GradientMethod`] says what the forward solve must
+//! keep ([`Keep`]) and how the solve goes back ([`GradientMethod::attach`]: onto the caller's
+//! tape). One file per method; [`with_method`] is the one place that maps a [`GradMethod`] to
+//! its implementation. The methods that run their own reverse pass ([`symplectic`], [`aca`],
+//! [`adjoint`]) do so inside one backward op on the caller's tape ([`on_tape`]), touching the
+//! caller's `Gradients` only once every cotangent is computed; the steps-and-outputs walk that
+//! `symplectic` and `aca` share is [`walk`].
 
-pub(crate) use crate::integrate::all_finite;
-
+pub(crate) mod aca;
 pub(crate) mod adjoint;
-pub(crate) mod checkpoint;
-pub mod generic;
+pub(crate) mod backprop;
+pub mod reference;
 pub(crate) mod symplectic;
+pub(crate) mod walk;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -16,30 +19,185 @@ use std::rc::Rc;
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef,
 };
-use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
 use crate::backend::Backend;
+use crate::controller::StepSizeController;
 use crate::error::Error;
 use crate::field::VectorField;
+use crate::forward::Record;
+use crate::model::GradMethod;
+use crate::options::{GradientFailure, SolveOptions};
 use crate::real::Real;
+use crate::rk::RungeKutta;
 use crate::shape::StateShape;
+use crate::solve::BackwardReport;
+use crate::stats::BackwardStats;
+use crate::store::{CheckpointPolicy, Keep};
 
-/// Cotangents flowing into one solve: one per output time.
-pub(crate) type OutputGrads<S, E, D> = Vec<Tensor<S, E, D>>;
+/// A way to differentiate a solve.
+pub(crate) trait GradientMethod {
+    /// What the forward solve must keep for this method's way back under `policy`.
+    fn keep(policy: CheckpointPolicy) -> Keep;
 
-/// What a gradient pass produced.
+    /// Puts the solve on the caller's tape (`tape`, split from the initial state): returns the
+    /// stacked outputs on it, or the error with the initial state and its tape, untouched.
+    fn attach<R, M, S, E, D, T>(solved: Solved<'_, M, S, E, D>, tape: T) -> Attached<S, E, D, T>
+    where
+        R: RungeKutta,
+        M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static,
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+        T: Tape<E, D> + 'static;
+}
+
+/// What [`GradientMethod::attach`] returns: the stacked outputs on the caller's tape (and the
+/// solve's peak memory), or the error and the initial state on its tape.
+pub(crate) type Attached<S, E, D, T> = Result<
+    (Tensor<<S as StateShape>::Stacked, E, D, T>, Option<usize>),
+    (Error, Tensor<S, E, D, T>),
+>;
+
+/// Calls `visit` with the implementation of `method`: the one `match` on the method.
+pub(crate) fn with_method<V: Visit>(method: GradMethod, visit: V) -> V::Out {
+    match method {
+        GradMethod::Symplectic => visit.visit::<symplectic::Symplectic>(),
+        GradMethod::Aca => visit.visit::<aca::Aca>(),
+        GradMethod::Backprop => visit.visit::<backprop::Backprop>(),
+        GradMethod::Adjoint => visit.visit::<adjoint::Adjoint>(),
+    }
+}
+
+/// Something done with a gradient method's implementation (see [`with_method`]).
+pub(crate) trait Visit {
+    type Out;
+    fn visit<G: GradientMethod>(self) -> Self::Out;
+}
+
+/// A finished forward solve and what its gradient pass needs.
+pub(crate) struct Solved<'a, M, S: Shape, E: Real, D: Backend<E>> {
+    pub model: &'a M,
+    /// The initial state, without its tape (the key of its cotangent).
+    pub x0: Tensor<S, E, D>,
+    pub record: Record<S, E, D>,
+    pub times: &'a [E],
+    pub opts: &'a SolveOptions,
+    /// A copy of the caller's step-size controller (the continuous adjoint steps back with it).
+    pub controller: Box<dyn StepSizeController>,
+    pub report: BackwardReport,
+    /// The allocation level when the solve started, and the forward's peak above it (with the
+    /// counting allocator).
+    pub solve_base: usize,
+    pub forward_peak: Option<usize>,
+}
+
+/// What a reverse pass reads: the forward's record, the stacked outputs and their cotangents.
+pub(crate) struct Back<'a, M, S: StateShape, E: Real, D: Backend<E>> {
+    pub model: &'a M,
+    pub record: &'a mut Record<S, E, D>,
+    /// The outputs, stacked.
+    pub ys: &'a Tensor<S::Stacked, E, D>,
+    /// One cotangent per output.
+    pub out: &'a [Tensor<S, E, D>],
+    pub times: &'a [E],
+    pub opts: &'a SolveOptions,
+    pub controller: &'a mut dyn StepSizeController,
+}
+
+/// What a reverse pass produced.
 pub(crate) struct Cotangents<S: Shape, E: Real, D: Backend<E>> {
     /// Cotangent of the initial state.
     pub x0: Tensor<S, E, D>,
     /// Parameter cotangents, keyed like the caller's `Gradients`.
     pub params: Gradients<E, D>,
-    pub nfe_vjp: usize,
-    pub nfe_rebuild: usize,
-    pub steps: usize,
-    pub rejected: usize,
-    pub recomputed_steps: usize,
-    pub non_finite_at: Option<f64>,
+    /// Counts for the report (its memory figures are filled in by [`on_tape`]).
+    pub stats: BackwardStats,
+}
+
+/// [`GradientMethod::attach`] for a method with its own reverse pass: the outputs are stacked
+/// and one backward op is recorded on the caller's tape that, during `backward()`, runs `pass`
+/// on the outputs' cotangents, merges the result into the caller's `Gradients` only if every
+/// cotangent was computed, measures its memory, fills in the report, and panics on failure if
+/// the options say so.
+pub(crate) fn on_tape<M, S, E, D, T, P>(
+    solved: Solved<'_, M, S, E, D>,
+    tape: T,
+    pass: P,
+) -> Attached<S, E, D, T>
+where
+    M: TensorCollection<E, D> + Clone + 'static,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D> + 'static,
+    P: FnOnce(&mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error> + 'static,
+{
+    let Solved {
+        model,
+        x0,
+        mut record,
+        times,
+        opts,
+        mut controller,
+        report,
+        solve_base,
+        forward_peak,
+    } = solved;
+    // The outputs live on in `ys` alone (the pass reads them from there), not twice.
+    let n_outputs = record.outputs.len();
+    let ys = S::stack(core::mem::take(&mut record.outputs));
+    let ys_key = ys.clone();
+    let model = model.clone();
+    let times = times.to_vec();
+    let opts = opts.clone();
+    let mut tape = tape;
+    tape.add_backward_op(move |grads| {
+        grads.try_alloc_for(&ys_key)?;
+        let g = grads.get(&ys_key);
+        let out: Vec<Tensor<S, E, D>> = (0..n_outputs).map(|k| S::unstack(g.clone(), k)).collect();
+        drop(g);
+        let level = crate::alloc::current();
+        let (result, peak_bytes) = crate::alloc::measure(|| {
+            let mut back = Back {
+                model: &model,
+                record: &mut record,
+                ys: &ys_key,
+                out: &out,
+                times: &times,
+                opts: &opts,
+                controller: controller.as_mut(),
+            };
+            pass(&mut back)
+        });
+        let solve_peak_bytes = peak_bytes.map(|p| {
+            (level + p)
+                .saturating_sub(solve_base)
+                .max(forward_peak.unwrap_or(0))
+        });
+        drop(record);
+        let outcome = result.and_then(|mut cot| {
+            // Only now, with every cotangent computed, touch the caller's gradients.
+            D::accumulate(grads, &x0, &cot.x0).map_err(Error::device)?;
+            merge_params(&model, &mut cot.params, grads, None)?;
+            Ok(BackwardStats {
+                peak_bytes,
+                solve_peak_bytes,
+                ..cot.stats
+            })
+        });
+        if let (Err(e), GradientFailure::Panic) = (&outcome, opts.on_gradient_failure) {
+            report.set(Err(e.clone()));
+            panic!(
+                "neural-ode: the gradient pass failed, this solve contributed no gradient: {e} \
+                 (the error is also in `sol.report`; `SolveOptions::with_gradient_failure(\
+                 GradientFailure::Report)` returns normally instead)"
+            );
+        }
+        report.set(outcome);
+        Ok(())
+    });
+    Ok((ys.put_tape(tape), forward_peak))
 }
 
 /// `dst[p] += scale · src[p]` for every trainable tensor `p` of `model`.
@@ -123,54 +281,11 @@ where
     let acc = body(x.put_tape(tape))
         .try_backward()
         .map_err(Error::device)?;
-    let x_bar = stash.borrow_mut().take().ok_or_else(|| Error::Device {
-        message: "the pullback's last backward op did not run".into(),
-    })?;
+    let x_bar = stash
+        .borrow_mut()
+        .take()
+        .ok_or_else(|| Error::internal("the pullback's last backward op did not run"))?;
     Ok((x_bar, acc))
-}
-
-/// `(J_f(t, x)ᵀ v, f(t, x))`.
-pub(crate) type VjpOut<S, E, D> = (Tensor<S, E, D>, Tensor<S, E, D>);
-
-/// One vector–Jacobian product with a weighted parameter cotangent: returns `J_f(t, x)ᵀ v` and
-/// `f(t, x)`, and adds `scale · J_θ(t, x)ᵀ v` into `params` (the continuous adjoint's quadrature
-/// weights). The weight cannot be folded into `v` without dividing `x̄` by it (and it may be
-/// zero), so the product runs through [`pullback`] into its own parameter store, which is then
-/// merged with the weight.
-pub(crate) fn weighted_vjp<M, S, E, D>(
-    model: &M,
-    params: &mut Gradients<E, D>,
-    t: E,
-    x: Tensor<S, E, D>,
-    v: Tensor<S, E, D>,
-    scale: E,
-) -> Result<VjpOut<S, E, D>, Error>
-where
-    M: VectorField<S, E, D> + TensorCollection<E, D>,
-    S: StateShape,
-    E: Real,
-    D: Backend<E>,
-{
-    let scratch = model.try_alloc_grads().map_err(Error::device)?;
-    let mut value = None;
-    let (x_bar, mut scratch) = pullback(scratch, x, |x| {
-        let y = model.eval(t, x);
-        value = Some(y.retaped::<NoneTape>());
-        (y * v).sum::<Rank0, _>()
-    })?;
-    merge_params(model, &mut scratch, params, Some(scale))?;
-    let value = value.ok_or_else(|| Error::Device {
-        message: "the product did not evaluate the field".into(),
-    })?;
-    Ok((x_bar, value))
-}
-
-/// The error for a step or state the checkpoint store should have kept and did not (a bug,
-/// not a user error: the solve keeps what its gradient method reads).
-pub(crate) fn missing(what: &str, n: usize) -> Error {
-    Error::Device {
-        message: format!("internal error: the checkpoint store has no {what} for step {n}"),
-    }
 }
 
 /// `acc + g`, in `acc`'s buffer.

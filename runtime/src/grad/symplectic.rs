@@ -1,28 +1,52 @@
 //! The symplectic adjoint (Matsubara, Miyatake & Yaguchi, NeurIPS 2021): walk the accepted steps
-//! in reverse; for each, rebuild its stage states from the checkpoint without a tape (or take
+//! in reverse; for each, rebuild its stage states from the stored state without a tape (or take
 //! them from the stage store, `CheckpointPolicy::AllStages`) and run the generated
-//! symplectic-partner step, one vector–Jacobian product per live stage.
+//! symplectic-partner step, one vector–Jacobian product per live stage. Memory: the stored
+//! states and one evaluation's graph.
 
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
-use super::{add, all_finite, missing, pullback, Cotangents, OutputGrads};
+use super::walk::{stage_cotangents, walk, StepBack};
+use super::{add, on_tape, pullback, Attached, Back, Cotangents, GradientMethod, Solved};
 use crate::backend::Backend;
-use crate::dense::{stage_cotangents, OutputAt, OutputsBackward};
 use crate::error::Error;
 use crate::field::VectorField;
-use crate::integrate::Forward;
+use crate::forward::outputs::OutputAt;
 use crate::real::Real;
 use crate::rk::RungeKutta;
 use crate::shape::StateShape;
+use crate::stats::BackwardStats;
+use crate::store::{CheckpointPolicy, Keep};
 
-pub(crate) fn backward<R, M, S, E, D>(
-    model: &M,
-    fwd: &mut Forward<S, E, D>,
-    ys: &Tensor<S::Stacked, E, D>,
-    out: &OutputGrads<S, E, D>,
-) -> Result<Cotangents<S, E, D>, Error>
+/// `GradMethod::Symplectic`.
+pub(crate) struct Symplectic;
+
+impl GradientMethod for Symplectic {
+    fn keep(policy: CheckpointPolicy) -> Keep {
+        // Only this method reads stage states.
+        if policy == CheckpointPolicy::AllStages {
+            Keep::Stages
+        } else {
+            Keep::States
+        }
+    }
+
+    fn attach<R, M, S, E, D, T>(solved: Solved<'_, M, S, E, D>, tape: T) -> Attached<S, E, D, T>
+    where
+        R: RungeKutta,
+        M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static,
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+        T: Tape<E, D> + 'static,
+    {
+        on_tape(solved, tape, backward::<R, M, S, E, D>)
+    }
+}
+
+fn backward<R, M, S, E, D>(back: &mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error>
 where
     R: RungeKutta,
     M: VectorField<S, E, D> + TensorCollection<E, D>,
@@ -30,51 +54,39 @@ where
     E: Real,
     D: Backend<E>,
 {
+    let model = back.model;
     // Parameter cotangents accumulate here, on the device, across every product of the pass.
     let mut params = Some(model.try_alloc_grads().map_err(Error::device)?);
-    // One workspace for recomputing states (EveryK, Budget) and for the partner steps: a
-    // recomputed state still held by the store is copied before its slot is written again.
-    let mut ws = crate::rk::Workspace::new();
     let mut nfe_vjp = 0;
     let mut nfe_rebuild = 0;
-    let n_steps = fwd.checkpoints.len();
-    let mut lambda = out[0].device().zeros_like(out[0].shape());
-    let mut walk = OutputsBackward::new(&fwd.out_at);
-    let mut host = Vec::new();
-    let mut non_finite_at = None;
     // With the stage store, the state at the end of the step being swept (the next step's
     // start, or the final state): the state of the stage only the interpolant reads.
-    let keeps_stages = fwd.checkpoints.stages(0).is_some();
+    let n_steps = back.record.grid.len();
+    let keeps_stages = back.record.store.keeps_stages();
     let mut y_end = keeps_stages
         .then(|| {
             let end = OutputAt::boundary(n_steps);
-            let last = fwd.out_at.iter().rposition(|at| *at == end)?;
-            Some(S::unstack(ys.clone(), last))
+            let last = back.record.out_at.iter().rposition(|at| *at == end)?;
+            Some(S::unstack(back.ys.clone(), last))
         })
         .flatten();
-    for n in (0..n_steps).rev() {
-        // Output jumps: outputs at the end of step n.
-        for k in walk.at_boundary(n + 1) {
-            lambda = add(lambda, &out[k]);
-        }
-        // Outputs inside step n, interpolated: their cotangents join the stage sweep.
-        let inside: Vec<_> = walk
-            .inside(n)
-            .into_iter()
-            .map(|(k, theta)| (theta, &out[k]))
-            .collect();
-        let (t, h) = fwd.checkpoints.step(n).ok_or_else(|| missing("step", n))?;
-        let (x, recomputed) = fwd
-            .checkpoints
-            .state(n, &mut |t, h, x| R::step(model, t, h, x, None, &mut ws).y)
-            .ok_or_else(|| missing("state", n))?;
-        nfe_rebuild += recomputed * R::STAGES;
-        let mut closure =
+    let walked = walk::<R, _, _, _, _>(back, |step| {
+        let StepBack {
+            t,
+            h,
+            x,
+            lambda,
+            inside,
+            stages,
+            ws,
+            ..
+        } = step;
+        let mut vjp =
             |ti: E, xi: Tensor<S, E, D>, v: Tensor<S, E, D>| -> Result<Tensor<S, E, D>, Error> {
                 nfe_vjp += 1;
-                let acc = params.take().ok_or(Error::Device {
-                    message: "gradient store lost by a failed product".into(),
-                })?;
+                let acc = params
+                    .take()
+                    .ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
                 let (x_bar, acc) =
                     pullback(acc, xi, |x| (model.eval(ti, x) * v).sum::<Rank0, _>())?;
                 params = Some(acc);
@@ -85,36 +97,26 @@ where
         // the slice in release builds, and the debug assertion makes the tests catch one.)
         // A step with outputs inside also needs the state only the interpolant reads: the
         // step's result, `y_end`.
-        let stored = fwd.checkpoints.stages(n);
-        debug_assert!(stored.is_none_or(|s| s.len() == R::KEPT_STAGES.len()));
-        let stored = stored.filter(|s| s.len() == R::KEPT_STAGES.len());
+        debug_assert!(stages.is_none_or(|s| s.len() == R::KEPT_STAGES.len()));
+        let stored = stages.filter(|s| s.len() == R::KEPT_STAGES.len());
         let back = match (stored, &y_end) {
             (Some(stages), Some(y)) if !inside.is_empty() => {
                 let dense = stage_cotangents::<R, S, E, D>(&inside);
                 R::adjoint_step_dense_stored(
-                    model,
-                    t,
-                    h,
-                    &x,
-                    stages,
-                    y,
-                    &lambda,
-                    &dense,
-                    &mut closure,
-                    &mut ws,
+                    model, t, h, &x, stages, y, &lambda, &dense, &mut vjp, ws,
                 )?
             }
             _ if !inside.is_empty() => {
                 let dense = stage_cotangents::<R, S, E, D>(&inside);
-                R::adjoint_step_dense(model, t, h, &x, &lambda, &dense, &mut closure, &mut ws)?
+                R::adjoint_step_dense(model, t, h, &x, &lambda, &dense, &mut vjp, ws)?
             }
             (Some(stages), _) => {
-                R::adjoint_step_stored(model, t, h, &x, stages, &lambda, &mut closure, &mut ws)?
+                R::adjoint_step_stored(model, t, h, &x, stages, &lambda, &mut vjp, ws)?
             }
-            _ => R::adjoint_step(model, t, h, &x, &lambda, &mut closure, &mut ws)?,
+            _ => R::adjoint_step(model, t, h, &x, &lambda, &mut vjp, ws)?,
         };
         nfe_rebuild += back.evals;
-        lambda = back.x_bar;
+        let mut lambda = back.x_bar;
         if keeps_stages {
             y_end = Some(x);
         }
@@ -122,29 +124,20 @@ where
         for (_, o) in &inside {
             lambda = add(lambda, o);
         }
-        // A non-finite cotangent is not a failure: it flows on as it would through backprop
-        // (parameter cotangents the NaN never reaches stay finite); the report says where.
-        if non_finite_at.is_none() && !all_finite(&lambda, &mut host) {
-            non_finite_at = Some(t.into());
-        }
-    }
-    for k in walk.rest() {
-        lambda = add(lambda, &out[k]);
-    }
-    if non_finite_at.is_none() && !all_finite(&lambda, &mut host) {
-        non_finite_at = fwd.checkpoints.step(0).map(|(t, _)| t.into()).or(Some(0.0));
-    }
-    let params = params.ok_or(Error::Device {
-        message: "gradient store lost by a failed product".into(),
+        Ok(lambda)
     })?;
+    let params =
+        params.ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
     Ok(Cotangents {
-        x0: lambda,
+        x0: walked.lambda,
         params,
-        nfe_vjp,
-        nfe_rebuild,
-        steps: n_steps,
-        rejected: 0,
-        recomputed_steps: fwd.checkpoints.recomputed(),
-        non_finite_at,
+        stats: BackwardStats {
+            nfe_vjp,
+            nfe_rebuild: nfe_rebuild + walked.nfe_rebuild,
+            steps: n_steps,
+            recomputed_steps: walked.recomputed_steps,
+            non_finite_at: walked.non_finite_at,
+            ..BackwardStats::default()
+        },
     })
 }

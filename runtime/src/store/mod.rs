@@ -1,19 +1,23 @@
-//! The checkpoint store: what the backward pass needs of each accepted step, and nothing else.
+//! The state store: what a gradient method asks the forward solve to keep of each accepted
+//! step (states per the [`CheckpointPolicy`], the stage states of the stage store), and the way
+//! back to the states it did not keep. The step grid it recomputes along is the forward's
+//! [`StepGrid`].
 
 mod schedule;
-mod store;
+mod slots;
 
 use dfdx::prelude::*;
 
 pub use schedule::binomial_recomputation;
-use store::{Rule, Store};
+use slots::{Rule, Slots};
 
+use crate::forward::StepGrid;
 use crate::real::Real;
 
 /// Which accepted states the store keeps. The gradient methods only ever ask the store for the
 /// state at the start of step `n`; states it did not keep are recomputed from the nearest kept
 /// one, so new policies need no change to the gradient methods. Only `symplectic` and
-/// `checkpoint` read states; the other solves keep none whatever the policy (see [`Keep`]).
+/// `aca` read states; the other solves keep none whatever the policy (see [`Keep`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CheckpointPolicy {
     /// Keep the state at the start of every accepted step (the paper's setting).
@@ -32,9 +36,8 @@ pub enum CheckpointPolicy {
     /// methods treat it as `All`.
     AllStages,
     /// At most this many bytes of stored states, whatever the number of steps: binomial
-    /// checkpointing. The budget holds `budget / slot bytes` states ([`Checkpoints::slot_bytes`]:
-    /// the state's elements and ~100 B of bookkeeping),
-    /// the initial one included, placed by the optimal schedule for that many (revolve) when the
+    /// checkpointing. The budget holds `budget / slot bytes` states (the state's elements and
+    /// about 120 B of bookkeeping per state with dfdx's CPU tensors), the initial one included, placed by the optimal schedule for that many (revolve) when the
     /// number of steps is known before solving (fixed steps), or by an online schedule when it
     /// is not (adaptive steps: Wang, Moin & Iaccarino's dynamic allocation); the backward pass
     /// recomputes the others with the fewest forward steps the schedule allows and reuses the
@@ -47,102 +50,52 @@ pub enum CheckpointPolicy {
     Budget(usize),
 }
 
-/// What the gradient pass of a solve reads from the store, chosen by the solve from its tape
-/// and gradient method: nothing more is kept.
+/// What the gradient pass of a solve reads from the store, chosen by the gradient method (and
+/// nothing at all without a tape): nothing more is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Keep {
-    /// Nothing but the number of steps: solves without a tape.
+pub(crate) enum Keep {
+    /// No state (solves without a tape, the continuous adjoint): the step grid, which every
+    /// solve records, is all the way back reads.
     Nothing,
-    /// The last step's time and size (the continuous adjoint's first backward step).
-    LastStep,
-    /// The step grid, the times and sizes of every step (`backprop` replays it).
+    /// No state, but the way back replays every step of the grid (`backprop`).
     Grid,
-    /// The grid and the states the policy keeps (`symplectic`, `checkpoint`).
+    /// The states the policy keeps (`symplectic`, `aca`).
     States,
-    /// The grid, every state and the states of each step's live stages (the stage store).
+    /// Every state and the states of each step's live stages (the stage store).
     Stages,
 }
 
-/// The time at which step `i` of `n` equal steps from `start` to `target` starts (`i ≤ n`): the
-/// fixed-step grid, computed the same way by the forward loop and the store, so that the store
-/// need not keep it.
-pub(crate) fn fixed_time<E: Real>(start: E, target: E, i: usize, n: usize) -> E {
-    if i == 0 {
-        start
-    } else if i == n {
-        target
-    } else {
-        let interval: f64 = (target - start).into();
-        start + E::from_f64_lossy(interval * i as f64 / n as f64)
+impl Keep {
+    /// Whether the way back replays the step grid (so its bytes count as kept for it).
+    pub fn replays_grid(self) -> bool {
+        self != Keep::Nothing
     }
-}
-
-/// `n` equal steps from `start` to `target`, the first of them step `first` of the solve.
-#[derive(Clone, Copy, Debug)]
-struct Run<E> {
-    first: usize,
-    n: usize,
-    start: E,
-    target: E,
 }
 
 /// Heap bytes a stored tensor takes besides its elements: the reference-counted buffer's
 /// header (dfdx keeps data in an `Arc<Vec<E>>`).
 const BUFFER_HEADER: usize = 2 * core::mem::size_of::<usize>() + core::mem::size_of::<Vec<u8>>();
 
-/// `(t, h)` of step `n` from the fixed-step runs or the stored grid (`last`: the last step's).
-fn grid_step<E: Real>(
-    runs: &[Run<E>],
-    grid: &[(E, E)],
-    last: Option<(E, E)>,
-    len: usize,
-    n: usize,
-) -> Option<(E, E)> {
-    if n >= len {
-        return None;
-    }
-    if n + 1 == len {
-        return last;
-    }
-    if runs.is_empty() {
-        return grid.get(n).copied();
-    }
-    let r = runs[runs.partition_point(|r| r.first <= n).checked_sub(1)?];
-    let i = n - r.first;
-    let t = fixed_time(r.start, r.target, i, r.n);
-    Some((t, fixed_time(r.start, r.target, i + 1, r.n) - t))
-}
-
 /// Bytes of one slot's entry in a budget's schedule (the online schedule's step and level).
 const SCHEDULE_ENTRY: usize = 2 * core::mem::size_of::<usize>();
 
 /// Recomputes one step: `(t, h, x) -> x_next`.
-pub type Advance<'a, S, E, D> = dyn FnMut(E, E, &Tensor<S, E, D>) -> Tensor<S, E, D> + 'a;
+pub(crate) type Advance<'a, S, E, D> = dyn FnMut(E, E, &Tensor<S, E, D>) -> Tensor<S, E, D> + 'a;
 
-/// Times, step sizes and (per the policy) states of the accepted steps of one solve.
+/// The states (per the policy) and stage states of the accepted steps of one solve.
 #[derive(Debug)]
-pub struct Checkpoints<S: Shape, E: Dtype, D: Storage<E>> {
+pub(crate) struct StateStore<S: Shape, E: Dtype, D: Storage<E>> {
     policy: CheckpointPolicy,
     keep: Keep,
     len: usize,
-    /// `(t, h)` per step (adaptive solves keeping the grid).
-    grid: Vec<(E, E)>,
-    /// The fixed-step grid, one run per output interval.
-    runs: Vec<Run<E>>,
-    last: Option<(E, E)>,
-    store: Store<Tensor<S, E, D>>,
+    slots: Slots<Tensor<S, E, D>>,
     /// Stage states per step (the stage store; else empty).
     stages: Vec<Vec<Tensor<S, E, D>>>,
 }
 
-impl<S: Shape, E: Real, D: Storage<E>> Checkpoints<S, E, D> {
-    /// An empty store keeping what `symplectic` and `checkpoint` need under `policy`.
-    pub fn new(policy: CheckpointPolicy) -> Self {
-        Self::keeping(policy, Keep::States)
-    }
-
+impl<S: Shape, E: Real, D: Storage<E>> StateStore<S, E, D> {
     /// An empty store keeping `keep` (states per `policy` for [`Keep::States`]).
-    pub fn keeping(policy: CheckpointPolicy, keep: Keep) -> Self {
+    pub fn new(policy: CheckpointPolicy, keep: Keep) -> Self {
         let rule = match policy {
             CheckpointPolicy::EveryK(k) => Rule::EveryK(k),
             CheckpointPolicy::Budget(_) => Rule::Budget {
@@ -152,14 +105,11 @@ impl<S: Shape, E: Real, D: Storage<E>> Checkpoints<S, E, D> {
             },
             _ => Rule::All,
         };
-        Checkpoints {
+        StateStore {
             policy,
             keep,
             len: 0,
-            grid: Vec::new(),
-            runs: Vec::new(),
-            last: None,
-            store: Store::new(rule),
+            slots: Slots::new(rule),
             stages: Vec::new(),
         }
     }
@@ -188,46 +138,20 @@ impl<S: Shape, E: Real, D: Storage<E>> Checkpoints<S, E, D> {
             return None;
         }
         if matches!(self.keep, Keep::States | Keep::Stages) {
-            self.store = Store::budget(slots, steps);
+            self.slots = Slots::budget(slots, steps);
         }
         Some(slots)
     }
 
-    /// Declares the next `n` steps equal steps from `start` to `target` (a fixed-step output
-    /// interval): their times and sizes are computed, not stored.
-    pub fn fixed_run(&mut self, start: E, target: E, n: usize) {
-        if matches!(self.keep, Keep::Grid | Keep::States | Keep::Stages) {
-            self.runs.push(Run {
-                first: self.len,
-                n,
-                start,
-                target,
-            });
-        }
-    }
-
-    /// Records accepted step `n = len()` from `(t, x)` with size `h`.
-    pub fn push(&mut self, t: E, h: E, x: &Tensor<S, E, D>) {
+    /// Records the state `x` at the start of accepted step `len()` and, for the stage store,
+    /// the stage states its forward step recorded.
+    pub fn push(&mut self, x: &Tensor<S, E, D>, stages: Vec<Tensor<S, E, D>>) {
         let n = self.len;
         self.len += 1;
-        self.last = Some((t, h));
-        if matches!(self.keep, Keep::Nothing | Keep::LastStep) {
-            return;
-        }
-        if self.runs.is_empty() {
-            self.grid.push((t, h));
-        } else {
-            debug_assert_eq!(self.step(n), Some((t, h)), "step {n} off the fixed grid");
-        }
         if matches!(self.keep, Keep::States | Keep::Stages) {
-            self.store.record(n, x);
+            self.slots.record(n, x);
         }
-    }
-
-    /// Records the stage states of the step just pushed (kept by the stage store).
-    pub fn push_stages(&mut self, stages: Vec<Tensor<S, E, D>>) {
         if self.keep == Keep::Stages {
-            debug_assert_eq!(self.stages.len() + 1, self.len);
             self.stages.push(stages);
         }
     }
@@ -237,55 +161,40 @@ impl<S: Shape, E: Real, D: Storage<E>> Checkpoints<S, E, D> {
         self.stages.get(n).map(Vec::as_slice)
     }
 
-    /// Number of accepted steps.
-    pub fn len(&self) -> usize {
-        self.len
+    /// Whether the store keeps stage states.
+    pub fn keeps_stages(&self) -> bool {
+        self.keep == Keep::Stages
     }
 
-    /// Whether no step was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// What the store keeps.
-    pub fn keeps(&self) -> Keep {
-        self.keep
-    }
-
-    /// `(t, h)` of step `n`, if the store kept the grid (or `n` is the last step).
-    pub fn step(&self, n: usize) -> Option<(E, E)> {
-        grid_step(&self.runs, &self.grid, self.last, self.len, n)
-    }
-
-    /// The state at the start of step `n`, recomputing it with `advance(t, h, x)` from the
-    /// nearest stored state if the policy did not keep it. Meant for walking back, `n = len() −
-    /// 1, …, 0`: the states of later steps are released as it goes. Returns the state and the
-    /// number of steps recomputed, or `None` if `n` is out of range or no state was kept.
+    /// The state at the start of step `n`, recomputing it with `advance(t, h, x)` along `grid`
+    /// from the nearest stored state if the policy did not keep it. Meant for walking back,
+    /// `n = len() − 1, …, 0`: the states of later steps are released as it goes. Returns the
+    /// state and the number of steps recomputed, or `None` if `n` is out of range or no state
+    /// was kept.
     pub fn state(
         &mut self,
         n: usize,
+        grid: &StepGrid<E>,
         advance: &mut Advance<'_, S, E, D>,
     ) -> Option<(Tensor<S, E, D>, usize)> {
         if !matches!(self.keep, Keep::States | Keep::Stages) {
             return None;
         }
-        let (runs, grid, last, len) = (&self.runs, &self.grid, self.last, self.len);
-        let step = |m: usize| grid_step(runs, grid, last, len, m);
-        self.store
-            .state(n, &mut |m, x| step(m).map(|(t, h)| advance(t, h, x)))
+        self.slots
+            .state(n, &mut |m, x| grid.step(m).map(|(t, h)| advance(t, h, x)))
     }
 
     /// Steps recomputed by [`state`](Self::state) so far.
     pub fn recomputed(&self) -> usize {
-        self.store.recomputed()
+        self.slots.recomputed()
     }
 
     /// Bytes the store holds: stored states and stage states (elements and buffer headers;
-    /// a buffer shared with an output or the caller counts too), the step grid and the
-    /// bookkeeping vectors (by capacity).
+    /// a buffer shared with an output or the caller counts too) and the bookkeeping vectors
+    /// (by capacity).
     pub fn bytes(&self) -> usize {
         let tensor = core::mem::size_of::<Tensor<S, E, D>>();
-        let states: usize = self.store.states().map(Self::state_bytes).sum();
+        let states: usize = self.slots.states().map(Self::state_bytes).sum();
         let stages: usize = self
             .stages
             .iter()
@@ -298,12 +207,10 @@ impl<S: Shape, E: Real, D: Storage<E>> Checkpoints<S, E, D> {
                 .map(|s| s.capacity() * tensor)
                 .sum::<usize>()
             + self.stages.capacity() * core::mem::size_of::<Vec<Tensor<S, E, D>>>();
-        let (entries, schedule) = self.store.entries();
+        let (entries, schedule) = self.slots.entries();
         states
             + stages
             + entries * core::mem::size_of::<(usize, Tensor<S, E, D>)>()
             + schedule * core::mem::size_of::<usize>()
-            + self.grid.capacity() * core::mem::size_of::<(E, E)>()
-            + self.runs.capacity() * core::mem::size_of::<Run<E>>()
     }
 }

@@ -1,18 +1,7 @@
-//! Step-size control: it proposes step sizes and accepts or rejects steps, and knows nothing of
-//! gradients or of the method beyond its error order.
+//! The proportional–integral step-size controller, the default of every adaptive solve.
 
-/// Decides whether a step is accepted and what size the next step has.
-pub trait StepSizeController {
-    /// Called once per solve with the order of the error estimate (`embedded_order + 1` for the
-    /// local error) before the first step.
-    fn reset(&mut self, error_order: u32);
-
-    /// Given the scaled error norm of a step of size `h` (positive; `∞` when the norm was not
-    /// finite) taken from time `t`, returns whether to accept it and the size of the next
-    /// attempt. (`t` lets a controller vary with time, say to step carefully near a known
-    /// event; the shipped [`PiController`] does not use it.)
-    fn decide(&mut self, t: f64, err_norm: f64, h: f64) -> (bool, f64);
-}
+use super::StepSizeController;
+use crate::error::Error;
 
 /// The proportional–integral controller of Hairer, Nørsett & Wanner (II.4) and Söderlind:
 /// `h_new = h · safety · err^(-α) · err_prev^(β)`, clamped to `[factor_min, factor_max]`,
@@ -33,7 +22,8 @@ pub struct PiController {
 }
 
 impl PiController {
-    /// A controller with these factors.
+    /// A controller with these factors (checked when a solve starts: `0 < safety ≤ 1`,
+    /// `0 < factor_min < 1`, `1 < factor_max < ∞`).
     pub fn new(safety: f64, factor_min: f64, factor_max: f64) -> Self {
         PiController {
             safety,
@@ -48,12 +38,37 @@ impl PiController {
 }
 
 impl Default for PiController {
+    /// `safety` 0.9, `factor_min` 0.2, `factor_max` 10 (Hairer's DOPRI5).
     fn default() -> Self {
         Self::new(0.9, 0.2, 10.0)
     }
 }
 
 impl StepSizeController for PiController {
+    fn validate(&self) -> Result<(), Error> {
+        let invalid = |name, value, reason| {
+            Err(Error::InvalidOption {
+                name,
+                value,
+                reason,
+            })
+        };
+        if !(self.safety > 0.0 && self.safety <= 1.0) {
+            return invalid("safety", self.safety, "expected 0 < safety <= 1");
+        }
+        if !(self.factor_min > 0.0 && self.factor_min < 1.0) {
+            return invalid("factor_min", self.factor_min, "expected 0 < factor_min < 1");
+        }
+        if !(self.factor_max > 1.0 && self.factor_max.is_finite()) {
+            return invalid(
+                "factor_max",
+                self.factor_max,
+                "expected a finite factor_max > 1",
+            );
+        }
+        Ok(())
+    }
+
     fn reset(&mut self, error_order: u32) {
         let k = f64::from(error_order.max(1));
         self.alpha = 0.7 / k;
@@ -84,38 +99,6 @@ impl StepSizeController for PiController {
             self.rejected_last = true;
             (false, h * factor)
         }
-    }
-}
-
-/// Hairer's scaled RMS norm: `sqrt(mean((e_i / (atol + rtol · max(|x_i|, |y_i|)))²))`, on
-/// buffers of any real type. Returns `∞` when any entry is not finite.
-pub fn rms_norm<T: Copy + Into<f64>>(err: &[T], x: &[T], y: &[T], rtol: f64, atol: f64) -> f64 {
-    if err.is_empty() {
-        return 0.0;
-    }
-    let mut sum = 0.0;
-    let mut y_finite = true;
-    for ((&e, &a), &b) in err.iter().zip(x).zip(y) {
-        let (e, a, b): (f64, f64, f64) = (e.into(), a.into(), b.into());
-        y_finite &= b.is_finite();
-        let scale = atol + rtol * a.abs().max(b.abs());
-        // With atol = 0 an entry at exactly zero has no scale: it is on target only if exact.
-        let r = if scale == 0.0 {
-            if e == 0.0 {
-                0.0
-            } else {
-                f64::INFINITY
-            }
-        } else {
-            e / scale
-        };
-        sum += r * r;
-    }
-    let norm = (sum / err.len() as f64).sqrt();
-    if norm.is_finite() && y_finite {
-        norm
-    } else {
-        f64::INFINITY
     }
 }
 
@@ -153,18 +136,18 @@ mod tests {
     }
 
     #[test]
-    fn norm_mixes_absolute_and_relative_tolerances() {
-        let n = rms_norm(&[1e-6, 1e-6], &[0.0, 100.0], &[0.0, 100.0], 1e-6, 1e-6);
-        // scales 1e-6 and 1e-6 + 1e-4.
-        let expect = ((1.0 + (1e-6f64 / (1e-6 + 1e-4)).powi(2)) / 2.0).sqrt();
-        assert!((n - expect).abs() < 1e-12);
-        assert_eq!(
-            rms_norm(&[f64::NAN], &[0.0], &[0.0], 1e-6, 1e-6),
-            f64::INFINITY
-        );
-        assert_eq!(
-            rms_norm(&[0.0], &[0.0], &[f64::INFINITY], 1e-6, 1e-6),
-            f64::INFINITY
-        );
+    fn parameters_are_checked() {
+        assert!(PiController::default().validate().is_ok());
+        for (c, name) in [
+            (PiController::new(1.5, 0.2, 10.0), "safety"),
+            (PiController::new(0.9, 0.0, 10.0), "factor_min"),
+            (PiController::new(0.9, 0.2, 1.0), "factor_max"),
+            (PiController::new(0.9, 0.2, f64::INFINITY), "factor_max"),
+        ] {
+            match c.validate() {
+                Err(Error::InvalidOption { name: got, .. }) => assert_eq!(got, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
     }
 }

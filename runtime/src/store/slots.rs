@@ -1,4 +1,4 @@
-//! The kept states of one solve and the way back to the ones not kept. Generic over what a state
+//! The slots of kept states of one solve and the way back to the ones not kept. Generic over what a state
 //! is (tensors in a solve, step numbers in the tests), so the schedules are tested exactly.
 
 use super::schedule::{self, Online};
@@ -23,7 +23,7 @@ pub(crate) enum Rule {
 pub(crate) type Advance<'a, T> = dyn FnMut(usize, &T) -> Option<T> + 'a;
 
 #[derive(Clone, Debug)]
-pub(crate) struct Store<T> {
+pub(crate) struct Slots<T> {
     rule: Rule,
     /// `(step, state at its start)`, ascending by step.
     kept: Vec<(usize, T)>,
@@ -35,9 +35,9 @@ pub(crate) struct Store<T> {
     recomputed: usize,
 }
 
-impl<T: Clone> Store<T> {
+impl<T: Clone> Slots<T> {
     pub(crate) fn new(rule: Rule) -> Self {
-        Store {
+        Slots {
             rule,
             kept: Vec::new(),
             cache: Vec::new(),
@@ -186,7 +186,7 @@ mod tests {
 
     /// Reverses `steps` steps with step numbers as states: checks every state returned and the
     /// number of states held; returns the steps recomputed.
-    fn reverse(mut store: Store<usize>, steps: usize, slots: usize) -> usize {
+    fn reverse(mut store: Slots<usize>, steps: usize, slots: usize) -> usize {
         for n in 0..steps {
             store.record(n, &n);
             assert!(
@@ -217,16 +217,16 @@ mod tests {
 
     #[test]
     fn all_and_every_k_recompute_each_segment_once() {
-        assert_eq!(reverse(Store::new(Rule::All), 40, usize::MAX), 0);
+        assert_eq!(reverse(Slots::new(Rule::All), 40, usize::MAX), 0);
         // Segments of 4: 3 recomputed states each, the last segment (36..40) included.
-        assert_eq!(reverse(Store::new(Rule::EveryK(4)), 40, usize::MAX), 10 * 3);
+        assert_eq!(reverse(Slots::new(Rule::EveryK(4)), 40, usize::MAX), 10 * 3);
     }
 
     #[test]
     fn offline_budget_meets_the_binomial_optimum() {
         for steps in [1, 2, 3, 10, 57, 300, 2000] {
             for slots in [1, 2, 3, 5, 17, 400] {
-                let got = reverse(Store::budget(slots, Some(steps)), steps, slots);
+                let got = reverse(Slots::budget(slots, Some(steps)), steps, slots);
                 let optimum = schedule::binomial_recomputation(steps, slots).unwrap();
                 assert_eq!(got as u128, optimum, "{steps} steps, {slots} slots");
             }
@@ -240,7 +240,7 @@ mod tests {
                 if slots < 5 && steps > 2000 {
                     continue; // quadratic by nature; covered at 2000 steps
                 }
-                let got = reverse(Store::budget(slots, None), steps, slots) as f64;
+                let got = reverse(Slots::budget(slots, None), steps, slots) as f64;
                 let optimum = schedule::binomial_recomputation(steps, slots).unwrap() as f64;
                 let n = steps as f64;
                 println!(

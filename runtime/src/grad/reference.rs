@@ -1,6 +1,6 @@
 //! A Runge–Kutta step written as a plain loop over the tableau's arrays, with dfdx's ordinary
 //! operations on any tape. It is the independent reference that `backprop` differentiates with
-//! dfdx's own autodiff, and the step that `checkpoint` records; the generated straight-line code
+//! dfdx's own autodiff, and the step that `aca` records; the generated straight-line code
 //! is what `symplectic` and the forward solve use.
 
 use dfdx::prelude::*;

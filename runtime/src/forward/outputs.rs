@@ -1,0 +1,143 @@
+//! Outputs: where each output time lies on the accepted steps, and its value: a step boundary,
+//! or the method's interpolant inside a step (from the step's stage derivatives).
+
+use dfdx::prelude::*;
+
+use crate::backend::Backend;
+use crate::field::VectorField;
+use crate::real::Real;
+use crate::rk::RungeKutta;
+use crate::shape::StateShape;
+use crate::stats::ForwardStats;
+
+/// Where an output lies on the accepted steps: at the boundary after `after` steps
+/// (`theta: None`), or inside step `after` at `t + θh` (`theta: Some(θ)`, `0 < θ < 1` up to
+/// rounding), interpolated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct OutputAt<E> {
+    pub after: usize,
+    pub theta: Option<E>,
+}
+
+impl<E> OutputAt<E> {
+    pub fn boundary(after: usize) -> Self {
+        OutputAt { after, theta: None }
+    }
+
+    /// The first and last step boundaries strictly after this output and strictly before
+    /// `next` (an empty range when there are none).
+    pub fn boundaries_before(&self, next: &OutputAt<E>) -> core::ops::RangeInclusive<usize> {
+        let first = self.after + 1;
+        let last = match next.theta {
+            Some(_) => next.after,
+            None => next.after.saturating_sub(1),
+        };
+        // (Empty when `last < first`, as for two outputs inside one step or at the same boundary.)
+        first..=last
+    }
+}
+
+/// The outputs produced so far, and the next output time to produce.
+pub(crate) struct Outputs<'a, S: Shape, E: Real, D: Backend<E>> {
+    times: &'a [E],
+    next: usize,
+    dir: f64,
+    /// States at the output times so far (the first is the initial state).
+    pub values: Vec<Tensor<S, E, D>>,
+    /// Where each lies.
+    pub at: Vec<OutputAt<E>>,
+}
+
+impl<'a, S: StateShape, E: Real, D: Backend<E>> Outputs<'a, S, E, D> {
+    /// The first output, `x0` at `times[0]`, and the rest to come in direction `dir`.
+    pub fn new(times: &'a [E], dir: f64, x0: &Tensor<S, E, D>) -> Self {
+        Outputs {
+            times,
+            next: 1,
+            dir,
+            values: vec![x0.clone()],
+            at: vec![OutputAt::boundary(0)],
+        }
+    }
+
+    /// Every output is `x0` (a state with no entries: nothing to integrate).
+    pub fn all_initial(&mut self) {
+        let x0 = self.values[0].clone();
+        self.values.resize(self.times.len(), x0);
+        self.at.resize(self.times.len(), OutputAt::boundary(0));
+        self.next = self.times.len();
+    }
+
+    /// After accepted step `n` from `(t, x)` of size `h` to `(t_next, y)` with stage derivatives
+    /// `ks`: the outputs inside the step, interpolated, and the one at `t_next`, if any. Where
+    /// the interpolant has an extra stage (a method that is not FSAL, with the Hermite fallback
+    /// or a `[dense]` section's extra row) this evaluates `f(t + h, y)` once, and returns it as
+    /// the next step's first evaluation when that is at `t_next`.
+    pub fn after_step<R, F>(
+        &mut self,
+        f: &F,
+        (t, h, t_next, n): (E, E, E, usize),
+        (x, y): (&Tensor<S, E, D>, &Tensor<S, E, D>),
+        mut ks: Vec<Tensor<S, E, D>>,
+        stats: &mut ForwardStats,
+    ) -> Option<Tensor<S, E, D>>
+    where
+        R: RungeKutta,
+        F: VectorField<S, E, D> + ?Sized,
+    {
+        let mut handed = None;
+        while let Some(&tau) = self.times.get(self.next) {
+            let ahead: f64 = (tau - t_next).into();
+            if tau == t_next {
+                self.values.push(y.clone());
+                self.at.push(OutputAt::boundary(n + 1));
+            } else if ahead * self.dir < 0.0 && ks.len() >= R::STAGES {
+                if ks.len() < R::INTERPOLANT_STAGES {
+                    // The interpolant's extra stage f(t + h, y) (the Hermite fallback, or a
+                    // [dense] section's extra row, on a method that is not FSAL).
+                    let t_end = t + h;
+                    let k_end = crate::rk::eval(f, t_end, y.clone());
+                    stats.nfe += 1;
+                    if t_end == t_next {
+                        handed = Some(k_end.clone());
+                    }
+                    ks.push(k_end);
+                }
+                let theta = (tau - t) / h;
+                self.values.push(R::interpolate(h, x, &ks, theta));
+                self.at.push(OutputAt {
+                    after: n,
+                    theta: Some(theta),
+                });
+            } else {
+                break;
+            }
+            self.next += 1;
+        }
+        handed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_between_outputs() {
+        let b = OutputAt::<f64>::boundary;
+        let inside = |after, theta| OutputAt {
+            after,
+            theta: Some(theta),
+        };
+        // Boundary 2 to boundary 5: boundaries 3 and 4 lie between.
+        assert_eq!(b(2).boundaries_before(&b(5)), 3..=4);
+        // Inside step 2 (between boundaries 2 and 3) to inside step 5: boundaries 3, 4, 5.
+        assert_eq!(inside(2, 0.5).boundaries_before(&inside(5, 0.1)), 3..=5);
+        // Two outputs inside the same step: none.
+        assert!(inside(4, 0.2).boundaries_before(&inside(4, 0.7)).is_empty());
+        // Boundary 0 to inside step 0: none; boundary 0 to boundary 1: none.
+        assert!(b(0).boundaries_before(&inside(0, 0.5)).is_empty());
+        assert!(b(0).boundaries_before(&b(1)).is_empty());
+        assert!(b(0).boundaries_before(&b(0)).is_empty());
+    }
+}

@@ -1,0 +1,118 @@
+//! Backpropagation through the solver: the accepted steps of the forward solve are replayed on
+//! the caller's tape with dfdx's own operations ([`reference`](super::reference): a plain loop
+//! over the tableau's arrays), so dfdx differentiates the whole discrete solve. Exact; memory
+//! grows with steps × stages × the network's graph.
+
+use dfdx::nn::tensor_collection::TensorCollection;
+use dfdx::prelude::*;
+
+use super::{reference, Attached, GradientMethod, Solved};
+use crate::backend::Backend;
+use crate::field::VectorField;
+use crate::forward::outputs::OutputAt;
+use crate::forward::StepGrid;
+use crate::real::Real;
+use crate::rk::RungeKutta;
+use crate::shape::StateShape;
+use crate::stats::BackwardStats;
+use crate::store::{CheckpointPolicy, Keep};
+
+/// `GradMethod::Backprop`.
+pub(crate) struct Backprop;
+
+impl GradientMethod for Backprop {
+    fn keep(_: CheckpointPolicy) -> Keep {
+        Keep::Grid
+    }
+
+    fn attach<R, M, S, E, D, T>(solved: Solved<'_, M, S, E, D>, tape: T) -> Attached<S, E, D, T>
+    where
+        R: RungeKutta,
+        M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static,
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+        T: Tape<E, D> + 'static,
+    {
+        let Solved {
+            model,
+            x0,
+            record,
+            report,
+            solve_base,
+            forward_peak,
+            ..
+        } = solved;
+        // The solve is recorded on the caller's tape now: part of the forward's memory.
+        let level = crate::alloc::current();
+        let x0 = x0.put_tape(tape);
+        let (ys, replay_peak) = crate::alloc::measure(|| {
+            replay::<R, M, S, E, D, T>(model, x0, &record.grid, &record.out_at)
+        });
+        let peak = forward_peak
+            .zip(replay_peak)
+            .map(|(f, r)| f.max((level + r).saturating_sub(solve_base)));
+        let n = record.grid.len();
+        report.set(Ok(BackwardStats {
+            nfe_vjp: n * R::STAGES,
+            steps: n,
+            ..BackwardStats::default()
+        }));
+        Ok((ys, peak))
+    }
+}
+
+/// The forward solve's steps and outputs again, on `x0`'s tape.
+fn replay<R, M, S, E, D, T>(
+    model: &M,
+    x0: Tensor<S, E, D, T>,
+    grid: &StepGrid<E>,
+    out_at: &[OutputAt<E>],
+) -> Tensor<S::Stacked, E, D, T>
+where
+    R: RungeKutta,
+    M: VectorField<S, E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D>,
+{
+    let mut outputs: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(out_at.len());
+    let mut x = x0;
+    let mut k = 0;
+    let mut n = 0;
+    loop {
+        while out_at.get(k) == Some(&OutputAt::boundary(n)) {
+            outputs.push(x.with_empty_tape());
+            k += 1;
+        }
+        let Some((t, h)) = grid.step(n) else { break };
+        // Outputs inside step n, interpolated on the tape.
+        let mut thetas = Vec::new();
+        while let Some(OutputAt {
+            after,
+            theta: Some(theta),
+        }) = out_at.get(k)
+        {
+            if *after != n {
+                break;
+            }
+            thetas.push(*theta);
+            k += 1;
+        }
+        x = if thetas.is_empty() {
+            reference::step::<R, S, E, D, T, M>(model, t, h, x)
+        } else {
+            let (y, inside) =
+                reference::step_with_outputs::<R, S, E, D, T, M>(model, t, h, x, &thetas);
+            outputs.extend(inside);
+            y
+        };
+        n += 1;
+    }
+    // The last output (the final time, a step boundary) carries the tape with the steps'
+    // operations; interpolated outputs carry their own, merged by the stack.
+    outputs.pop();
+    outputs.push(x);
+    S::stack_taped(outputs)
+}
