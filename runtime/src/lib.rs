@@ -37,8 +37,8 @@ pub use options::{GradientFailure, SolveOptions, Stepping};
 pub use real::Real;
 pub use rk::RungeKutta;
 pub use shape::StateShape;
-pub use solve::{solve, solve_returning_input, solve_with, BackwardReport, Solution};
-pub use stats::{BackwardStats, ForwardStats};
+pub use solve::{solve, solve_returning_input, solve_with, Solution};
+pub use stats::{BackwardReport, BackwardStats, ForwardStats};
 pub use store::CheckpointPolicy;
 
 /// Names used only by code that `#[neural_ode]` generates.

@@ -2,8 +2,6 @@
 //! forward solve keeps what the gradient method asks for; the method then puts the solve on the
 //! caller's tape.
 
-use std::sync::{Arc, Mutex};
-
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
@@ -17,7 +15,7 @@ use crate::model::NeuralOde;
 use crate::options::SolveOptions;
 use crate::real::Real;
 use crate::shape::StateShape;
-use crate::stats::{BackwardStats, ForwardStats};
+use crate::stats::{BackwardReport, ForwardStats};
 use crate::store::Keep;
 
 /// The result of a solve.
@@ -32,33 +30,6 @@ pub struct Solution<S: StateShape, E: Real, D: Backend<E>, T> {
     pub steps: StepGrid<E>,
     /// Filled in when the gradient pass runs (during the caller's `backward()`).
     pub report: BackwardReport,
-}
-
-/// A handle to the outcome of a solve's gradient pass.
-///
-/// The pass runs inside dfdx's `backward()`, which cannot carry this crate's errors, so a failed
-/// pass leaves the caller's `Gradients` untouched and records its error here. Check it after
-/// `backward()` when the gradient matters: `sol.report.stats()?`.
-#[derive(Clone, Debug, Default)]
-pub struct BackwardReport(Arc<Mutex<Option<Result<BackwardStats, Error>>>>);
-
-impl BackwardReport {
-    /// What the gradient pass did; its error if it failed, or [`Error::NoGradientPass`] if it
-    /// has not run.
-    pub fn stats(&self) -> Result<BackwardStats, Error> {
-        self.get().unwrap_or(Err(Error::NoGradientPass))
-    }
-
-    /// `None` until the gradient pass has run, then its outcome.
-    pub fn get(&self) -> Option<Result<BackwardStats, Error>> {
-        self.0.lock().map(|g| g.clone()).unwrap_or(None)
-    }
-
-    pub(crate) fn set(&self, value: Result<BackwardStats, Error>) {
-        if let Ok(mut g) = self.0.lock() {
-            *g = Some(value);
-        }
-    }
 }
 
 /// Solves `dx/dt = model(t, x)` from `x0` at `times[0]` and returns the states at every time in

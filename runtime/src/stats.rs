@@ -1,4 +1,8 @@
-//! Statistics reported by every solve.
+//! Statistics reported by every solve, and the handle to its gradient pass's outcome.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::Error;
 
 /// What the forward solve did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,5 +59,32 @@ impl BackwardStats {
     /// Total evaluations, counting a vector–Jacobian product as one.
     pub fn nfe(&self) -> usize {
         self.nfe_vjp + self.nfe_rebuild
+    }
+}
+
+/// A handle to the outcome of a solve's gradient pass.
+///
+/// The pass runs inside dfdx's `backward()`, which cannot carry this crate's errors, so a failed
+/// pass leaves the caller's `Gradients` untouched and records its error here. Check it after
+/// `backward()` when the gradient matters: `sol.report.stats()?`.
+#[derive(Clone, Debug, Default)]
+pub struct BackwardReport(Arc<Mutex<Option<Result<BackwardStats, Error>>>>);
+
+impl BackwardReport {
+    /// What the gradient pass did; its error if it failed, or [`Error::NoGradientPass`] if it
+    /// has not run.
+    pub fn stats(&self) -> Result<BackwardStats, Error> {
+        self.get().unwrap_or(Err(Error::NoGradientPass))
+    }
+
+    /// `None` until the gradient pass has run, then its outcome.
+    pub fn get(&self) -> Option<Result<BackwardStats, Error>> {
+        self.0.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    pub(crate) fn set(&self, value: Result<BackwardStats, Error>) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(value);
+        }
     }
 }

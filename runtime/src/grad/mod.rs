@@ -31,8 +31,7 @@ use crate::options::{GradientFailure, SolveOptions};
 use crate::real::Real;
 use crate::rk::RungeKutta;
 use crate::shape::StateShape;
-use crate::solve::BackwardReport;
-use crate::stats::BackwardStats;
+use crate::stats::{BackwardReport, BackwardStats};
 use crate::store::{CheckpointPolicy, Keep};
 
 /// A way to differentiate a solve.

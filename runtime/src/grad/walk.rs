@@ -83,7 +83,7 @@ where
         let (t, h) = record.grid.step(n).ok_or_else(|| missing("step", n))?;
         let (x, recomputed) = record
             .store
-            .state(n, &record.grid, &mut |t, h, x| {
+            .state(n, |m| record.grid.step(m), &mut |t, h, x| {
                 R::step(model, t, h, x, None, &mut ws).y
             })
             .ok_or_else(|| missing("state", n))?;

@@ -1,7 +1,6 @@
 //! The state store: what a gradient method asks the forward solve to keep of each accepted
 //! step (states per the [`CheckpointPolicy`], the stage states of the stage store), and the way
-//! back to the states it did not keep. The step grid it recomputes along is the forward's
-//! [`StepGrid`].
+//! back to the states it did not keep, recomputed along the step grid the caller gives.
 
 mod schedule;
 mod slots;
@@ -11,7 +10,6 @@ use dfdx::prelude::*;
 pub use schedule::binomial_recomputation;
 use slots::{Rule, Slots};
 
-use crate::forward::StepGrid;
 use crate::real::Real;
 
 /// Which accepted states the store keeps. The gradient methods only ever ask the store for the
@@ -166,22 +164,22 @@ impl<S: Shape, E: Real, D: Storage<E>> StateStore<S, E, D> {
         self.keep == Keep::Stages
     }
 
-    /// The state at the start of step `n`, recomputing it with `advance(t, h, x)` along `grid`
-    /// from the nearest stored state if the policy did not keep it. Meant for walking back,
+    /// The state at the start of step `n`, recomputing it with `advance(t, h, x)` from the
+    /// nearest stored state if the policy did not keep it (`step(m)`: step `m`'s `(t, h)`). Meant for walking back,
     /// `n = len() − 1, …, 0`: the states of later steps are released as it goes. Returns the
     /// state and the number of steps recomputed, or `None` if `n` is out of range or no state
     /// was kept.
     pub fn state(
         &mut self,
         n: usize,
-        grid: &StepGrid<E>,
+        step: impl Fn(usize) -> Option<(E, E)>,
         advance: &mut Advance<'_, S, E, D>,
     ) -> Option<(Tensor<S, E, D>, usize)> {
         if !matches!(self.keep, Keep::States | Keep::Stages) {
             return None;
         }
         self.slots
-            .state(n, &mut |m, x| grid.step(m).map(|(t, h)| advance(t, h, x)))
+            .state(n, &mut |m, x| step(m).map(|(t, h)| advance(t, h, x)))
     }
 
     /// Steps recomputed by [`state`](Self::state) so far.
