@@ -90,7 +90,7 @@ fn main() {
             let start = Instant::now();
             drop(sol.ys.square().sum::<Rank0, _>().backward());
             let backward_time = start.elapsed();
-            let back = report.get().expect("ran").expect("gradient");
+            let back = report.stats().unwrap();
             (stats, back, forward_time, backward_time)
         });
         (out, peak)
@@ -114,7 +114,8 @@ fn main() {
             _ => (full_store, steps),
         };
         let bound = budget + graph + (2 * s + 2) * state;
-        let optimum = neural_ode::hooks::binomial_recomputation(steps, slots).unwrap_or(0);
+        let optimum =
+            neural_ode::CheckpointPolicy::binomial_recomputation(steps, slots).unwrap_or(0);
         println!(
             "| {name} ({}) | {slots} | {} | {} | {:.3} | {:.3} | {:.3} | {:.2} s | {:.2} s |",
             mb(budget),

@@ -70,7 +70,7 @@ fn main() {
             let ys = sol.ys;
             let _g = (ys * w.clone()).sum::<Rank0, _>().backward();
             let bwd = t1.elapsed();
-            let r = sol.report.get().unwrap().unwrap();
+            let r = sol.report.stats().unwrap();
             last = Some(format!(
                 "| {label} | {} | {} | {} | {} | {:.2} MB | {:.0} ms | {:.0} ms |",
                 sol.stats.accepted,

@@ -174,7 +174,7 @@ where
     let mut rng_state = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
-    let (mut nfe_f, mut nfe_b, mut peak) = (0usize, 0usize, 0usize);
+    let mut peak = 0usize;
     for it in 0..iters {
         // A batch of windows: BATCH_SIZE random starts, BATCH_TIME consecutive points each.
         let mut x0 = Vec::with_capacity(BATCH_SIZE * 2);
@@ -205,20 +205,18 @@ where
         let loss = (sol.ys - target).abs().mean::<Rank0, _>();
         let loss_value = loss.array();
         let grads = loss.backward();
-        match sol.report.get() {
-            Some(Ok(stats)) => {
-                nfe_f = sol.stats.nfe;
-                nfe_b = stats.nfe();
+        let (nfe_f, nfe_b) = match sol.report.stats() {
+            Ok(stats) => {
                 peak = peak.max(stats.peak_bytes.unwrap_or(0));
+                (sol.stats.nfe, stats.nfe())
             }
-            Some(Err(e)) => {
+            Err(e) => {
                 bar.println(format!(
                     "iteration {it}: gradient pass failed: {e}; skipped"
                 ));
                 continue;
             }
-            None => {}
-        }
+        };
         opt.update(&mut model, &grads)
             .expect("every parameter has a gradient");
         let msg = format!(

@@ -50,7 +50,7 @@
 //! let sol = solve(&field, x0.trace(grads), &[0.0, 1.0], &SolveOptions::adaptive(1e-6, 1e-8)).unwrap();
 //! let loss = mse_loss(sol.ys, target);
 //! let grads = loss.backward(); // runs the symplectic adjoint
-//! assert!(sol.report.get().unwrap().is_ok());
+//! sol.report.stats().unwrap(); // what the gradient pass did (or why it failed)
 //! opt.update(&mut field, &grads).unwrap();
 //! ```
 //!
@@ -62,8 +62,7 @@
 //! ## Set up your own crate
 //!
 //! Depend on `neural-ode` (it brings dfdx 0.13 as [`dfdx`]) and optimise the dependencies in
-//! debug builds too, or a debug build runs the numerics unoptimised (measured: 66 × slower than
-//! release for the README's program; 3.1 × with this):
+//! debug builds too, or a debug build runs the numerics unoptimised (many times slower):
 //!
 //! ```toml
 //! [profile.dev.package."*"]
@@ -71,31 +70,33 @@
 //! ```
 //!
 //! For a model generic over dtype and device, declare the struct with dfdx's bounds
-//! (`E: Dtype, D: Storage<E>`) and use [`OdeDevice<E>`](OdeDevice) and [`Real`] as the bounds of the code
-//! that runs it; `to_dtype` / `to_device` then rebuild the model. [`Error`] is
-//! `Send + Sync + 'static` and a [`SolveError`] converts into it:
-//! `solve(…).map_err(neural_ode::Error::from)?`. Time can enter the network as a feature
-//! column with [`nn::with_time`].
+//! (`E: Dtype, D: Storage<E>`) and use [`OdeDevice<E>`](OdeDevice) and [`Real`] as the bounds
+//! of the code that runs it; `to_dtype` / `to_device` then rebuild the model. [`Error`] is
+//! `Send + Sync + 'static`, so `solve(…)?` works in functions returning `anyhow::Result` or a
+//! boxed error; [`solve_returning_input`] gives the initial state (and its tape) back on
+//! failure. Time can enter the network as a feature column with [`nn::with_time`].
 //!
 //! ## Pieces
 //!
-//! - `#[neural_ode(solver = "...", tableau = "...", grad = "...")]` ([`neural_ode`](macro@neural_ode)) reads a
-//!   Butcher tableau file (shipped: euler, midpoint, heun, ralston, rk4, rk38, heun_euler,
-//!   fehlberg2, bosh3, fehlberg45, cash_karp, dopri5, tsit5, dopri8; or your own TOML file),
-//!   validates it at compile time, and generates straight-line forward and symplectic-partner
-//!   backward steps, a [`NeuralOde`] impl and dfdx's `TensorCollection` impl for the struct.
-//! - [`solve`] with [`SolveOptions`]: adaptive steps ([`PiController`], Hairer's initial step)
-//!   or fixed steps, output at any increasing or decreasing list of times. Steps are chosen over
-//!   the whole span and outputs between step boundaries are interpolated (the tableau's `[dense]`
-//!   section, else cubic Hermite; [`RungeKutta::INTERPOLANT_ORDER`]), with exact gradients
-//!   through the interpolant for `Symplectic`, `Checkpoint` and `Backprop`;
-//!   [`SolveOptions::land_on_outputs`] makes every output time a step boundary instead.
-//!   [`Solution::steps`] holds the accepted step boundaries.
-//! - [`GradMethod`]: `Symplectic`, `Checkpoint` (ACA), `Backprop`, `Adjoint` (continuous);
-//!   [`CheckpointPolicy`]: `All`, `EveryK(k)`, `AllStages` (the stage store: the symplectic
-//!   backward pass skips rebuilding the stages, for (live stages − 1) more states per step), or
-//!   `Budget(bytes)` (binomial checkpointing: at most that many bytes of states, whatever the
-//!   number of steps). A solve keeps only what its gradient method reads ([`Keep`]).
+//! - `#[neural_ode(solver = "...", tableau = "...", grad = "...")]`
+//!   ([`neural_ode`](macro@neural_ode)) reads a Butcher tableau file (shipped: euler, midpoint,
+//!   heun, ralston, rk4, rk38, heun_euler, fehlberg2, bosh3, fehlberg45, cash_karp, dopri5,
+//!   tsit5, dopri8; or your own TOML file), validates it at compile time, and generates the
+//!   straight-line forward step and its symplectic-partner backward step, a [`NeuralOde`] impl
+//!   and dfdx's `TensorCollection` impl for the struct.
+//! - [`solve`] with [`SolveOptions`]: adaptive steps ([`PiController`], or your own
+//!   [`StepSizeController`] through [`solve_with`]) or fixed steps ([`Stepping`]), outputs at
+//!   any increasing or decreasing list of times. Steps are chosen over the whole span and
+//!   outputs between step boundaries are interpolated (the tableau's `[dense]` section, else
+//!   cubic Hermite; [`RungeKutta::INTERPOLANT_ORDER`]), with exact gradients through the
+//!   interpolant for `Symplectic`, `Aca` and `Backprop`; [`SolveOptions::land_on_outputs`] makes
+//!   every output time a step boundary instead. [`Solution::steps`] holds the accepted steps.
+//! - [`GradMethod`]: `Symplectic`, `Aca` (the adaptive checkpoint adjoint), `Backprop`,
+//!   `Adjoint` (continuous, approximate); [`CheckpointPolicy`]: `All`, `EveryK(k)`, `AllStages`
+//!   (the stage store: the symplectic backward pass skips rebuilding the stages, for (live
+//!   stages − 1) more states per step), or `Budget(bytes)` (binomial checkpointing: at most that
+//!   many bytes of states, whatever the number of steps). A solve keeps only what its gradient
+//!   method reads.
 //! - [`nn`]: the fused dense layer [`nn::Dense`] (`act(x Wᵀ + b)` in one module, laid out like
 //!   dfdx's `Linear`; AVX-512 matrix products on stable Rust) and the activations `Tanh`,
 //!   `Sigmoid`, `Softplus`, `Silu` (drop-in for dfdx's), all with forward and backward on dfdx's

@@ -25,7 +25,7 @@ fn run(model: &Model, x0: &Tensor<State, f64, Cpu>, times: &[f64], opts: &SolveO
     let sol = solve(model, x0.leaky_trace(), times, opts).unwrap();
     let forward = sol.stats;
     let g = (sol.ys * w).sum::<Rank0, _>().backward();
-    let backward = sol.report.get().expect("the gradient pass ran").unwrap();
+    let backward = sol.report.stats().unwrap();
     let mut grad = g.get(x0).as_vec();
     grad.extend(model.grads(&g));
     Run {
@@ -66,7 +66,8 @@ fn budget_gives_the_gradient_of_all_with_the_optimal_recomputation() {
                 let err = rel_err(&got.grad, &all.grad);
                 assert!(err <= 1e-13, "{what}: gradient off by {err:e}");
                 let recomputed = got.backward.recomputed_steps;
-                let optimum = neural_ode::hooks::binomial_recomputation(n, slots).unwrap() as usize;
+                let optimum = neural_ode::CheckpointPolicy::binomial_recomputation(n, slots)
+                    .unwrap() as usize;
                 if fixed {
                     assert_eq!(recomputed, optimum, "{what}: the optimal schedule");
                 } else {

@@ -40,7 +40,7 @@ fn budget_bounds_the_peak_of_solve_and_gradient() {
             let report = sol.report.clone();
             let g = sol.ys.square().sum::<Rank0, _>().backward();
             drop(g);
-            stats = Some((forward, report.get().expect("ran").expect("gradient")));
+            stats = Some((forward, report.stats().unwrap()));
         });
         let (forward, backward) = stats.expect("ran");
         (peak, forward, backward)
@@ -74,7 +74,8 @@ fn budget_bounds_the_peak_of_solve_and_gradient() {
         let bound = budget + graph + (2 * s + 2) * state;
         let limit = bound + bound / 20;
         let slots = budget / neural_ode::hooks::slot_bytes(&x0);
-        let optimum = neural_ode::hooks::binomial_recomputation(steps, slots).unwrap_or(0);
+        let optimum =
+            neural_ode::CheckpointPolicy::binomial_recomputation(steps, slots).unwrap_or(0);
         println!(
             "budget {percent:>3} % = {budget} B: peak {peak} B (runtime's figure {:?}), bound {bound} B, ratio {:.3}; store {} B; {slots} slots, recomputed {} steps = {:.2} N (optimum {:.2} N); forward peak {:?}, gradient pass {:?}",
             backward.solve_peak_bytes,

@@ -59,7 +59,7 @@ where
     let sol = solve(model, x0.leaky_trace(), times, opts).unwrap();
     let steps = sol.stats.accepted;
     let g = (sol.ys * w.clone()).sum::<Rank0, _>().backward();
-    sol.report.get().expect("ran").unwrap();
+    sol.report.stats().unwrap();
     let mut out = g.get(x0).as_vec();
     out.extend(model.grads(&g));
     (out, steps)
@@ -191,7 +191,7 @@ where
         let sol = solve(&model, x0.leaky_trace(), &times, &opts).unwrap();
         let steps = sol.stats.accepted;
         let g = (sol.ys * w.clone()).sum::<Rank0, _>().backward();
-        let report = sol.report.get().expect("ran").unwrap();
+        let report = sol.report.stats().unwrap();
         let mut out = g.get(&x0).as_vec();
         out.extend(model.grads(&g));
         (out, steps, report)

@@ -52,7 +52,7 @@ fn train<E: Real, D: neural_ode::OdeDevice<E>>(
             let loss = sol.ys.square().sum::<Rank0, _>();
             let value: f64 = loss.as_vec()[0].into();
             let grads = loss.backward();
-            sol.report.get().expect("ran").expect("succeeded");
+            sol.report.stats().unwrap();
             opt.update(field, &grads).expect("update");
             value
         })

@@ -52,7 +52,7 @@ fn peak(
     let g = sol.ys.square().sum::<Rank0, _>().backward();
     let total = alloc::peak() - base;
     drop(g);
-    let stats = report.get().unwrap().unwrap();
+    let stats = report.stats().unwrap();
     (total, stats.peak_bytes)
 }
 

@@ -45,7 +45,7 @@ fn peak(model: &Mlp, x0: &Tensor<State, f64, Cpu>, times: &[f64], method: GradMe
     let g = sol.ys.square().sum::<Rank0, _>().backward();
     let total = alloc::peak() - base;
     drop(g);
-    report.get().unwrap().unwrap();
+    report.stats().unwrap();
     total
 }
 

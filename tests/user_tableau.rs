@@ -85,7 +85,7 @@ fn symplectic_matches_backprop() {
         )
         .unwrap();
         let g = (sol.ys * w.clone()).sum::<Rank0, _>().backward();
-        sol.report.get().unwrap().unwrap();
+        sol.report.stats().unwrap();
         let mut v = g.get(&x0).as_vec();
         v.extend(g.get(&field.l1.weight).as_vec());
         v.extend(g.get(&field.l2.bias).as_vec());

@@ -5,7 +5,6 @@ use dfdx::prelude::*;
 
 pub use crate::grad::reference::{step as reference_step, step_with_outputs, StepOutputs};
 pub use crate::rk::{Step, Workspace};
-pub use crate::store::binomial_recomputation;
 
 use crate::real::Real;
 use crate::store::StateStore;

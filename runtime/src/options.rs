@@ -47,7 +47,7 @@ pub enum GradientFailure {
     #[default]
     Panic,
     /// `backward()` returns normally without this solve's contribution; check
-    /// `sol.report.get()` before using the gradients (for example to skip a batch).
+    /// `sol.report.stats()` before using the gradients (for example to skip a batch).
     Report,
 }
 

@@ -7,7 +7,6 @@ mod slots;
 
 use dfdx::prelude::*;
 
-pub use schedule::binomial_recomputation;
 use slots::{Rule, Slots};
 
 use crate::real::Real;
@@ -15,7 +14,7 @@ use crate::real::Real;
 /// Which accepted states the store keeps. The gradient methods only ever ask the store for the
 /// state at the start of step `n`; states it did not keep are recomputed from the nearest kept
 /// one, so new policies need no change to the gradient methods. Only `symplectic` and
-/// `aca` read states; the other solves keep none whatever the policy (see [`Keep`]).
+/// `aca` read states; the other methods, and solves without a tape, keep none whatever the policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CheckpointPolicy {
     /// Keep the state at the start of every accepted step (the paper's setting).
@@ -34,18 +33,30 @@ pub enum CheckpointPolicy {
     /// methods treat it as `All`.
     AllStages,
     /// At most this many bytes of stored states, whatever the number of steps: binomial
-    /// checkpointing. The budget holds `budget / slot bytes` states (the state's elements and
-    /// about 120 B of bookkeeping per state with dfdx's CPU tensors), the initial one included, placed by the optimal schedule for that many (revolve) when the
-    /// number of steps is known before solving (fixed steps), or by an online schedule when it
+    /// checkpointing. The budget holds `budget / slot bytes` states (a slot is the state's
+    /// elements and about 120 B of bookkeeping with dfdx's CPU tensors), the initial one
+    /// included, placed by the optimal schedule for that many (revolve) when the number of
+    /// steps is known before solving (fixed steps), or by an online schedule when it
     /// is not (adaptive steps: Wang, Moin & Iaccarino's dynamic allocation); the backward pass
     /// recomputes the others with the fewest forward steps the schedule allows and reuses the
     /// freed slots as it goes. The gradient is the `All` policy's (to rounding: a recomputed
     /// step evaluates its first stage instead of reusing the previous step's last).
     /// [`BackwardStats::recomputed_steps`](crate::BackwardStats::recomputed_steps) reports the
-    /// cost; [`binomial_recomputation`] gives the optimum it is measured against. A budget below
+    /// cost; [`binomial_recomputation`](Self::binomial_recomputation) gives the optimum it is
+    /// measured against. A budget below
     /// one state is an error before solving. Adaptive solves also keep the step grid (two
     /// scalars per step, outside the budget); fixed-step solves compute it.
     Budget(usize),
+}
+
+impl CheckpointPolicy {
+    /// The fewest steps any schedule recomputes to reverse `steps` steps while holding at most
+    /// `states` states at once (the initial state included), the forward solve's own steps
+    /// being free: the binomial optimum that [`CheckpointPolicy::Budget`] is measured against.
+    /// `None` for `states == 0`.
+    pub fn binomial_recomputation(steps: usize, states: usize) -> Option<u128> {
+        schedule::binomial_recomputation(steps, states)
+    }
 }
 
 /// What the gradient pass of a solve reads from the store, chosen by the gradient method (and
@@ -210,5 +221,22 @@ impl<S: Shape, E: Real, D: Storage<E>> StateStore<S, E, D> {
             + stages
             + entries * core::mem::size_of::<(usize, Tensor<S, E, D>)>()
             + schedule * core::mem::size_of::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `CheckpointPolicy::Budget`'s documentation says a slot costs besides the state's
+    /// elements ("about 120 B" with dfdx's CPU tensors).
+    #[test]
+    fn a_budget_slot_costs_the_state_and_about_120_bytes() {
+        let dev = Cpu::default();
+        let x: Tensor<(usize, Const<2>), f64, Cpu> = dev.zeros_like(&(5, Const));
+        let slot = StateStore::<_, f64, Cpu>::slot_bytes(&x);
+        let overhead = slot - 10 * core::mem::size_of::<f64>();
+        println!("slot overhead: {overhead} B");
+        assert!((100..=140).contains(&overhead), "{overhead} B");
     }
 }

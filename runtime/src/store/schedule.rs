@@ -61,13 +61,8 @@ pub(crate) fn optimal_after_forward(len: usize, free: usize) -> u128 {
     optimal_advances(len + 1, free).saturating_sub(len as u128)
 }
 
-/// The fewest steps any schedule recomputes to reverse `steps` steps while holding at most
-/// `states` states at once (the initial state included), the forward solve's own steps being
-/// free: the binomial optimum that [`CheckpointPolicy::Budget`] is measured against. `None`
-/// for `states == 0`.
-///
-/// [`CheckpointPolicy::Budget`]: crate::CheckpointPolicy::Budget
-pub fn binomial_recomputation(steps: usize, states: usize) -> Option<u128> {
+/// [`CheckpointPolicy::binomial_recomputation`](super::CheckpointPolicy::binomial_recomputation).
+pub(crate) fn binomial_recomputation(steps: usize, states: usize) -> Option<u128> {
     Some(optimal_after_forward(steps, states.checked_sub(1)?))
 }
 
