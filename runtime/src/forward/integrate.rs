@@ -159,7 +159,7 @@ where
         f,
         x: x0.clone(),
         t: t0,
-        k1: Some(f0),
+        k1: None,
         grid: &mut grid,
         store: &mut store,
         outs: &mut outs,
@@ -182,11 +182,11 @@ where
                 Some(h) => h,
                 None => {
                     forward.stats.nfe += 1;
-                    let f0 = forward.k1.as_ref().unwrap_or(x0);
                     let order = R::ORDER.min(embedded);
-                    initial_step(f, t0, x0, f0, order, (rtol, atol), span)
+                    initial_step(f, t0, x0, &f0, order, (rtol, atol), span)
                 }
             };
+            forward.k1 = Some(f0);
             let limits = Limits {
                 max_steps: opts.max_steps,
                 min_step: opts.min_step,
@@ -201,6 +201,7 @@ where
             for &run in control.runs() {
                 forward.grid.run(run);
             }
+            forward.k1 = Some(f0);
             forward.run::<R, _>(&mut control, targets)?;
         }
     }
