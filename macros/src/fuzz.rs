@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use quote::quote;
 
-use crate::load::{shipped_text, SHIPPED};
+use crate::internals::shipped::{text as shipped_text, SHIPPED};
 
 /// xorshift64*: deterministic, dependency-free, good enough to pick mutations.
 struct Rng(u64);

@@ -1,25 +1,22 @@
 //! The `#[neural_ode]` attribute of [neural-ode](https://docs.rs/neural-ode).
 //!
-//! This crate only holds the entry point; the work is a pipeline of plain functions that unit
-//! tests can call: `attr` (parse the attribute) → `load` (read the tableau file) →
-//! `tableau` (exact-rational IR) → `validate` (consistency and rooted-tree order conditions)
-//! → `codegen` (forward step, symplectic-partner backward step, docs, trait impls).
+//! This file only holds the entry point; the work is a pipeline of plain functions that unit
+//! tests can call, in two halves that `expand` joins:
+//!
+//! - the front end, `internals`: `attr` (parse the attribute) → `load` (read the tableau file)
+//!   → `tableau` (exact-rational IR) → `validate` (shape, consistency, rooted-tree order
+//!   conditions, the `[dense]` continuous extension), and `fields` (the struct's fields). It
+//!   imports nothing from the back end;
+//! - the back end, `codegen`: the forward step, the symplectic-partner backward steps, the
+//!   interpolant, docs and the trait impls.
 
 extern crate proc_macro;
 
-mod attr;
-mod backward;
 mod codegen;
 mod expand;
 #[cfg(test)]
 mod fuzz;
-mod impls;
-mod interp;
-mod load;
-mod rational;
-mod tableau;
-mod trees;
-mod validate;
+mod internals;
 
 /// Generates a Runge–Kutta solver from a Butcher tableau file for the annotated model struct.
 ///

@@ -17,9 +17,9 @@ use num_traits::{One, Zero};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::backward::{adjoint_bounds, kept_stages, stored_states, sweep, Stages, SweepKind};
-use crate::codegen::{float, k};
-use crate::validate::Method;
+use super::adjoint::{adjoint_bounds, kept_stages, stored_states, sweep, Stages, SweepKind};
+use super::{float, k};
+use crate::internals::validate::Method;
 
 /// The interpolant `y(t + θh) = x + h Σᵢ bᵢ(θ) kᵢ` over `rows.len()` stages.
 pub struct Interpolant {
@@ -258,9 +258,9 @@ pub fn methods(m: &Method, p: &Interpolant) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::shipped_text;
-    use crate::tableau::parse;
-    use crate::validate::validate;
+    use crate::internals::shipped::text as shipped_text;
+    use crate::internals::tableau::parse;
+    use crate::internals::validate::validate;
 
     fn method(name: &str) -> Method {
         validate(parse(shipped_text(name).unwrap()).unwrap()).unwrap()

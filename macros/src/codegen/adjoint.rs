@@ -7,8 +7,8 @@ use num_traits::Zero;
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::quote;
 
-use crate::codegen::{h_times, k, k_bar, row_state, time_at, x, x_bar};
-use crate::validate::Method;
+use super::{h_times, k, k_bar, row_state, time_at, x, x_bar};
+use crate::internals::validate::Method;
 
 /// Which stages can influence the step's result: `b_i ≠ 0`, or some later live stage uses
 /// `k_i`. Dead stages (such as the FSAL stage) are neither rebuilt nor differentiated.

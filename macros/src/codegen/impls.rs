@@ -4,7 +4,8 @@
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::attr::Grad;
+use crate::internals::attr::Grad;
+use crate::internals::fields::dtype_device_params;
 
 /// `impl NeuralOde for #ident { type Solver = #solver; const GRAD = … }`.
 pub fn neural_ode_impl(item: &syn::ItemStruct, solver: &TokenStream, grad: Grad) -> TokenStream {
@@ -18,63 +19,6 @@ pub fn neural_ode_impl(item: &syn::ItemStruct, solver: &TokenStream, grad: Grad)
             const GRAD: ::neural_ode::GradMethod = ::neural_ode::GradMethod::#variant;
         }
     }
-}
-
-/// The struct's dtype and device parameters `(E, D)`: type parameters with a bound on `D` whose
-/// last path segment is `Device<E>` or `Storage<E>` (dfdx's, or this crate's `Device`), in the
-/// parameter list or the where clause.
-pub fn dtype_device_params(generics: &syn::Generics) -> Option<(Ident, Ident)> {
-    let params: Vec<&Ident> = generics.type_params().map(|p| &p.ident).collect();
-    let dtype_of = |bound: &syn::TypeParamBound| -> Option<Ident> {
-        let syn::TypeParamBound::Trait(t) = bound else {
-            return None;
-        };
-        // `neural_ode::Device` is stronger than what `To` may assume of another device.
-        if t.path
-            .segments
-            .first()
-            .is_some_and(|s| s.ident == "neural_ode")
-        {
-            return None;
-        }
-        let seg = t.path.segments.last()?;
-        if seg.ident != "Device" && seg.ident != "Storage" {
-            return None;
-        }
-        let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
-            return None;
-        };
-        match args.args.first()? {
-            syn::GenericArgument::Type(syn::Type::Path(tp)) => {
-                let e = tp.path.get_ident()?;
-                params.contains(&e).then(|| e.clone())
-            }
-            _ => None,
-        }
-    };
-    for p in generics.type_params() {
-        if let Some(e) = p.bounds.iter().find_map(dtype_of) {
-            return Some((e, p.ident.clone()));
-        }
-    }
-    for pred in generics.where_clause.iter().flat_map(|w| &w.predicates) {
-        let syn::WherePredicate::Type(pt) = pred else {
-            continue;
-        };
-        let syn::Type::Path(tp) = &pt.bounded_ty else {
-            continue;
-        };
-        let Some(d) = tp.path.get_ident() else {
-            continue;
-        };
-        if !params.contains(&d) {
-            continue;
-        }
-        if let Some(e) = pt.bounds.iter().find_map(dtype_of) {
-            return Some((e, d.clone()));
-        }
-    }
-    None
 }
 
 /// dfdx's `TensorCollection` for the struct's fields (except `#[neural_ode(skip)]` ones), so
@@ -185,43 +129,4 @@ fn group(items: Vec<TokenStream>) -> TokenStream {
     }
     let chunks: Vec<TokenStream> = items.chunks(6).map(|c| group(c.to_vec())).collect();
     group(chunks)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params(item: &str) -> Option<(String, String)> {
-        let item: syn::ItemStruct = syn::parse_str(item).unwrap();
-        dtype_device_params(&item.generics).map(|(e, d)| (e.to_string(), d.to_string()))
-    }
-
-    #[test]
-    fn dtype_and_device_parameters_are_recognised() {
-        let ed = Some(("E".to_string(), "D".to_string()));
-        assert_eq!(
-            params("struct F<E: Dtype, D: Device<E>> { l: L<E, D> }"),
-            ed
-        );
-        assert_eq!(
-            params("struct F<E: Dtype, D: dfdx::prelude::Storage<E>> { l: L<E, D> }"),
-            ed
-        );
-        assert_eq!(
-            params("struct F<E, D> where D: Device<E> { l: L<E, D> }"),
-            ed
-        );
-        assert_eq!(
-            params("struct F<X: Dtype, Y: Device<X>> { l: L<X, Y> }"),
-            Some(("X".to_string(), "Y".to_string()))
-        );
-        // Concrete structs, a device bound on a type that is not a parameter, and this crate's
-        // stronger `Device` (which `To` could not assume of another device) are not.
-        assert_eq!(params("struct F { l: L<f64, Cpu> }"), None);
-        assert_eq!(params("struct F<D: Device<f64>> { l: L<f64, D> }"), None);
-        assert_eq!(
-            params("struct F<E: Real, D: neural_ode::Device<E>> { l: L<E, D> }"),
-            None
-        );
-    }
 }

@@ -7,9 +7,14 @@ use num_traits::{One, Zero};
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::backward::{adjoint, adjoint_bounds, adjoint_stored, kept_stages, live_stages};
-use crate::rational::{to_f64, Coef};
-use crate::validate::Method;
+use crate::internals::rational::{to_f64, Coef};
+use crate::internals::validate::Method;
+
+use adjoint::{adjoint, adjoint_bounds, adjoint_stored, kept_stages, live_stages};
+
+mod adjoint;
+pub mod impls;
+mod interp;
 
 /// A float literal token for an exact value (negative values as `-lit`).
 pub(crate) fn float(q: &BigRational) -> TokenStream {
@@ -295,9 +300,9 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
     let step = step(m);
     let adjoint = adjoint(m);
     let adjoint_stored = adjoint_stored(m);
-    let interpolant = crate::interp::interpolant(m);
-    let dense_constants = crate::interp::constants(&interpolant);
-    let dense_methods = crate::interp::methods(m, &interpolant);
+    let interpolant = interp::interpolant(m);
+    let dense_constants = interp::constants(&interpolant);
+    let dense_methods = interp::methods(m, &interpolant);
     let p = quote!(::neural_ode::__private);
     let adjoint_bounds = adjoint_bounds();
     quote! {
@@ -363,9 +368,9 @@ pub fn runge_kutta_impl(m: &Method, solver: &Ident) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::shipped_text;
-    use crate::tableau::parse;
-    use crate::validate::validate;
+    use crate::internals::shipped::text as shipped_text;
+    use crate::internals::tableau::parse;
+    use crate::internals::validate::validate;
 
     fn method(name: &str) -> Method {
         validate(parse(shipped_text(name).unwrap()).unwrap()).unwrap()
