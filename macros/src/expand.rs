@@ -1,12 +1,13 @@
-//! The pipeline: attribute → tableau file → IR → validation → code. Only here are the pieces
-//! joined; each is a plain function that unit tests call directly.
+//! The pipeline: attribute → tableau file → IR → validation → stage analysis → code. Only here
+//! are the front end (`internals`) and the back end (`codegen`) joined; each piece is a plain
+//! function that unit tests call directly.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::codegen::{self, impls};
 use crate::internals::fields::{check_fields, plain_data, strip_field_attrs};
-use crate::internals::{attr, load, tableau, validate};
+use crate::internals::{analysis, attr, load, tableau, validate};
 
 /// Expands `#[neural_ode(args)] item`.
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -48,10 +49,11 @@ pub fn generate(
 ) -> syn::Result<TokenStream> {
     let attr = attr::parse(args)?;
     let (method, loaded_track) = method(&attr.source)?;
+    let analysis = analysis::analyse(&method);
     let solver = format_ident!("{}Solver", item.ident);
     let vis = &item.vis;
     let docs = codegen::docs(&method);
-    let rk = codegen::runge_kutta_impl(&method, &solver);
+    let rk = codegen::runge_kutta_impl(&method, &analysis, &solver);
     let neural_ode = impls::neural_ode_impl(item, &quote!(#solver), attr.grad);
     let collection = impls::tensor_collection_impl(item, skipped);
     let track = loaded_track.map(|path| {

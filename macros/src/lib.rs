@@ -5,10 +5,12 @@
 //!
 //! - the front end, `internals`: `attr` (parse the attribute) → `load` (read the tableau file)
 //!   → `tableau` (exact-rational IR) → `validate` (shape, consistency, rooted-tree order
-//!   conditions, the `[dense]` continuous extension), and `fields` (the struct's fields). It
-//!   imports nothing from the back end;
-//! - the back end, `codegen`: the forward step, the symplectic-partner backward steps, the
-//!   interpolant, docs and the trait impls.
+//!   conditions, the `[dense]` continuous extension) → `analysis` (what each stage takes part
+//!   in, computed once), and `fields` (the struct's fields). It imports nothing from the back
+//!   end;
+//! - the back end, `codegen`: the forward step, the one backward step (the symplectic partner,
+//!   with optional stored stages and optional output cotangents), the interpolant, constants,
+//!   docs and the trait impls, printing through the leaf module `codegen::tokens`.
 
 extern crate proc_macro;
 

@@ -124,7 +124,7 @@ pub(crate) fn run_time<E: Real>(runs: &[(E, E, usize)], mut j: usize) -> Option<
 }
 
 /// `Σⱼ bᵢ(θⱼ) ōⱼ` for each of the interpolant's stages, over the outputs `(θⱼ, ōⱼ)` inside one
-/// step: the terms [`RungeKutta::adjoint_step_dense`] adds to the stage cotangents. Stages whose
+/// step: the terms [`RungeKutta::adjoint_step`] adds to the stage cotangents (`AdjointInput::outputs`). Stages whose
 /// polynomial is identically zero get a handle to the first cotangent (never read).
 pub(crate) fn stage_cotangents<R, S, E, D>(outs: &[(E, &Tensor<S, E, D>)]) -> Vec<Tensor<S, E, D>>
 where

@@ -8,6 +8,7 @@
 //! step and the interpolant need of each stage. [`fields`] reads the model struct's fields.
 //! [`names`] and [`shipped`] are leaves that messages and the loader share.
 
+pub mod analysis;
 pub mod attr;
 pub mod fields;
 pub mod load;

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::field::VectorField;
 use crate::integrate::Forward;
 use crate::real::Real;
-use crate::rk::RungeKutta;
+use crate::rk::{AdjointInput, RungeKutta, StoredStages};
 use crate::shape::StateShape;
 
 pub(crate) fn backward<R, M, S, E, D>(
@@ -84,34 +84,26 @@ where
         // records exactly `KEPT_STAGES`; the length check only keeps a bug from indexing past
         // the slice in release builds, and the debug assertion makes the tests catch one.)
         // A step with outputs inside also needs the state only the interpolant reads: the
-        // step's result, `y_end`.
+        // step's result, `y_end`, known whenever stages are (every solve ends on an output at
+        // its last boundary).
         let stored = fwd.checkpoints.stages(n);
         debug_assert!(stored.is_none_or(|s| s.len() == R::KEPT_STAGES.len()));
-        let stored = stored.filter(|s| s.len() == R::KEPT_STAGES.len());
-        let back = match (stored, &y_end) {
-            (Some(stages), Some(y)) if !inside.is_empty() => {
-                let dense = stage_cotangents::<R, S, E, D>(&inside);
-                R::adjoint_step_dense_stored(
-                    model,
-                    t,
-                    h,
-                    &x,
-                    stages,
-                    y,
-                    &lambda,
-                    &dense,
-                    &mut closure,
-                    &mut ws,
-                )?
-            }
-            _ if !inside.is_empty() => {
-                let dense = stage_cotangents::<R, S, E, D>(&inside);
-                R::adjoint_step_dense(model, t, h, &x, &lambda, &dense, &mut closure, &mut ws)?
-            }
-            (Some(stages), _) => {
-                R::adjoint_step_stored(model, t, h, &x, stages, &lambda, &mut closure, &mut ws)?
-            }
-            _ => R::adjoint_step(model, t, h, &x, &lambda, &mut closure, &mut ws)?,
+        debug_assert!(stored.is_none() || y_end.is_some());
+        let stored = stored
+            .filter(|s| s.len() == R::KEPT_STAGES.len())
+            .zip(y_end.as_ref())
+            .map(|(stages, y)| StoredStages { stages, y });
+        let back = {
+            let outputs = (!inside.is_empty()).then(|| stage_cotangents::<R, S, E, D>(&inside));
+            let input = AdjointInput {
+                t,
+                h,
+                x: &x,
+                y_bar: &lambda,
+                stored,
+                outputs: outputs.as_deref(),
+            };
+            R::adjoint_step(model, input, &mut closure, &mut ws)?
         };
         nfe_rebuild += back.evals;
         lambda = back.x_bar;
