@@ -102,11 +102,7 @@ fn non_finite_cotangents_flow_on_as_through_backprop() {
             x0_ref.iter().any(|v| v.is_nan()),
             "backprop: NaN cotangent of x0 = 0"
         );
-        for method in [
-            GradMethod::Symplectic,
-            GradMethod::Aca,
-            GradMethod::Adjoint,
-        ] {
+        for method in [GradMethod::Symplectic, GradMethod::Aca, GradMethod::Adjoint] {
             let (p, x0_bar, stats) = run(method, &base);
             let what = format!("{method} {:?}", base.stepping);
             assert!(

@@ -60,11 +60,7 @@ fn many_interpolated_outputs_are_held_once() {
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(BATCH, Const));
     let state = (BATCH * 2 * 8) as f64;
     let many: Vec<f64> = (0..=1000).map(|i| f64::from(i) / 100.0).collect();
-    for method in [
-        GradMethod::Symplectic,
-        GradMethod::Aca,
-        GradMethod::Adjoint,
-    ] {
+    for method in [GradMethod::Symplectic, GradMethod::Aca, GradMethod::Adjoint] {
         peak(&model, &x0, &[0.0, 10.0], method); // warm up lazily allocated buffers
         let few = peak(&model, &x0, &[0.0, 10.0], method);
         let lots = peak(&model, &x0, &many, method);
