@@ -62,6 +62,10 @@ pub fn generate(
             const _: &[u8] = ::core::include_bytes!(#path);
         )
     });
+    // The solver's impl in a block with its imports; the impls that carry the user's tokens
+    // (field types, generics, bounds) outside it, with absolute paths, where those tokens mean
+    // what they mean to the user.
+    let rk = codegen::block(rk);
     Ok(quote! {
         #item
 

@@ -235,7 +235,7 @@ fn expand_file(dir: &Path, text: &str) -> Result<bool, String> {
         }
     };
     let out = crate::expand::expand(quote!(tableau = #literal), item).to_string();
-    let valid = out.contains("impl :: neural_ode :: __private :: RungeKutta for");
+    let valid = out.contains("impl __p :: RungeKutta for");
     let error = out.contains("compile_error");
     match (valid, error) {
         (true, false) => Ok(true),

@@ -51,7 +51,7 @@ pub fn adjoint(an: &Analysis) -> TokenStream {
             }
         };
         #(#sweep)*
-        ::core::result::Result::Ok(#p::AdjointStep { x_bar, evals })
+        Ok(#p::AdjointStep { x_bar, evals })
     }
 }
 

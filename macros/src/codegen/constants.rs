@@ -47,12 +47,12 @@ pub fn constants(m: &Method, an: &Analysis) -> TokenStream {
         const REFERENCE: &'static str = #reference;
         const STAGES: usize = #stages;
         const ORDER: u32 = #order;
-        const EMBEDDED_ORDER: ::core::option::Option<u32> = #embedded;
+        const EMBEDDED_ORDER: Option<u32> = #embedded;
         const FSAL: bool = #fsal;
         const C: &'static [f64] = #c;
         const A: &'static [&'static [f64]] = &[#(#rows),*];
         const B: &'static [f64] = #b;
-        const B_ERR: ::core::option::Option<&'static [f64]> = #b_err;
+        const B_ERR: Option<&'static [f64]> = #b_err;
         const KEPT_STAGES: &'static [usize] = &[#(#kept),*];
         const INTERPOLANT_STAGES: usize = #interpolant_stages;
         const INTERPOLANT: &'static [&'static [f64]] = &[#(#interpolant),*];

@@ -50,12 +50,10 @@ pub fn methods(p: &Interpolant) -> TokenStream {
     }
     let n = index(p.rows.len());
     quote! {
-        #[allow(clippy::many_single_char_names)]
         fn interpolant_weights<E: #p_::Real>(theta: E, w: &mut [E]) {
             #(#weights)*
         }
 
-        #[allow(clippy::many_single_char_names)]
         fn interpolate<S, E, D>(
             h: E,
             x: &#p_::Tensor<S, E, D>,

@@ -20,8 +20,9 @@ use crate::internals::analysis::Analysis;
 use crate::internals::validate::Method;
 
 pub use docs::docs;
+pub use tokens::block;
 
-/// The whole `impl RungeKutta for #solver`.
+/// The whole `impl RungeKutta for #solver` (for the block of [`tokens::block`]).
 pub fn runge_kutta_impl(m: &Method, an: &Analysis, solver: &Ident) -> TokenStream {
     let p = tokens::private();
     let constants = constants::constants(m, an);
@@ -32,16 +33,16 @@ pub fn runge_kutta_impl(m: &Method, an: &Analysis, solver: &Ident) -> TokenStrea
     let adjoint_bounds = tokens::bounds(true);
     quote! {
         #[automatically_derived]
+        #[allow(clippy::too_many_lines, clippy::many_single_char_names)]
         impl #p::RungeKutta for #solver {
             #constants
 
-            #[allow(clippy::too_many_lines, clippy::many_single_char_names)]
             fn step<S, E, D, F>(
                 f: &F,
                 t: E,
                 h: E,
                 x: &#p::Tensor<S, E, D>,
-                k1: ::core::option::Option<#p::Tensor<S, E, D>>,
+                k1: Option<#p::Tensor<S, E, D>>,
                 ws: &mut #p::Workspace<S, E, D>,
             ) -> #p::Step<S, E, D>
             #step_bounds
@@ -49,13 +50,12 @@ pub fn runge_kutta_impl(m: &Method, an: &Analysis, solver: &Ident) -> TokenStrea
                 #step
             }
 
-            #[allow(clippy::too_many_lines, clippy::many_single_char_names)]
             fn adjoint_step<S, E, D, F, V, Er>(
                 f: &F,
                 input: #p::AdjointInput<'_, S, E, D>,
                 vjp: &mut V,
                 ws: &mut #p::Workspace<S, E, D>,
-            ) -> ::core::result::Result<#p::AdjointStep<S, E, D>, Er>
+            ) -> Result<#p::AdjointStep<S, E, D>, Er>
             #adjoint_bounds
             {
                 let #p::AdjointInput { t, h, x, y_bar, stored, outputs } = input;
@@ -104,12 +104,20 @@ mod tests {
         assert!(code.contains("let x7_bar = x7 . map (| x7 |"), "{code}");
         // b₂ = 0, b₂(θ) = 0 and a₇₂ = 0: k2's cotangent has no ȳ, output or x7 term, so it
         // is the plain combination of the later stages' (present in every step).
-        assert!(code.contains("let k2_bar = ws . combine (7 , (h * :: neural_ode :: __private :: lit :: < E > (0.225) , & x3_bar) , & ["), "{code}");
+        assert!(
+            code.contains(
+                "let k2_bar = ws . combine (7 , (h * lit :: < E > (0.225) , & x3_bar) , & ["
+            ),
+            "{code}"
+        );
         // k6's: b₆ ȳ always, the outputs' and a₇₆ x̄₇ only with outputs.
-        assert!(code.contains("let k6_bar = ws . combine_some (7 , x , & [(h * :: neural_ode :: __private :: lit :: < E > (0.13095238095238096) , :: core :: option :: Option :: Some (y_bar)) , (h , outputs . map (| o | & o [5])) , (h * :: neural_ode :: __private :: lit :: < E > (0.13095238095238096) , x7_bar . as_ref ())])"), "{code}");
+        assert!(code.contains("let k6_bar = ws . combine_some (7 , x , & [(h * lit :: < E > (0.13095238095238096) , Some (y_bar)) , (h , outputs . map (| o | & o [5])) , (h * lit :: < E > (0.13095238095238096) , x7_bar . as_ref ())])"), "{code}");
         let code = step::step(&method("rk4"), &analyse(&method("rk4"))).to_string();
         // rk4's a31 = 0, so x3 is built from k2 alone.
-        assert!(code.contains("let x3 = ws . stage_kept (0 , x , & [(h * :: neural_ode :: __private :: lit :: < E > (0.5) , & k2)])"), "{code}");
+        assert!(
+            code.contains("let x3 = ws . stage_kept (0 , x , & [(h * lit :: < E > (0.5) , & k2)])"),
+            "{code}"
+        );
     }
 
     #[test]
@@ -117,7 +125,7 @@ mod tests {
         for name in ["dopri5", "rk4", "dopri8", "euler"] {
             let code = adjoint(name);
             let arm = stored_arm(&code);
-            assert!(!arm.contains(":: eval ("), "{name}: {arm}");
+            assert!(!arm.contains("__p :: eval ("), "{name}: {arm}");
             // Every shipped tableau's store covers the sweep with outputs: no guard.
             assert!(!arm.contains("is_none"), "{name}: {arm}");
         }
@@ -129,7 +137,7 @@ mod tests {
         );
         // The FSAL stage's state is the step's result, read only with outputs.
         assert!(
-            arm.contains("outputs . map (| _ | :: core :: clone :: Clone :: clone (stored . y))"),
+            arm.contains("outputs . map (| _ | Clone :: clone (stored . y))"),
             "{arm}"
         );
     }
@@ -175,7 +183,7 @@ mod tests {
         let arm = stored_arm(&code);
         // The stored arm serves steps without outputs only: stage 2 is `None` there.
         assert!(arm.contains("if outputs . is_none ()"), "{arm}");
-        assert!(arm.contains(":: core :: option :: Option :: None"), "{arm}");
+        assert!(arm.contains("Clone :: clone (x) , None ,)"), "{arm}");
         // Rebuilt, with k1, only for a step with outputs.
         assert!(code.contains("let k1 = outputs . map (| _ |"), "{code}");
         assert!(

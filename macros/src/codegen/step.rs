@@ -31,8 +31,8 @@ pub fn step(m: &Method, an: &Analysis) -> TokenStream {
     body.push(quote! {
         let mut evals = 0usize;
         let k1 = match k1 {
-            ::core::option::Option::Some(k1) => k1,
-            ::core::option::Option::None => {
+            Some(k1) => k1,
+            None => {
                 evals += 1;
                 #p::eval(f, t, #x_clone)
             }

@@ -1,15 +1,43 @@
 //! Token helpers shared by the generators: paths, literals, `h * lit`, stage times, the names of
 //! stage values. A leaf: it imports nothing of the crate, so every generator can use it.
 //!
+//! The generated `RungeKutta` impl sits in an anonymous `const _: () = { … };` block that opens
+//! with [`imports`] (as serde's derives do): short paths inside, and nothing named outside, so no
+//! name reaches the user's scope and no user item can clash with one.
+//!
 //! Names follow the paper, 1-based: stage `i` (0-based here) has the state `x{i+1}`, the
 //! derivative `k{i+1}` and the cotangents `x{i+1}_bar`, `k{i+1}_bar`.
 
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-/// The runtime's names for generated code.
+/// The imports that open the block around the generated `RungeKutta` impl. Each is used by
+/// every expansion (`step` uses all but `Result`, `Ok` and `lit`; `adjoint_step` uses those).
+pub fn imports() -> TokenStream {
+    quote! {
+        use ::core::clone::Clone;
+        use ::core::option::Option::{self, None, Some};
+        use ::core::result::Result::{self, Ok};
+        use ::neural_ode::__private::{self as __p, lit};
+    }
+}
+
+/// `const _: () = { imports; item };`: the generated `RungeKutta` impl, the imports visible to
+/// it alone. (It holds no token of the user's but the solver's name.)
+pub fn block(item: TokenStream) -> TokenStream {
+    let imports = imports();
+    quote! {
+        const _: () = {
+            #imports
+            #item
+        };
+    }
+}
+
+/// The runtime's names for generated code (`::neural_ode::__private`, imported by
+/// [`imports`]).
 pub fn private() -> TokenStream {
-    quote!(::neural_ode::__private)
+    quote!(__p)
 }
 
 /// A float literal token (negative values as `-lit`).
@@ -22,11 +50,10 @@ pub fn float(v: f64) -> TokenStream {
     }
 }
 
-/// `lit::<E>(v)`: a coefficient in the state's float type.
+/// `lit::<E>(v)`: a coefficient in the state's float type (`lit` is imported by [`imports`]).
 pub fn lit(v: f64) -> TokenStream {
-    let p = private();
     let v = float(v);
-    quote!(#p::lit::<E>(#v))
+    quote!(lit::<E>(#v))
 }
 
 /// `h * lit::<E>(v)`, or `h` when `v` is one (`h · 1 = h` in every float type).
@@ -84,17 +111,17 @@ pub fn first_and_rest(terms: &[TokenStream]) -> TokenStream {
 
 /// `Clone::clone(e)`.
 pub fn clone(e: TokenStream) -> TokenStream {
-    quote!(::core::clone::Clone::clone(#e))
+    quote!(Clone::clone(#e))
 }
 
 /// `Some(e)`.
 pub fn some(e: TokenStream) -> TokenStream {
-    quote!(::core::option::Option::Some(#e))
+    quote!(Some(#e))
 }
 
 /// `None`.
 pub fn none() -> TokenStream {
-    quote!(::core::option::Option::None)
+    quote!(None)
 }
 
 /// `Some(e)` or `None`.
@@ -108,7 +135,7 @@ pub fn bounds(vjp: bool) -> TokenStream {
     let v = vjp.then(|| {
         quote! {
             V: ::core::ops::FnMut(E, #p::Tensor<S, E, D>, #p::Tensor<S, E, D>)
-                -> ::core::result::Result<#p::Tensor<S, E, D>, Er>,
+                -> Result<#p::Tensor<S, E, D>, Er>,
         }
     });
     quote! {
