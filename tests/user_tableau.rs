@@ -1,4 +1,4 @@
-//! A tableau file from the test tree (not `tableaux/`) works end to end: it compiles, converges
+//! A tableau file from the test tree (not `macros/tableaux/`) works end to end: it compiles, converges
 //! at its order, and its symplectic adjoint matches backprop. So does one whose `[dense]` section
 //! reads a stage the step does not need (the stage store cannot serve a step with outputs).
 #![deny(warnings)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use quote::quote;
 
-use crate::internals::shipped::{text as shipped_text, SHIPPED};
+use crate::internals::shipped::{self, text as shipped_text, SHIPPED};
 
 /// xorshift64*: deterministic, dependency-free, good enough to pick mutations.
 struct Rng(u64);
@@ -200,7 +200,7 @@ fn seeds() -> Vec<(String, String)> {
         .iter()
         .map(|name| {
             (
-                format!("tableaux/{name}.toml"),
+                shipped::display(name),
                 shipped_text(name).unwrap_or("").to_string(),
             )
         })

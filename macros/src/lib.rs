@@ -28,7 +28,7 @@ mod internals;
 /// struct Model { mlp: (Linear<2, 64, f64, Cpu>, Tanh, Linear<64, 2, f64, Cpu>) }
 /// ```
 ///
-/// Keys: `solver = "name"` (a tableau shipped in `tableaux/`, default `dopri5`) or
+/// Keys: `solver = "name"` (a tableau shipped in this crate's `tableaux/`, default `dopri5`) or
 /// `tableau = "path.toml"` (relative to the crate's `Cargo.toml`; the environment variable
 /// `NEURAL_ODE_TABLEAU_DIR` overrides that directory), and `grad = "symplectic" | "aca"
 /// | "backprop" | "adjoint"` (default `symplectic`). Fields marked `#[neural_ode(skip)]` are left

@@ -11,7 +11,7 @@ macro_rules! shipped {
         /// The text of a shipped tableau.
         pub fn text(name: &str) -> Option<&'static str> {
             match name {
-                $($name => Some(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tableaux/", $name, ".toml"))),)*
+                $($name => Some(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tableaux/", $name, ".toml"))),)*
                 _ => None,
             }
         }
@@ -35,7 +35,11 @@ shipped!(
     "dopri8",
 );
 
-/// Where a user finds a shipped tableau's file: `tableaux/<name>.toml` for now.
+/// The directory of the shipped tableau files, where this crate was built from.
+pub const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tableaux");
+
+/// Where a user finds a shipped tableau's file: its path in this crate's sources (in the
+/// repository, `macros/tableaux/<name>.toml`; in a published build, under Cargo's registry).
 pub fn display(name: &str) -> String {
-    format!("tableaux/{name}.toml")
+    format!("{DIR}/{name}.toml")
 }
