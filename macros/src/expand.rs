@@ -6,7 +6,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::codegen::{self, impls};
-use crate::internals::fields::{check_fields, plain_data, strip_field_attrs};
+use crate::internals::fields::{check_fields, field_check, plain_data, strip_field_attrs};
 use crate::internals::{analysis, attr, load, tableau, validate};
 
 /// Expands `#[neural_ode(args)] item`.
@@ -56,6 +56,7 @@ pub fn generate(
     let rk = codegen::runge_kutta_impl(&method, &analysis, &solver);
     let neural_ode = impls::neural_ode_impl(item, &quote!(#solver), attr.grad);
     let collection = impls::tensor_collection_impl(item, skipped);
+    let checks = field_check(item, skipped).map(|check| impls::field_checks(item, skipped, &check));
     let track = loaded_track.map(|path| {
         let path = path.to_string_lossy().into_owned();
         quote!(
@@ -76,6 +77,7 @@ pub fn generate(
         #rk
         #neural_ode
         #collection
+        #checks
         #track
     })
 }

@@ -15,6 +15,24 @@ pub use dfdx::tensor_ops::Device;
 pub use num_traits::{Float, Zero};
 pub use rand_distr::uniform::SampleUniform;
 
+/// Implemented by every dfdx module: what `#[neural_ode]` asks of each field that is not
+/// `#[neural_ode(skip)]`. Generated code asserts it per field with [`assert_module`], spanned at
+/// the field's type, so a field of another type is reported there, with the fix.
+#[diagnostic::on_unimplemented(
+    message = "field type `{Self}` is not a dfdx module",
+    label = "not a dfdx module (no `TensorCollection<{E}, {D}>` impl)",
+    note = "mark fields that hold no parameters with `#[neural_ode(skip)]`"
+)]
+pub trait FieldModule<E: Dtype, D: Device<E>> {}
+
+// `do_not_recommend`: report the unmet `FieldModule` (and its message), not the
+// `TensorCollection` bound of this impl.
+#[diagnostic::do_not_recommend]
+impl<T: TensorCollection<E, D>, E: Dtype, D: Device<E>> FieldModule<E, D> for T {}
+
+/// Compiles only if `T` is a dfdx module at dtype `E` on device `D`.
+pub fn assert_module<T: FieldModule<E, D>, E: Dtype, D: Device<E>>() {}
+
 /// The `To` type of generated `TensorCollection` impls: a model cannot be rebuilt at another
 /// dtype or device through the generated impl.
 #[derive(Clone, Copy, Debug, Default)]

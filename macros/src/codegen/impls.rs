@@ -2,10 +2,11 @@
 //! solver, which gradient method) and dfdx's `TensorCollection` over the struct's fields.
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use crate::internals::attr::Grad;
-use crate::internals::fields::dtype_device_params;
+use crate::internals::fields::{dtype_device_params, FieldCheck};
 
 /// `impl NeuralOde for #ident { type Solver = #solver; const GRAD = … }`.
 pub fn neural_ode_impl(item: &syn::ItemStruct, solver: &TokenStream, grad: Grad) -> TokenStream {
@@ -120,6 +121,44 @@ pub fn tensor_collection_impl(item: &syn::ItemStruct, skipped: &[bool]) -> Token
                 visitor.visit_fields(#grouped, #build)
             }
         }
+    }
+}
+
+/// A compile-time check that each field not marked `#[neural_ode(skip)]` is a dfdx module at
+/// the dtype and device of `check`, spanned at the field's type: a field of another type is an
+/// error there, whose message names `#[neural_ode(skip)]` (the runtime's `FieldModule`), rather
+/// than a trait error where the model is used. In an anonymous const block, in a function never
+/// called, with the struct's generics (and, for its own dtype and device, the bounds of the
+/// generated `TensorCollection` impl).
+pub fn field_checks(item: &syn::ItemStruct, skipped: &[bool], check: &FieldCheck) -> TokenStream {
+    let p = quote!(::neural_ode::__private);
+    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+    let mut predicates: Vec<TokenStream> = where_clause
+        .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
+        .unwrap_or_default();
+    let (e, d) = match check {
+        FieldCheck::Params(e, d) => {
+            predicates.push(quote!(#e: #p::Dtype + #p::Float + #p::SampleUniform));
+            predicates.push(quote!(#d: #p::Device<#e>));
+            (quote!(#e), quote!(#d))
+        }
+        FieldCheck::Concrete(e, d) => (quote!(#e), quote!(#d)),
+    };
+    let asserts = item
+        .fields
+        .iter()
+        .zip(skipped)
+        .filter(|(_, skip)| !**skip)
+        .map(|(field, _)| {
+            let ty = &field.ty;
+            quote_spanned!(ty.span()=> #p::assert_module::<#ty, #e, #d>();)
+        });
+    quote! {
+        const _: () = {
+            fn fields_are_modules #impl_generics () where #(#predicates,)* {
+                #(#asserts)*
+            }
+        };
     }
 }
 

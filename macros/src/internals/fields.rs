@@ -176,6 +176,93 @@ pub fn dtype_device_params(generics: &syn::Generics) -> Option<(Ident, Ident)> {
     None
 }
 
+/// The dtype and device to check the fields against, when the struct says them unambiguously.
+#[derive(Clone, Debug)]
+pub enum FieldCheck {
+    /// The struct's own dtype and device parameters (see [`dtype_device_params`]).
+    Params(Ident, Ident),
+    /// A struct with no type or lifetime parameters whose fields name exactly one dtype (`f32`
+    /// or `f64`) and one device (`Cpu` or `Cuda`, as written) among their generic arguments.
+    Concrete(syn::Type, syn::Type),
+}
+
+/// What the fields of `item` that are not skipped can be checked against, if anything: the
+/// struct's dtype and device parameters when the generated `TensorCollection` impl is for them
+/// (no skipped field), else, for a struct with no type or lifetime parameters, the one dtype and
+/// the one device its fields' types name. `None` where that is ambiguous or absent: the fields
+/// are then checked where the model is used, as before.
+pub fn field_check(item: &syn::ItemStruct, skipped: &[bool]) -> Option<FieldCheck> {
+    if let Some((e, d)) = dtype_device_params(&item.generics) {
+        return (!skipped.iter().any(|s| *s)).then_some(FieldCheck::Params(e, d));
+    }
+    let generic = item
+        .generics
+        .params
+        .iter()
+        .any(|p| !matches!(p, syn::GenericParam::Const(_)));
+    if generic {
+        return None;
+    }
+    let mut dtypes: Vec<syn::Type> = Vec::new();
+    let mut devices: Vec<syn::Type> = Vec::new();
+    for (field, skip) in item.fields.iter().zip(skipped) {
+        if !skip {
+            named_dtypes_and_devices(&field.ty, &mut dtypes, &mut devices);
+        }
+    }
+    let one = |mut found: Vec<syn::Type>| {
+        let first = quote::ToTokens::to_token_stream(found.first()?).to_string();
+        found
+            .iter()
+            .all(|t| quote::ToTokens::to_token_stream(t).to_string() == first)
+            .then(|| found.swap_remove(0))
+    };
+    Some(FieldCheck::Concrete(one(dtypes)?, one(devices)?))
+}
+
+/// The dtypes (`f32`, `f64`) and devices (a path ending in `Cpu` or `Cuda`) among the generic
+/// arguments of `ty`, at any depth.
+fn named_dtypes_and_devices(
+    ty: &syn::Type,
+    dtypes: &mut Vec<syn::Type>,
+    devices: &mut Vec<syn::Type>,
+) {
+    match ty {
+        syn::Type::Path(p) if p.qself.is_none() => {
+            for seg in &p.path.segments {
+                let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
+                    continue;
+                };
+                for arg in &args.args {
+                    let syn::GenericArgument::Type(arg) = arg else {
+                        continue;
+                    };
+                    if let syn::Type::Path(ap) = arg {
+                        let last = ap.path.segments.last().map(|s| s.ident.to_string());
+                        match last.as_deref() {
+                            Some("f32" | "f64") if ap.path.segments.len() == 1 => {
+                                dtypes.push(arg.clone())
+                            }
+                            Some("Cpu" | "Cuda") if ap.qself.is_none() => devices.push(arg.clone()),
+                            _ => {}
+                        }
+                    }
+                    named_dtypes_and_devices(arg, dtypes, devices);
+                }
+            }
+        }
+        syn::Type::Tuple(t) => {
+            for elem in &t.elems {
+                named_dtypes_and_devices(elem, dtypes, devices);
+            }
+        }
+        syn::Type::Paren(p) => named_dtypes_and_devices(&p.elem, dtypes, devices),
+        syn::Type::Group(g) => named_dtypes_and_devices(&g.elem, dtypes, devices),
+        syn::Type::Array(a) => named_dtypes_and_devices(&a.elem, dtypes, devices),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +270,61 @@ mod tests {
     fn params(item: &str) -> Option<(String, String)> {
         let item: syn::ItemStruct = syn::parse_str(item).unwrap();
         dtype_device_params(&item.generics).map(|(e, d)| (e.to_string(), d.to_string()))
+    }
+
+    fn check(item: &str, skipped: &[bool]) -> Option<String> {
+        let item: syn::ItemStruct = syn::parse_str(item).unwrap();
+        field_check(&item, skipped).map(|c| match c {
+            FieldCheck::Params(e, d) => format!("params {e} {d}"),
+            FieldCheck::Concrete(e, d) => {
+                let (e, d) = (quote::quote!(#e), quote::quote!(#d));
+                format!("{e} {d}")
+            }
+        })
+    }
+
+    #[test]
+    fn the_dtype_and_device_to_check_fields_against() {
+        // A struct generic over its dtype and device: its own, unless a field is skipped (the
+        // generated impl is then for every dtype and device its fields allow).
+        let generic = "struct F<E: Dtype, D: Device<E>> { l: L<E, D>, c: C }";
+        assert_eq!(
+            check(generic, &[false, false]).as_deref(),
+            Some("params E D")
+        );
+        assert_eq!(check(generic, &[false, true]), None);
+        // A concrete struct: the one dtype and device its fields name, at any depth, skipped
+        // fields aside; const parameters are fine.
+        assert_eq!(
+            check(
+                "struct F<const W: usize> { l: (Linear<2, W, f64, Cpu>, Tanh), c: Config, s: S<f32> }",
+                &[false, false, true]
+            )
+            .as_deref(),
+            Some("f64 Cpu")
+        );
+        // Ambiguous or absent: no check.
+        assert_eq!(
+            check(
+                "struct F { a: L<f64, Cpu>, b: L<f32, Cpu> }",
+                &[false, false]
+            ),
+            None
+        );
+        assert_eq!(
+            check(
+                "struct F { a: L<f64, Cpu>, b: L<f64, dfdx::Cpu> }",
+                &[false, false]
+            ),
+            None
+        );
+        assert_eq!(
+            check("struct F { a: Tanh, c: Config }", &[false, false]),
+            None
+        );
+        assert_eq!(check("struct F;", &[]), None);
+        // Type parameters other than the dtype and device: the fields' bounds are the user's.
+        assert_eq!(check("struct F<A> { a: L<A, f64, Cpu> }", &[false]), None);
     }
 
     #[test]
