@@ -343,7 +343,7 @@ impl<S: Shape, E: Real, D: Device<E>> Workspace<S, E, D> {
         &mut self,
         i: usize,
         like: &Tensor<S, E, D>,
-        terms: &[(E, Option<&Tensor<S, E, D>>)],
+        terms: &[MaybeTerm<'_, S, E, D>],
     ) -> Tensor<S, E, D> {
         let out = self.slot(i, like);
         out.fill_with_zeros();
@@ -355,6 +355,9 @@ impl<S: Shape, E: Real, D: Device<E>> Workspace<S, E, D> {
         out.clone()
     }
 }
+
+/// A term `c · t` of [`Workspace::combine_some`] and [`stage_some`] that may be absent.
+pub type MaybeTerm<'a, S, E, D> = (E, Option<&'a Tensor<S, E, D>>);
 
 /// `base + Σ c_j t_j`, in one fresh buffer (used by generated code for step results).
 pub fn stage<S: Shape, E: Real, D: Device<E>>(
@@ -371,7 +374,7 @@ pub fn stage<S: Shape, E: Real, D: Device<E>>(
 /// [`stage`] over the terms present: the same operations as [`stage`] over those terms.
 pub fn stage_some<S: Shape, E: Real, D: Device<E>>(
     base: &Tensor<S, E, D>,
-    terms: &[(E, Option<&Tensor<S, E, D>>)],
+    terms: &[MaybeTerm<'_, S, E, D>],
 ) -> Tensor<S, E, D> {
     let mut out = base.clone();
     for (c, t) in terms {

@@ -132,10 +132,39 @@ pub fn tensor_collection_impl(item: &syn::ItemStruct, skipped: &[bool]) -> Token
 /// generated `TensorCollection` impl).
 pub fn field_checks(item: &syn::ItemStruct, skipped: &[bool], check: &FieldCheck) -> TokenStream {
     let p = quote!(::neural_ode::__private);
-    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
-    let mut predicates: Vec<TokenStream> = where_clause
-        .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
-        .unwrap_or_default();
+    // The struct's parameters, their bounds moved into the where clause (one place for each
+    // parameter's bounds, as clippy asks of a function).
+    let mut generics = item.generics.clone();
+    let mut predicates: Vec<TokenStream> = Vec::new();
+    for param in generics.params.iter_mut() {
+        match param {
+            syn::GenericParam::Type(t) => {
+                let (id, bounds) = (&t.ident, std::mem::take(&mut t.bounds));
+                if !bounds.is_empty() {
+                    predicates.push(quote!(#id: #bounds));
+                }
+                t.eq_token = None;
+                t.default = None;
+            }
+            syn::GenericParam::Lifetime(l) => {
+                let (id, bounds) = (&l.lifetime, std::mem::take(&mut l.bounds));
+                if !bounds.is_empty() {
+                    predicates.push(quote!(#id: #bounds));
+                }
+            }
+            syn::GenericParam::Const(c) => {
+                c.eq_token = None;
+                c.default = None;
+            }
+        }
+    }
+    predicates.extend(
+        item.generics
+            .where_clause
+            .iter()
+            .flat_map(|w| w.predicates.iter().map(|p| quote!(#p))),
+    );
+    let (impl_generics, _, _) = generics.split_for_impl();
     let (e, d) = match check {
         FieldCheck::Params(e, d) => {
             predicates.push(quote!(#e: #p::Dtype + #p::Float + #p::SampleUniform));

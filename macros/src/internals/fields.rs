@@ -183,7 +183,7 @@ pub enum FieldCheck {
     Params(Ident, Ident),
     /// A struct with no type or lifetime parameters whose fields name exactly one dtype (`f32`
     /// or `f64`) and one device (`Cpu` or `Cuda`, as written) among their generic arguments.
-    Concrete(syn::Type, syn::Type),
+    Concrete(Box<syn::Type>, Box<syn::Type>),
 }
 
 /// What the fields of `item` that are not skipped can be checked against, if anything: the
@@ -217,7 +217,10 @@ pub fn field_check(item: &syn::ItemStruct, skipped: &[bool]) -> Option<FieldChec
             .all(|t| quote::ToTokens::to_token_stream(t).to_string() == first)
             .then(|| found.swap_remove(0))
     };
-    Some(FieldCheck::Concrete(one(dtypes)?, one(devices)?))
+    Some(FieldCheck::Concrete(
+        Box::new(one(dtypes)?),
+        Box::new(one(devices)?),
+    ))
 }
 
 /// The dtypes (`f32`, `f64`) and devices (a path ending in `Cpu` or `Cuda`) among the generic
