@@ -1,4 +1,4 @@
-//! Adds a Runge–Kutta scheme from a TOML file (`examples/ssprk3.toml`, not shipped in `tableaux/`) and trains a neural ODE with it; the field takes time as an input (`neural_ode::nn::with_time`).
+//! Adds a Runge–Kutta scheme from a TOML file (`examples/ssprk3.toml`, not shipped in `macros/tableaux/`) and trains a neural ODE with it; the field takes time as an input (`neural_ode::nn::with_time`).
 //!
 //! The attribute reads and checks the file at compile time (try breaking a coefficient), and
 //! generates the scheme's forward step and its symplectic-partner backward step. Run with

@@ -83,7 +83,7 @@ fn interpolants_have_their_declared_order() {
             "{name}: observed {observed:.2}, declared {declared}"
         );
     }
-    // Tableaux without a section have none.
+    // Tableaux without a section have none (checked at compile time).
     const { assert!(<<Rk4<f64, Cpu> as NeuralOde>::Solver as RungeKutta>::HERMITE) };
 }
 

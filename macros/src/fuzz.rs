@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use quote::quote;
 
-use crate::load::{shipped_text, SHIPPED};
+use crate::internals::shipped::{self, text as shipped_text, SHIPPED};
 
 /// xorshift64*: deterministic, dependency-free, good enough to pick mutations.
 struct Rng(u64);
@@ -200,7 +200,7 @@ fn seeds() -> Vec<(String, String)> {
         .iter()
         .map(|name| {
             (
-                format!("tableaux/{name}.toml"),
+                shipped::display(name),
                 shipped_text(name).unwrap_or("").to_string(),
             )
         })
@@ -235,7 +235,7 @@ fn expand_file(dir: &Path, text: &str) -> Result<bool, String> {
         }
     };
     let out = crate::expand::expand(quote!(tableau = #literal), item).to_string();
-    let valid = out.contains("impl :: neural_ode :: __private :: RungeKutta for");
+    let valid = out.contains("impl __p :: RungeKutta for");
     let error = out.contains("compile_error");
     match (valid, error) {
         (true, false) => Ok(true),

@@ -1,25 +1,24 @@
 //! The `#[neural_ode]` attribute of [neural-ode](https://docs.rs/neural-ode).
 //!
-//! This crate only holds the entry point; the work is a pipeline of plain functions that unit
-//! tests can call: `attr` (parse the attribute) → `load` (read the tableau file) →
-//! `tableau` (exact-rational IR) → `validate` (consistency and rooted-tree order conditions)
-//! → `codegen` (forward step, symplectic-partner backward step, docs, trait impls).
+//! This file only holds the entry point; the work is a pipeline of plain functions that unit
+//! tests can call, in two halves that `expand` joins:
+//!
+//! - the front end, `internals`: `attr` (parse the attribute) → `load` (read the tableau file)
+//!   → `tableau` (exact-rational IR) → `validate` (shape, consistency, rooted-tree order
+//!   conditions, the `[dense]` continuous extension) → `analysis` (what each stage takes part
+//!   in, computed once), and `fields` (the struct's fields). It imports nothing from the back
+//!   end;
+//! - the back end, `codegen`: the forward step, the one backward step (the symplectic partner,
+//!   with optional stored stages and optional output cotangents), the interpolant, constants,
+//!   docs and the trait impls, printing through the leaf module `codegen::tokens`.
 
 extern crate proc_macro;
 
-mod attr;
-mod backward;
 mod codegen;
 mod expand;
 #[cfg(test)]
 mod fuzz;
-mod impls;
-mod interp;
-mod load;
-mod rational;
-mod tableau;
-mod trees;
-mod validate;
+mod internals;
 
 /// Generates a Runge–Kutta solver from a Butcher tableau file for the annotated model struct.
 ///
@@ -29,7 +28,7 @@ mod validate;
 /// struct Model { mlp: (Linear<2, 64, f64, Cpu>, Tanh, Linear<64, 2, f64, Cpu>) }
 /// ```
 ///
-/// Keys: `solver = "name"` (a tableau shipped in `tableaux/`, default `dopri5`) or
+/// Keys: `solver = "name"` (a tableau shipped in this crate's `tableaux/`, default `dopri5`) or
 /// `tableau = "path.toml"` (relative to the crate's `Cargo.toml`; the environment variable
 /// `NEURAL_ODE_TABLEAU_DIR` overrides that directory), and `grad = "symplectic" | "aca"
 /// | "backprop" | "adjoint"` (default `symplectic`). Fields marked `#[neural_ode(skip)]` are left

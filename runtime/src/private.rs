@@ -3,7 +3,10 @@
 pub use crate::backend::Backend;
 pub use crate::field::VectorField;
 pub use crate::real::{lit, Real};
-pub use crate::rk::{combine, eval, stage, AdjointStep, RungeKutta, Step, Workspace};
+pub use crate::rk::{
+    combine, eval, stage, stage_some, AdjointInput, AdjointStep, RungeKutta, Step, StoredStages,
+    Workspace,
+};
 pub use crate::shape::StateShape;
 pub use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 pub use dfdx::shapes::Dtype;
@@ -11,6 +14,24 @@ pub use dfdx::tensor::Tensor;
 pub use dfdx::tensor_ops::Device;
 pub use num_traits::{Float, Zero};
 pub use rand_distr::uniform::SampleUniform;
+
+/// Implemented by every dfdx module: what `#[neural_ode]` asks of each field that is not
+/// `#[neural_ode(skip)]`. Generated code asserts it per field with [`assert_module`], spanned at
+/// the field's type, so a field of another type is reported there, with the fix.
+#[diagnostic::on_unimplemented(
+    message = "field type `{Self}` is not a dfdx module",
+    label = "not a dfdx module (no `TensorCollection<{E}, {D}>` impl)",
+    note = "mark fields that hold no parameters with `#[neural_ode(skip)]`"
+)]
+pub trait FieldModule<E: Dtype, D: Device<E>> {}
+
+// `do_not_recommend`: report the unmet `FieldModule` (and its message), not the
+// `TensorCollection` bound of this impl.
+#[diagnostic::do_not_recommend]
+impl<T: TensorCollection<E, D>, E: Dtype, D: Device<E>> FieldModule<E, D> for T {}
+
+/// Compiles only if `T` is a dfdx module at dtype `E` on device `D`.
+pub fn assert_module<T: FieldModule<E, D>, E: Dtype, D: Device<E>>() {}
 
 /// The `To` type of generated `TensorCollection` impls: a model cannot be rebuilt at another
 /// dtype or device through the generated impl.
@@ -57,26 +78,6 @@ impl RungeKutta for Invalid {
         x.clone()
     }
 
-    fn adjoint_step_dense<S, E, D, F, V, Er>(
-        f: &F,
-        t: E,
-        h: E,
-        x: &Tensor<S, E, D>,
-        y_bar: &Tensor<S, E, D>,
-        _dense: &[Tensor<S, E, D>],
-        vjp: &mut V,
-        ws: &mut Workspace<S, E, D>,
-    ) -> Result<AdjointStep<S, E, D>, Er>
-    where
-        S: StateShape,
-        E: Real,
-        D: Backend<E>,
-        F: VectorField<S, E, D> + ?Sized,
-        V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>,
-    {
-        Self::adjoint_step(f, t, h, x, y_bar, vjp, ws)
-    }
-
     fn step<S, E, D, F>(
         f: &F,
         t: E,
@@ -103,10 +104,7 @@ impl RungeKutta for Invalid {
 
     fn adjoint_step<S, E, D, F, V, Er>(
         _f: &F,
-        _t: E,
-        _h: E,
-        _x: &Tensor<S, E, D>,
-        y_bar: &Tensor<S, E, D>,
+        input: AdjointInput<'_, S, E, D>,
         _vjp: &mut V,
         _ws: &mut Workspace<S, E, D>,
     ) -> Result<AdjointStep<S, E, D>, Er>
@@ -118,7 +116,7 @@ impl RungeKutta for Invalid {
         V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>,
     {
         Ok(AdjointStep {
-            x_bar: y_bar.clone(),
+            x_bar: input.y_bar.clone(),
             evals: 0,
         })
     }

@@ -95,60 +95,6 @@ pub trait RungeKutta: 'static {
         E: Real,
         D: Backend<E>;
 
-    /// [`RungeKutta::adjoint_step`] for a step with outputs inside it: `dense[i]` is
-    /// `Σⱼ bᵢ(θⱼ) ōⱼ` over the outputs at `θⱼ` with cotangents `ōⱼ` (entries of stages whose
-    /// `bᵢ(θ)` is identically zero are not read), added to stage `i`'s cotangent before the
-    /// sweep. The interpolant's direct dependence on `x` (`Σⱼ ōⱼ`) is left to the caller. Stages
-    /// that only the interpolant reads (the FSAL stage, the Hermite fallback's extra stage) are
-    /// live here: one product per live stage, still.
-    #[allow(clippy::too_many_arguments)]
-    fn adjoint_step_dense<S, E, D, F, V, Er>(
-        f: &F,
-        t: E,
-        h: E,
-        x: &Tensor<S, E, D>,
-        y_bar: &Tensor<S, E, D>,
-        dense: &[Tensor<S, E, D>],
-        vjp: &mut V,
-        ws: &mut Workspace<S, E, D>,
-    ) -> Result<AdjointStep<S, E, D>, Er>
-    where
-        S: StateShape,
-        E: Real,
-        D: Backend<E>,
-        F: VectorField<S, E, D> + ?Sized,
-        V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>;
-
-    /// [`RungeKutta::adjoint_step_dense`] with the stage states given instead of rebuilt:
-    /// `stages` holds the states of [`RungeKutta::KEPT_STAGES`] as `step` recorded them and `y`
-    /// is the step's result (the state of the stage only the interpolant reads: the FSAL stage,
-    /// or the Hermite fallback's extra stage). No vector-field evaluations besides the products.
-    /// (The default rebuilds them; the macro overrides it wherever those states cover every live
-    /// stage, as for every shipped tableau.)
-    #[allow(clippy::too_many_arguments)]
-    fn adjoint_step_dense_stored<S, E, D, F, V, Er>(
-        f: &F,
-        t: E,
-        h: E,
-        x: &Tensor<S, E, D>,
-        stages: &[Tensor<S, E, D>],
-        y: &Tensor<S, E, D>,
-        y_bar: &Tensor<S, E, D>,
-        dense: &[Tensor<S, E, D>],
-        vjp: &mut V,
-        ws: &mut Workspace<S, E, D>,
-    ) -> Result<AdjointStep<S, E, D>, Er>
-    where
-        S: StateShape,
-        E: Real,
-        D: Backend<E>,
-        F: VectorField<S, E, D> + ?Sized,
-        V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>,
-    {
-        let _ = (stages, y);
-        Self::adjoint_step_dense(f, t, h, x, y_bar, dense, vjp, ws)
-    }
-
     /// One step from `(t, x)` of size `h`. `k1`, if given, must be `f(t, x)`. Stage states and
     /// the error estimate are written into `ws`; only the result is a fresh buffer.
     fn step<S, E, D, F>(
@@ -165,17 +111,24 @@ pub trait RungeKutta: 'static {
         D: Backend<E>,
         F: VectorField<S, E, D> + ?Sized;
 
-    /// Reverse-mode derivative of one step: given the cotangent `y_bar` of the step's result,
-    /// rebuilds the stage states that can influence the result and sweeps them in reverse with
-    /// one vector–Jacobian product each, `vjp(t_i, X_i, κ_i) = J_f(t_i, X_i)ᵀ κ_i` (the closure
-    /// also accumulates the parameter cotangent). Returns the cotangent of `x`. Rebuilt stage
-    /// states and stage cotangents live in `ws`.
+    /// Reverse-mode derivative of one step (the symplectic partner): given the cotangent
+    /// `y_bar` of the step's result, sweeps the stages that can influence it in reverse with one
+    /// vector–Jacobian product each, `vjp(t_i, X_i, κ_i) = J_f(t_i, X_i)ᵀ κ_i` (the closure also
+    /// accumulates the parameter cotangent), and returns the cotangent of `x`. Stage states are
+    /// rebuilt from `x` (vector-field evaluations counted in the result), or taken from
+    /// `input.stored` when the solve kept them. Rebuilt stage states and stage cotangents live
+    /// in `ws`.
+    ///
+    /// With `input.outputs` (a step with outputs interpolated inside it), `outputs[i]` is added to
+    /// stage `i`'s cotangent, times `h`, before the sweep; stages that only the interpolant reads
+    /// (the FSAL stage, the interpolant's extra stage `f(t + h, y)`) are then live too, one
+    /// product per live stage still. The interpolant's direct dependence on `x` (`Σⱼ ōⱼ`) is
+    /// left to the caller. Where the stored states do not cover every stage live with outputs
+    /// (a `[dense]` section reading a stage the step itself does not need, on a method that is
+    /// not FSAL: no shipped tableau), such a step rebuilds them.
     fn adjoint_step<S, E, D, F, V, Er>(
         f: &F,
-        t: E,
-        h: E,
-        x: &Tensor<S, E, D>,
-        y_bar: &Tensor<S, E, D>,
+        input: AdjointInput<'_, S, E, D>,
         vjp: &mut V,
         ws: &mut Workspace<S, E, D>,
     ) -> Result<AdjointStep<S, E, D>, Er>
@@ -185,32 +138,52 @@ pub trait RungeKutta: 'static {
         D: Backend<E>,
         F: VectorField<S, E, D> + ?Sized,
         V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>;
+}
 
-    /// [`RungeKutta::adjoint_step`] with the stage states given instead of rebuilt: `stages`
-    /// holds the states of [`RungeKutta::KEPT_STAGES`], as `step` recorded them. No vector-field
-    /// evaluations besides the products. (The default rebuilds them.)
-    #[allow(clippy::too_many_arguments)]
-    fn adjoint_step_stored<S, E, D, F, V, Er>(
-        f: &F,
-        t: E,
-        h: E,
-        x: &Tensor<S, E, D>,
-        stages: &[Tensor<S, E, D>],
-        y_bar: &Tensor<S, E, D>,
-        vjp: &mut V,
-        ws: &mut Workspace<S, E, D>,
-    ) -> Result<AdjointStep<S, E, D>, Er>
-    where
-        S: StateShape,
-        E: Real,
-        D: Backend<E>,
-        F: VectorField<S, E, D> + ?Sized,
-        V: FnMut(E, Tensor<S, E, D>, Tensor<S, E, D>) -> Result<Tensor<S, E, D>, Er>,
-    {
-        let _ = stages;
-        Self::adjoint_step(f, t, h, x, y_bar, vjp, ws)
+/// The stage states of one step as the forward solve recorded them (the stage store).
+pub struct StoredStages<'a, S: Shape, E: Real, D: Device<E>> {
+    /// The states of [`RungeKutta::KEPT_STAGES`], in that order, as `step` recorded them.
+    pub stages: &'a [Tensor<S, E, D>],
+    /// The step's result `y`: the state of the stage only the interpolant reads (the FSAL
+    /// stage, or the interpolant's extra stage `f(t + h, y)`).
+    pub y: &'a Tensor<S, E, D>,
+}
+
+/// What one backward step ([`RungeKutta::adjoint_step`]) reads.
+pub struct AdjointInput<'a, S: Shape, E: Real, D: Device<E>> {
+    /// The step's start time.
+    pub t: E,
+    /// The step's size.
+    pub h: E,
+    /// The step's input state.
+    pub x: &'a Tensor<S, E, D>,
+    /// The cotangent of the step's result.
+    pub y_bar: &'a Tensor<S, E, D>,
+    /// The recorded stage states, when the solve kept them: no stage is rebuilt.
+    pub stored: Option<StoredStages<'a, S, E, D>>,
+    /// For a step with outputs interpolated inside it: `Σⱼ bᵢ(θⱼ) ōⱼ` per interpolant stage
+    /// ([`RungeKutta::INTERPOLANT_STAGES`] entries; entries of stages whose `bᵢ(θ)` is
+    /// identically zero are not read).
+    pub outputs: Option<&'a [Tensor<S, E, D>]>,
+}
+
+// By hand: a derive would ask `S`, `E` and `D` to be `Clone`/`Copy`, and these only hold
+// references and scalars.
+impl<S: Shape, E: Real, D: Device<E>> Clone for StoredStages<'_, S, E, D> {
+    fn clone(&self) -> Self {
+        *self
     }
 }
+
+impl<S: Shape, E: Real, D: Device<E>> Copy for StoredStages<'_, S, E, D> {}
+
+impl<S: Shape, E: Real, D: Device<E>> Clone for AdjointInput<'_, S, E, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: Shape, E: Real, D: Device<E>> Copy for AdjointInput<'_, S, E, D> {}
 
 /// Evaluates the field and makes sure the result is laid out contiguously (a field may return a
 /// broadcast view; the in-place stage arithmetic needs plain buffers). Free when it already is.
@@ -362,7 +335,29 @@ impl<S: Shape, E: Real, D: Device<E>> Workspace<S, E, D> {
         }
         out.clone()
     }
+
+    /// `Σ c_j t_j` over the terms present, written into slot `i` (a buffer shaped like `like`):
+    /// the same operations as [`Workspace::combine`] over those terms. For the stage cotangents
+    /// of the backward step, some of whose terms exist only for a step with outputs inside it.
+    pub fn combine_some(
+        &mut self,
+        i: usize,
+        like: &Tensor<S, E, D>,
+        terms: &[MaybeTerm<'_, S, E, D>],
+    ) -> Tensor<S, E, D> {
+        let out = self.slot(i, like);
+        out.fill_with_zeros();
+        for (c, t) in terms {
+            if let Some(t) = t {
+                out.axpy(1.0, *t, *c);
+            }
+        }
+        out.clone()
+    }
 }
+
+/// A term `c · t` of [`Workspace::combine_some`] and [`stage_some`] that may be absent.
+pub type MaybeTerm<'a, S, E, D> = (E, Option<&'a Tensor<S, E, D>>);
 
 /// `base + Σ c_j t_j`, in one fresh buffer (used by generated code for step results).
 pub fn stage<S: Shape, E: Real, D: Device<E>>(
@@ -372,6 +367,20 @@ pub fn stage<S: Shape, E: Real, D: Device<E>>(
     let mut out = base.clone();
     for (c, t) in terms {
         out.axpy(1.0, t, *c);
+    }
+    out
+}
+
+/// [`stage`] over the terms present: the same operations as [`stage`] over those terms.
+pub fn stage_some<S: Shape, E: Real, D: Device<E>>(
+    base: &Tensor<S, E, D>,
+    terms: &[MaybeTerm<'_, S, E, D>],
+) -> Tensor<S, E, D> {
+    let mut out = base.clone();
+    for (c, t) in terms {
+        if let Some(t) = t {
+            out.axpy(1.0, *t, *c);
+        }
     }
     out
 }

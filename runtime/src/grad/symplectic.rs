@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::field::VectorField;
 use crate::forward::outputs::OutputAt;
 use crate::real::Real;
-use crate::rk::RungeKutta;
+use crate::rk::{AdjointInput, RungeKutta, StoredStages};
 use crate::shape::StateShape;
 use crate::stats::BackwardStats;
 use crate::store::{CheckpointPolicy, Keep};
@@ -98,23 +98,21 @@ where
         // A step with outputs inside also needs the state only the interpolant reads: the
         // step's result, `y_end`.
         debug_assert!(stages.is_none_or(|s| s.len() == R::KEPT_STAGES.len()));
-        let stored = stages.filter(|s| s.len() == R::KEPT_STAGES.len());
-        let back = match (stored, &y_end) {
-            (Some(stages), Some(y)) if !inside.is_empty() => {
-                let dense = stage_cotangents::<R, S, E, D>(&inside);
-                R::adjoint_step_dense_stored(
-                    model, t, h, &x, stages, y, &lambda, &dense, &mut vjp, ws,
-                )?
-            }
-            _ if !inside.is_empty() => {
-                let dense = stage_cotangents::<R, S, E, D>(&inside);
-                R::adjoint_step_dense(model, t, h, &x, &lambda, &dense, &mut vjp, ws)?
-            }
-            (Some(stages), _) => {
-                R::adjoint_step_stored(model, t, h, &x, stages, &lambda, &mut vjp, ws)?
-            }
-            _ => R::adjoint_step(model, t, h, &x, &lambda, &mut vjp, ws)?,
+        debug_assert!(stages.is_none() || y_end.is_some());
+        let stored = stages
+            .filter(|s| s.len() == R::KEPT_STAGES.len())
+            .zip(y_end.as_ref())
+            .map(|(stages, y)| StoredStages { stages, y });
+        let outputs = (!inside.is_empty()).then(|| stage_cotangents::<R, S, E, D>(&inside));
+        let input = AdjointInput {
+            t,
+            h,
+            x: &x,
+            y_bar: &lambda,
+            stored,
+            outputs: outputs.as_deref(),
         };
+        let back = R::adjoint_step(model, input, &mut vjp, ws)?;
         nfe_rebuild += back.evals;
         let mut lambda = back.x_bar;
         if keeps_stages {

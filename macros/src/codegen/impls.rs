@@ -2,9 +2,11 @@
 //! solver, which gradient method) and dfdx's `TensorCollection` over the struct's fields.
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 
-use crate::attr::Grad;
+use crate::internals::attr::Grad;
+use crate::internals::fields::{dtype_device_params, FieldCheck};
 
 /// `impl NeuralOde for #ident { type Solver = #solver; const GRAD = … }`.
 pub fn neural_ode_impl(item: &syn::ItemStruct, solver: &TokenStream, grad: Grad) -> TokenStream {
@@ -18,63 +20,6 @@ pub fn neural_ode_impl(item: &syn::ItemStruct, solver: &TokenStream, grad: Grad)
             const GRAD: ::neural_ode::GradMethod = ::neural_ode::GradMethod::#variant;
         }
     }
-}
-
-/// The struct's dtype and device parameters `(E, D)`: type parameters with a bound on `D` whose
-/// last path segment is `Device<E>` or `Storage<E>` (dfdx's, or this crate's `Device`), in the
-/// parameter list or the where clause.
-pub fn dtype_device_params(generics: &syn::Generics) -> Option<(Ident, Ident)> {
-    let params: Vec<&Ident> = generics.type_params().map(|p| &p.ident).collect();
-    let dtype_of = |bound: &syn::TypeParamBound| -> Option<Ident> {
-        let syn::TypeParamBound::Trait(t) = bound else {
-            return None;
-        };
-        // `neural_ode::Device` is stronger than what `To` may assume of another device.
-        if t.path
-            .segments
-            .first()
-            .is_some_and(|s| s.ident == "neural_ode")
-        {
-            return None;
-        }
-        let seg = t.path.segments.last()?;
-        if seg.ident != "Device" && seg.ident != "Storage" {
-            return None;
-        }
-        let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
-            return None;
-        };
-        match args.args.first()? {
-            syn::GenericArgument::Type(syn::Type::Path(tp)) => {
-                let e = tp.path.get_ident()?;
-                params.contains(&e).then(|| e.clone())
-            }
-            _ => None,
-        }
-    };
-    for p in generics.type_params() {
-        if let Some(e) = p.bounds.iter().find_map(dtype_of) {
-            return Some((e, p.ident.clone()));
-        }
-    }
-    for pred in generics.where_clause.iter().flat_map(|w| &w.predicates) {
-        let syn::WherePredicate::Type(pt) = pred else {
-            continue;
-        };
-        let syn::Type::Path(tp) = &pt.bounded_ty else {
-            continue;
-        };
-        let Some(d) = tp.path.get_ident() else {
-            continue;
-        };
-        if !params.contains(&d) {
-            continue;
-        }
-        if let Some(e) = pt.bounds.iter().find_map(dtype_of) {
-            return Some((e, d.clone()));
-        }
-    }
-    None
 }
 
 /// dfdx's `TensorCollection` for the struct's fields (except `#[neural_ode(skip)]` ones), so
@@ -179,49 +124,77 @@ pub fn tensor_collection_impl(item: &syn::ItemStruct, skipped: &[bool]) -> Token
     }
 }
 
+/// A compile-time check that each field not marked `#[neural_ode(skip)]` is a dfdx module at
+/// the dtype and device of `check`, spanned at the field's type: a field of another type is an
+/// error there, whose message names `#[neural_ode(skip)]` (the runtime's `FieldModule`), rather
+/// than a trait error where the model is used. In an anonymous const block, in a function never
+/// called, with the struct's generics (and, for its own dtype and device, the bounds of the
+/// generated `TensorCollection` impl).
+pub fn field_checks(item: &syn::ItemStruct, skipped: &[bool], check: &FieldCheck) -> TokenStream {
+    let p = quote!(::neural_ode::__private);
+    // The struct's parameters, their bounds moved into the where clause (one place for each
+    // parameter's bounds, as clippy asks of a function).
+    let mut generics = item.generics.clone();
+    let mut predicates: Vec<TokenStream> = Vec::new();
+    for param in generics.params.iter_mut() {
+        match param {
+            syn::GenericParam::Type(t) => {
+                let (id, bounds) = (&t.ident, std::mem::take(&mut t.bounds));
+                if !bounds.is_empty() {
+                    predicates.push(quote!(#id: #bounds));
+                }
+                t.eq_token = None;
+                t.default = None;
+            }
+            syn::GenericParam::Lifetime(l) => {
+                let (id, bounds) = (&l.lifetime, std::mem::take(&mut l.bounds));
+                if !bounds.is_empty() {
+                    predicates.push(quote!(#id: #bounds));
+                }
+            }
+            syn::GenericParam::Const(c) => {
+                c.eq_token = None;
+                c.default = None;
+            }
+        }
+    }
+    predicates.extend(
+        item.generics
+            .where_clause
+            .iter()
+            .flat_map(|w| w.predicates.iter().map(|p| quote!(#p))),
+    );
+    let (impl_generics, _, _) = generics.split_for_impl();
+    let (e, d) = match check {
+        FieldCheck::Params(e, d) => {
+            predicates.push(quote!(#e: #p::Dtype + #p::Float + #p::SampleUniform));
+            predicates.push(quote!(#d: #p::Device<#e>));
+            (quote!(#e), quote!(#d))
+        }
+        FieldCheck::Concrete(e, d) => (quote!(#e), quote!(#d)),
+    };
+    let asserts = item
+        .fields
+        .iter()
+        .zip(skipped)
+        .filter(|(_, skip)| !**skip)
+        .map(|(field, _)| {
+            let ty = &field.ty;
+            quote_spanned!(ty.span()=> #p::assert_module::<#ty, #e, #d>();)
+        });
+    quote! {
+        const _: () = {
+            fn fields_are_modules #impl_generics () where #(#predicates,)* {
+                #(#asserts)*
+            }
+        };
+    }
+}
+
 fn group(items: Vec<TokenStream>) -> TokenStream {
     if items.len() <= 6 {
         return quote!((#(#items,)*));
     }
     let chunks: Vec<TokenStream> = items.chunks(6).map(|c| group(c.to_vec())).collect();
     group(chunks)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params(item: &str) -> Option<(String, String)> {
-        let item: syn::ItemStruct = syn::parse_str(item).unwrap();
-        dtype_device_params(&item.generics).map(|(e, d)| (e.to_string(), d.to_string()))
-    }
-
-    #[test]
-    fn dtype_and_device_parameters_are_recognised() {
-        let ed = Some(("E".to_string(), "D".to_string()));
-        assert_eq!(
-            params("struct F<E: Dtype, D: Device<E>> { l: L<E, D> }"),
-            ed
-        );
-        assert_eq!(
-            params("struct F<E: Dtype, D: dfdx::prelude::Storage<E>> { l: L<E, D> }"),
-            ed
-        );
-        assert_eq!(
-            params("struct F<E, D> where D: Device<E> { l: L<E, D> }"),
-            ed
-        );
-        assert_eq!(
-            params("struct F<X: Dtype, Y: Device<X>> { l: L<X, Y> }"),
-            Some(("X".to_string(), "Y".to_string()))
-        );
-        // Concrete structs, a device bound on a type that is not a parameter, and this crate's
-        // stronger `Device` (which `To` could not assume of another device) are not.
-        assert_eq!(params("struct F { l: L<f64, Cpu> }"), None);
-        assert_eq!(params("struct F<D: Device<f64>> { l: L<f64, D> }"), None);
-        assert_eq!(
-            params("struct F<E: Real, D: neural_ode::Device<E>> { l: L<E, D> }"),
-            None
-        );
-    }
 }

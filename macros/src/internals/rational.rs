@@ -135,6 +135,16 @@ pub fn to_f64(q: &BigRational) -> f64 {
     }
 }
 
+/// The entries of `v` that are not exactly zero, by index, correctly rounded: exact zeros
+/// produce no code.
+pub fn nonzero<'a>(v: impl IntoIterator<Item = &'a BigRational>) -> Vec<(usize, f64)> {
+    v.into_iter()
+        .enumerate()
+        .filter(|(_, q)| !q.is_zero())
+        .map(|(j, q)| (j, to_f64(q)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

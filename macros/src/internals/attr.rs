@@ -5,7 +5,8 @@ use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitStr, MetaNameValue, Token};
 
-pub use crate::load::SHIPPED;
+use super::names::{backticked, did_you_mean};
+use super::shipped::SHIPPED;
 
 /// Where the tableau comes from.
 #[derive(Clone, Debug)]
@@ -163,39 +164,6 @@ fn string_value(value: &Expr, key: &str) -> syn::Result<LitStr> {
             format!("`{key}` expects a string literal, e.g. `{key} = \"...\"`"),
         )),
     }
-}
-
-fn backticked(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `" (did you mean `x`?)"` when a name is within edit distance 2 of the input.
-pub fn did_you_mean(input: &str, names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| (edit_distance(input, n), *n))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, n)| format!(" (did you mean `{n}`?)"))
-        .unwrap_or_default()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -2,52 +2,20 @@
 
 use std::path::PathBuf;
 
-use crate::attr::Source;
+use super::attr::Source;
+use super::shipped;
 
 /// The text of a tableau and where it came from.
 #[derive(Debug)]
 pub struct Loaded {
     /// The path as the user should read it in messages (as written in the attribute, or
-    /// `tableaux/<name>.toml` for shipped methods).
+    /// [`shipped::display`] for shipped methods).
     pub display: String,
     /// The file to `include_bytes!` so Cargo rebuilds when it changes (user files only: shipped
     /// tableaux are compiled into this macro crate, which Cargo already tracks).
     pub track: Option<PathBuf>,
     pub text: String,
 }
-
-/// The one list of shipped tableaux: their names and their text, compiled into this crate.
-macro_rules! shipped {
-    ($($name:literal),* $(,)?) => {
-        /// The shipped tableaux, by name (the files in `tableaux/`).
-        pub const SHIPPED: &[&str] = &[$($name),*];
-
-        /// The text of a shipped tableau.
-        pub fn shipped_text(name: &str) -> Option<&'static str> {
-            match name {
-                $($name => Some(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tableaux/", $name, ".toml"))),)*
-                _ => None,
-            }
-        }
-    };
-}
-
-shipped!(
-    "euler",
-    "midpoint",
-    "heun",
-    "ralston",
-    "rk4",
-    "rk38",
-    "heun_euler",
-    "fehlberg2",
-    "bosh3",
-    "fehlberg45",
-    "cash_karp",
-    "dopri5",
-    "tsit5",
-    "dopri8",
-);
 
 /// The environment variable that, when set, replaces `CARGO_MANIFEST_DIR` as the directory that
 /// relative `tableau = "..."` paths are resolved against.
@@ -57,11 +25,11 @@ pub const DIR_OVERRIDE: &str = "NEURAL_ODE_TABLEAU_DIR";
 pub fn load(source: &Source) -> syn::Result<Loaded> {
     match source {
         Source::Shipped { name, .. } => {
-            let text = shipped_text(name).ok_or_else(|| {
+            let text = shipped::text(name).ok_or_else(|| {
                 syn::Error::new(source.span(), format!("unknown solver `{name}`"))
             })?;
             Ok(Loaded {
-                display: format!("tableaux/{name}.toml"),
+                display: shipped::display(name),
                 track: None,
                 text: text.to_string(),
             })

@@ -1,6 +1,7 @@
 //! The tableau IR: a TOML document turned into exact coefficients.
 
-use crate::rational::{self, Coef};
+use super::names::did_you_mean;
+use super::rational::{self, Coef};
 
 /// An explicit Runge–Kutta method as read from its file (not yet validated).
 #[derive(Clone, Debug)]
@@ -67,7 +68,7 @@ pub fn parse(text: &str) -> Result<Tableau, Vec<String>> {
     let mut problems = Vec::new();
     for key in doc.keys() {
         if !KEYS.contains(&key.as_str()) {
-            let hint = crate::attr::did_you_mean(key, KEYS);
+            let hint = did_you_mean(key, KEYS);
             problems.push(format!("unknown key `{key}`{hint}"));
         }
     }
@@ -145,7 +146,7 @@ fn dense(table: &toml::Table, problems: &mut Vec<String>) -> Option<Dense> {
     let before = problems.len();
     for key in table.keys() {
         if !DENSE_KEYS.contains(&key.as_str()) {
-            let hint = crate::attr::did_you_mean(key, DENSE_KEYS);
+            let hint = did_you_mean(key, DENSE_KEYS);
             problems.push(format!("unknown key `dense.{key}`{hint}"));
         }
     }

@@ -1,8 +1,8 @@
-"""Derives the [dense] section of tableaux/dopri8.toml: a 5th-order continuous extension of
+"""Derives the [dense] section of macros/tableaux/dopri8.toml: a 5th-order continuous extension of
 Prince & Dormand's RK8(7)13M over its 13 stages and the extra stage k14 = f(t + h, y).
 
     python3 -m pip install mpmath      # the only dependency
-    python3 tableaux/derivations/dopri8_dense.py [--check]
+    python3 macros/tableaux/derivations/dopri8_dense.py [--check]
 
 The interpolant is y(t0 + θh) = y0 + h Σ_i b_i(θ) k_i with b_i(θ) = Σ_{m=1..5} β_{m,i} θ^m. The
 unknowns β are linear in the conditions:
@@ -181,7 +181,7 @@ def main():
     if "--check" in sys.argv:
         shipped = tab["dense"]["b"]
         same = shipped == out
-        print("matches tableaux/dopri8.toml" if same else "DIFFERS from tableaux/dopri8.toml", file=sys.stderr)
+        print("matches macros/tableaux/dopri8.toml" if same else "DIFFERS from macros/tableaux/dopri8.toml", file=sys.stderr)
         sys.exit(0 if same else 1)
     sys.stdout.write(text)
 
