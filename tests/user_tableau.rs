@@ -12,39 +12,30 @@ use neural_ode::{
 
 type State = (usize, Const<2>);
 
-#[neural_ode(tableau = "tests/data/kutta3.toml", grad = "symplectic")]
-#[derive(Clone, Debug)]
-struct Field {
-    l1: Linear<2, 5, f64, Cpu>,
-    l2: Linear<5, 2, f64, Cpu>,
+/// A small MLP field, one model type per tableau file.
+macro_rules! field {
+    ($name:ident, $file:literal) => {
+        #[neural_ode(tableau = $file, grad = "symplectic")]
+        #[derive(Clone, Debug)]
+        struct $name {
+            l1: Linear<2, 5, f64, Cpu>,
+            l2: Linear<5, 2, f64, Cpu>,
+        }
+
+        impl VectorField<State, f64, Cpu> for $name {
+            fn eval<T: Tape<f64, Cpu>>(
+                &self,
+                t: f64,
+                x: Tensor<State, f64, Cpu, T>,
+            ) -> Tensor<State, f64, Cpu, T> {
+                self.l2.forward(self.l1.forward(x).tanh()) * (1.0 + t)
+            }
+        }
+    };
 }
 
-impl VectorField<State, f64, Cpu> for Field {
-    fn eval<T: Tape<f64, Cpu>>(
-        &self,
-        t: f64,
-        x: Tensor<State, f64, Cpu, T>,
-    ) -> Tensor<State, f64, Cpu, T> {
-        self.l2.forward(self.l1.forward(x).tanh()) * (1.0 + t)
-    }
-}
-
-#[neural_ode(tableau = "tests/data/dead_stage.toml", grad = "symplectic")]
-#[derive(Clone, Debug)]
-struct DeadStage {
-    l1: Linear<2, 5, f64, Cpu>,
-    l2: Linear<5, 2, f64, Cpu>,
-}
-
-impl VectorField<State, f64, Cpu> for DeadStage {
-    fn eval<T: Tape<f64, Cpu>>(
-        &self,
-        t: f64,
-        x: Tensor<State, f64, Cpu, T>,
-    ) -> Tensor<State, f64, Cpu, T> {
-        self.l2.forward(self.l1.forward(x).tanh()) * (1.0 + t)
-    }
-}
+field!(Field, "tests/data/kutta3.toml");
+field!(DeadStage, "tests/data/dead_stage.toml");
 
 #[neural_ode(tableau = "tests/data/kutta3.toml")]
 #[derive(Clone, Debug, Default)]

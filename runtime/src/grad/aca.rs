@@ -3,15 +3,13 @@
 //! its interpolated outputs) and differentiated as a whole, so one step's graph (s evaluations)
 //! is alive at a time.
 
-use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
 use super::walk::{walk, StepBack};
-use super::{on_tape, pullback, reference, Attached, Back, Cotangents, GradientMethod, Solved};
+use super::{pullback, reference, Back, Cotangents, GradientMethod, Model};
 use crate::backend::Backend;
 use crate::error::Error;
-use crate::field::VectorField;
 use crate::real::Real;
 use crate::rk::RungeKutta;
 use crate::shape::StateShape;
@@ -26,81 +24,69 @@ impl GradientMethod for Aca {
         Keep::States
     }
 
-    fn attach<R, M, S, E, D, T>(solved: Solved<'_, M, S, E, D>, tape: T) -> Attached<S, E, D, T>
+    fn reverse<R, M, S, E, D>(back: &mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error>
     where
         R: RungeKutta,
-        M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static,
+        M: Model<S, E, D>,
         S: StateShape,
         E: Real,
         D: Backend<E>,
-        T: Tape<E, D> + 'static,
     {
-        on_tape(solved, tape, backward::<R, M, S, E, D>)
-    }
-}
-
-fn backward<R, M, S, E, D>(back: &mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error>
-where
-    R: RungeKutta,
-    M: VectorField<S, E, D> + TensorCollection<E, D>,
-    S: StateShape,
-    E: Real,
-    D: Backend<E>,
-{
-    let model = back.model;
-    let mut params = Some(model.try_alloc_grads().map_err(Error::device)?);
-    let mut nfe_vjp = 0;
-    let n_steps = back.record.grid.len();
-    let walked = walk::<R, _, _, _, _>(back, |step| {
-        let StepBack {
-            t,
-            h,
-            x,
-            lambda,
-            inside,
-            ..
-        } = step;
-        // Outputs inside the step: their interpolants are recorded with the step.
-        let (thetas, cots): (Vec<E>, Vec<_>) = inside
-            .into_iter()
-            .map(|(theta, o)| (theta, o.clone()))
-            .unzip();
-        let acc = params
-            .take()
-            .ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
-        let (x_bar, acc) = pullback(acc, x, |x| {
-            if thetas.is_empty() {
-                return (reference::step::<R, _, _, _, _, _>(model, t, h, x) * lambda)
-                    .sum::<Rank0, _>();
-            }
-            let (y, outputs) =
-                reference::step_with_outputs::<R, _, _, _, _, _>(model, t, h, x, &thetas);
-            let mut loss = (y * lambda).sum::<Rank0, _>();
-            for (o, c) in outputs.into_iter().zip(cots) {
-                loss = loss + (o * c).sum::<Rank0, _>();
-            }
-            loss
+        let model = back.model;
+        let mut params = Some(model.try_alloc_grads().map_err(Error::device)?);
+        let mut nfe_vjp = 0;
+        let n_steps = back.record.grid.len();
+        let walked = walk::<R, _, _, _, _>(back, |step| {
+            let StepBack {
+                t,
+                h,
+                x,
+                lambda,
+                inside,
+                ..
+            } = step;
+            // Outputs inside the step: their interpolants are recorded with the step.
+            let (thetas, cots): (Vec<E>, Vec<_>) = inside
+                .into_iter()
+                .map(|(theta, o)| (theta, o.clone()))
+                .unzip();
+            let acc = params
+                .take()
+                .ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
+            let (x_bar, acc) = pullback(acc, x, |x| {
+                if thetas.is_empty() {
+                    return (reference::step::<R, _, _, _, _, _>(model, t, h, x) * lambda)
+                        .sum::<Rank0, _>();
+                }
+                let (y, outputs) =
+                    reference::step_with_outputs::<R, _, _, _, _, _>(model, t, h, x, &thetas);
+                let mut loss = (y * lambda).sum::<Rank0, _>();
+                for (o, c) in outputs.into_iter().zip(cots) {
+                    loss = loss + (o * c).sum::<Rank0, _>();
+                }
+                loss
+            })?;
+            nfe_vjp += if thetas.is_empty() {
+                R::STAGES
+            } else {
+                R::INTERPOLANT_STAGES
+            };
+            params = Some(acc);
+            Ok(x_bar)
         })?;
-        nfe_vjp += if thetas.is_empty() {
-            R::STAGES
-        } else {
-            R::INTERPOLANT_STAGES
-        };
-        params = Some(acc);
-        Ok(x_bar)
-    })?;
-    let params =
-        params.ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
-    Ok(Cotangents {
-        x0: walked.lambda,
-        params,
-        stats: BackwardStats {
-            nfe_vjp,
-            nfe_rebuild: walked.nfe_rebuild,
-            steps: n_steps,
-            recomputed_steps: walked.recomputed_steps,
-            non_finite_at: walked.non_finite_at,
-            ..BackwardStats::default()
-        },
-    })
+        let params =
+            params.ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
+        Ok(Cotangents {
+            x0: walked.lambda,
+            params,
+            stats: BackwardStats {
+                nfe_vjp,
+                nfe_rebuild: walked.nfe_rebuild,
+                steps: n_steps,
+                recomputed_steps: walked.recomputed_steps,
+                non_finite_at: walked.non_finite_at,
+                ..BackwardStats::default()
+            },
+        })
+    }
 }

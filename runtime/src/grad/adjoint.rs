@@ -9,9 +9,7 @@
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
-use super::{
-    add, merge_params, on_tape, pullback, Attached, Back, Cotangents, GradientMethod, Solved,
-};
+use super::{add, merge_params, pullback, Back, Cotangents, GradientMethod, Model};
 use crate::backend::Backend;
 use crate::controller::adaptive::{Adaptive, Limits};
 use crate::controller::{all_finite, ErrorNorm, StepControl};
@@ -33,16 +31,119 @@ impl GradientMethod for Adjoint {
         Keep::Nothing
     }
 
-    fn attach<R, M, S, E, D, T>(solved: Solved<'_, M, S, E, D>, tape: T) -> Attached<S, E, D, T>
+    fn reverse<R, M, S, E, D>(back: &mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error>
     where
         R: RungeKutta,
-        M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static,
+        M: Model<S, E, D>,
         S: StateShape,
         E: Real,
         D: Backend<E>,
-        T: Tape<E, D> + 'static,
     {
-        on_tape(solved, tape, backward::<R, M, S, E, D>)
+        let (model, ys, out, times, opts) = (back.model, back.ys, back.out, back.times, back.opts);
+        let record = &*back.record;
+        let grid = &record.grid;
+        let mut params = Gradients::leaky();
+        let last = out.len() - 1;
+        let mut a = out[last].clone();
+        let (mut nfe_vjp, mut steps) = (0, 0);
+        // Adaptive: one controller for the whole way back, its first proposal the forward's last
+        // step.
+        let adaptive = match (opts.stepping, R::EMBEDDED_ORDER) {
+            (Stepping::Adaptive { rtol, atol }, Some(q)) => {
+                let h0 = grid
+                    .len()
+                    .checked_sub(1)
+                    .and_then(|n| grid.step(n))
+                    .map(|(_, h)| Into::<f64>::into(h).abs())
+                    .unwrap_or_else(|| {
+                        let span: f64 = (times[0] - times[last]).into();
+                        span.abs()
+                    });
+                let dir = match times.len() {
+                    1 => 1.0,
+                    _ => Into::<f64>::into(times[0] - times[last]).signum(),
+                };
+                let limits = Limits {
+                    max_steps: opts.max_steps,
+                    min_step: opts.min_step,
+                };
+                let control = Adaptive::new(&mut *back.controller, limits, dir, q + 1, h0, None);
+                Some((control, ErrorNorm::new(rtol, atol)))
+            }
+            _ => None,
+        };
+        let mut adaptive = adaptive;
+        let mut host = Vec::new();
+        let mut non_finite_at = None;
+        if !all_finite(&a, &mut host) {
+            non_finite_at = times.last().map(|&t| t.into());
+        }
+        for k in (1..=last).rev() {
+            let mut x = S::unstack(ys.clone(), k);
+            let t_to = times[k - 1];
+            let mut t = times[k];
+            match opts.stepping {
+                Stepping::Adaptive { .. } => {
+                    let (control, norm) = adaptive
+                        .as_mut()
+                        .ok_or(Error::NotAdaptive { solver: R::NAME })?;
+                    while let Some(attempt) = control.attempt(t, t_to)? {
+                        let mut st =
+                            aug_step::<R, _, _, _, _>(model, t, attempt.h, (&x, &a), true)?;
+                        nfe_vjp += R::STAGES;
+                        let [ex, ea] = st
+                            .err
+                            .as_ref()
+                            .ok_or(Error::NotAdaptive { solver: R::NAME })?;
+                        // A cotangent that entered the step non-finite (a NaN from the loss, say)
+                        // cannot be error-controlled; the state part still is.
+                        let take = if all_finite(&a, &mut host) { 2 } else { 1 };
+                        let norm = norm.of_parts(&[(ex, &x, &st.x), (ea, &a, &st.a)], take);
+                        if control.decide(t, norm, &attempt) {
+                            merge_params(model, &mut st.params, &mut params, None)?;
+                            x = st.x;
+                            a = st.a;
+                            t = attempt.end;
+                            steps += 1;
+                        }
+                    }
+                }
+                Stepping::FixedSize(_) | Stepping::FixedSteps(_) => {
+                    // The forward's grid walked backwards: the step boundaries between the two
+                    // outputs, then the earlier output.
+                    let inner = record.out_at[k - 1].boundaries_before(&record.out_at[k]);
+                    let points = inner
+                        .rev()
+                        .filter_map(|j| grid.boundary(j))
+                        .chain(core::iter::once(t_to));
+                    for t_next in points {
+                        let mut st =
+                            aug_step::<R, _, _, _, _>(model, t, t_next - t, (&x, &a), false)?;
+                        nfe_vjp += R::STAGES;
+                        merge_params(model, &mut st.params, &mut params, None)?;
+                        x = st.x;
+                        a = st.a;
+                        t = t_next;
+                        steps += 1;
+                    }
+                }
+            }
+            a = add(a, &out[k - 1]);
+            if non_finite_at.is_none() && !all_finite(&a, &mut host) {
+                non_finite_at = Some(t.into());
+            }
+        }
+        Ok(Cotangents {
+            x0: a,
+            params,
+            stats: BackwardStats {
+                nfe_vjp,
+                steps,
+                rejected: adaptive.map_or(0, |(control, _)| control.counts().1),
+                non_finite_at,
+                ..BackwardStats::default()
+            },
+        })
     }
 }
 
@@ -145,118 +246,5 @@ where
         a: y_a,
         err,
         params,
-    })
-}
-
-fn backward<R, M, S, E, D>(back: &mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error>
-where
-    R: RungeKutta,
-    M: VectorField<S, E, D> + TensorCollection<E, D>,
-    S: StateShape,
-    E: Real,
-    D: Backend<E>,
-{
-    let (model, ys, out, times, opts) = (back.model, back.ys, back.out, back.times, back.opts);
-    let record = &*back.record;
-    let grid = &record.grid;
-    let mut params = Gradients::leaky();
-    let last = out.len() - 1;
-    let mut a = out[last].clone();
-    let (mut nfe_vjp, mut steps) = (0, 0);
-    // Adaptive: one controller for the whole way back, its first proposal the forward's last
-    // step.
-    let adaptive = match (opts.stepping, R::EMBEDDED_ORDER) {
-        (Stepping::Adaptive { rtol, atol }, Some(q)) => {
-            let h0 = grid
-                .len()
-                .checked_sub(1)
-                .and_then(|n| grid.step(n))
-                .map(|(_, h)| Into::<f64>::into(h).abs())
-                .unwrap_or_else(|| {
-                    let span: f64 = (times[0] - times[last]).into();
-                    span.abs()
-                });
-            let dir = match times.len() {
-                1 => 1.0,
-                _ => Into::<f64>::into(times[0] - times[last]).signum(),
-            };
-            let limits = Limits {
-                max_steps: opts.max_steps,
-                min_step: opts.min_step,
-            };
-            let control = Adaptive::new(&mut *back.controller, limits, dir, q + 1, h0, None);
-            Some((control, ErrorNorm::new(rtol, atol)))
-        }
-        _ => None,
-    };
-    let mut adaptive = adaptive;
-    let mut host = Vec::new();
-    let mut non_finite_at = None;
-    if !all_finite(&a, &mut host) {
-        non_finite_at = times.last().map(|&t| t.into());
-    }
-    for k in (1..=last).rev() {
-        let mut x = S::unstack(ys.clone(), k);
-        let t_to = times[k - 1];
-        let mut t = times[k];
-        match opts.stepping {
-            Stepping::Adaptive { .. } => {
-                let (control, norm) = adaptive
-                    .as_mut()
-                    .ok_or(Error::NotAdaptive { solver: R::NAME })?;
-                while let Some(attempt) = control.attempt(t, t_to)? {
-                    let mut st = aug_step::<R, _, _, _, _>(model, t, attempt.h, (&x, &a), true)?;
-                    nfe_vjp += R::STAGES;
-                    let [ex, ea] = st
-                        .err
-                        .as_ref()
-                        .ok_or(Error::NotAdaptive { solver: R::NAME })?;
-                    // A cotangent that entered the step non-finite (a NaN from the loss, say)
-                    // cannot be error-controlled; the state part still is.
-                    let take = if all_finite(&a, &mut host) { 2 } else { 1 };
-                    let norm = norm.of_parts(&[(ex, &x, &st.x), (ea, &a, &st.a)], take);
-                    if control.decide(t, norm, &attempt) {
-                        merge_params(model, &mut st.params, &mut params, None)?;
-                        x = st.x;
-                        a = st.a;
-                        t = attempt.end;
-                        steps += 1;
-                    }
-                }
-            }
-            Stepping::FixedSize(_) | Stepping::FixedSteps(_) => {
-                // The forward's grid walked backwards: the step boundaries between the two
-                // outputs, then the earlier output.
-                let inner = record.out_at[k - 1].boundaries_before(&record.out_at[k]);
-                let points = inner
-                    .rev()
-                    .filter_map(|j| grid.boundary(j))
-                    .chain(core::iter::once(t_to));
-                for t_next in points {
-                    let mut st = aug_step::<R, _, _, _, _>(model, t, t_next - t, (&x, &a), false)?;
-                    nfe_vjp += R::STAGES;
-                    merge_params(model, &mut st.params, &mut params, None)?;
-                    x = st.x;
-                    a = st.a;
-                    t = t_next;
-                    steps += 1;
-                }
-            }
-        }
-        a = add(a, &out[k - 1]);
-        if non_finite_at.is_none() && !all_finite(&a, &mut host) {
-            non_finite_at = Some(t.into());
-        }
-    }
-    Ok(Cotangents {
-        x0: a,
-        params,
-        stats: BackwardStats {
-            nfe_vjp,
-            steps,
-            rejected: adaptive.map_or(0, |(control, _)| control.counts().1),
-            non_finite_at,
-            ..BackwardStats::default()
-        },
     })
 }

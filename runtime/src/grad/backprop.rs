@@ -3,10 +3,9 @@
 //! over the tableau's arrays), so dfdx differentiates the whole discrete solve. Exact; memory
 //! grows with steps × stages × the network's graph.
 
-use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
-use super::{reference, Attached, GradientMethod, Solved};
+use super::{reference, Attached, GradientMethod, Model, Solved};
 use crate::backend::Backend;
 use crate::field::VectorField;
 use crate::forward::outputs::OutputAt;
@@ -28,7 +27,7 @@ impl GradientMethod for Backprop {
     fn attach<R, M, S, E, D, T>(solved: Solved<'_, M, S, E, D>, tape: T) -> Attached<S, E, D, T>
     where
         R: RungeKutta,
-        M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static,
+        M: Model<S, E, D>,
         S: StateShape,
         E: Real,
         D: Backend<E>,

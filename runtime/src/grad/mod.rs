@@ -34,21 +34,59 @@ use crate::shape::StateShape;
 use crate::stats::{BackwardReport, BackwardStats};
 use crate::store::{CheckpointPolicy, Keep};
 
-/// A way to differentiate a solve.
-pub(crate) trait GradientMethod {
+/// A way to differentiate a solve: what the forward must keep, and how to go back. A method
+/// with a reverse pass of its own implements [`reverse`](Self::reverse), which the default
+/// [`attach`](Self::attach) runs inside one backward op on the caller's tape; a method that
+/// records the solve on the tape itself (`backprop`) implements `attach` instead.
+pub(crate) trait GradientMethod: 'static {
     /// What the forward solve must keep for this method's way back under `policy`.
     fn keep(policy: CheckpointPolicy) -> Keep;
+
+    /// The reverse pass: from the forward's record and the outputs' cotangents to the
+    /// cotangents of the initial state and the parameters.
+    fn reverse<R, M, S, E, D>(back: &mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error>
+    where
+        R: RungeKutta,
+        M: Model<S, E, D>,
+        S: StateShape,
+        E: Real,
+        D: Backend<E>,
+    {
+        let _ = back;
+        Err(Error::internal(
+            "a gradient method without a reverse pass was asked for one",
+        ))
+    }
 
     /// Puts the solve on the caller's tape (`tape`, split from the initial state): returns the
     /// stacked outputs on it, or the error with the initial state and its tape, untouched.
     fn attach<R, M, S, E, D, T>(solved: Solved<'_, M, S, E, D>, tape: T) -> Attached<S, E, D, T>
     where
         R: RungeKutta,
-        M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static,
+        M: Model<S, E, D>,
         S: StateShape,
         E: Real,
         D: Backend<E>,
-        T: Tape<E, D> + 'static;
+        T: Tape<E, D> + 'static,
+    {
+        on_tape(solved, tape, Self::reverse::<R, M, S, E, D>)
+    }
+}
+
+/// What the gradient methods need of a model: its field, its parameters, and to be owned by
+/// the backward op.
+pub(crate) trait Model<S: Shape, E: Dtype, D: Device<E>>:
+    VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static
+{
+}
+
+impl<M, S, E, D> Model<S, E, D> for M
+where
+    M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static,
+    S: Shape,
+    E: Dtype,
+    D: Device<E>,
+{
 }
 
 /// What [`GradientMethod::attach`] returns: the stacked outputs on the caller's tape (and the

@@ -24,18 +24,7 @@ where
     T: Tape<E, D>,
     F: VectorField<S, E, D> + ?Sized,
 {
-    let mut ks: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(R::STAGES);
-    for i in 0..R::STAGES {
-        // `with_empty_tape` shares the value and id; each operation is recorded exactly once,
-        // on the tape of the tensor that is finally merged into `y`.
-        let mut xi = x.with_empty_tape();
-        for (j, &a) in R::A[i].iter().enumerate() {
-            if a != 0.0 {
-                xi = xi + ks[j].with_empty_tape() * (h * lit::<E>(a));
-            }
-        }
-        ks.push(f.eval(t + h * lit::<E>(R::C[i]), xi));
-    }
+    let ks = stages::<R, _, _, _, _, _>(f, t, h, &x);
     let mut y = x;
     for (k, &b) in ks.into_iter().zip(R::B) {
         // Terms with b = 0 are still merged so that their stage's operations reach the tape.
@@ -66,16 +55,7 @@ where
     T: Tape<E, D>,
     F: VectorField<S, E, D> + ?Sized,
 {
-    let mut ks: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(R::STAGES + 1);
-    for i in 0..R::STAGES {
-        let mut xi = x.with_empty_tape();
-        for (j, &a) in R::A[i].iter().enumerate() {
-            if a != 0.0 {
-                xi = xi + ks[j].with_empty_tape() * (h * lit::<E>(a));
-            }
-        }
-        ks.push(f.eval(t + h * lit::<E>(R::C[i]), xi));
-    }
+    let ks = stages::<R, _, _, _, _, _>(f, t, h, &x);
     // The outputs read the stages through tape-less handles; the stages' own tapes go into `y`
     // (and the interpolant's extra stage's into the first output), so each operation is recorded once.
     let weight = |row: &[f64], theta: E| -> E {
@@ -117,4 +97,29 @@ where
         outputs.push(o);
     }
     (y, outputs)
+}
+
+/// The stage derivatives `k_i = f(t + c_i h, x + h Σ_j a_ij k_j)` on `x`'s tape.
+fn stages<R, S, E, D, T, F>(f: &F, t: E, h: E, x: &Tensor<S, E, D, T>) -> Vec<Tensor<S, E, D, T>>
+where
+    R: RungeKutta,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D>,
+    F: VectorField<S, E, D> + ?Sized,
+{
+    let mut ks: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(R::STAGES);
+    for i in 0..R::STAGES {
+        // `with_empty_tape` shares the value and id; each operation is recorded exactly once,
+        // on the tape of the tensor that is finally merged into the step's result.
+        let mut xi = x.with_empty_tape();
+        for (j, &a) in R::A[i].iter().enumerate() {
+            if a != 0.0 {
+                xi = xi + ks[j].with_empty_tape() * (h * lit::<E>(a));
+            }
+        }
+        ks.push(f.eval(t + h * lit::<E>(R::C[i]), xi));
+    }
+    ks
 }

@@ -4,15 +4,13 @@
 //! symplectic-partner step, one vector–Jacobian product per live stage. Memory: the stored
 //! states and one evaluation's graph.
 
-use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
 use super::walk::{stage_cotangents, walk, StepBack};
-use super::{add, on_tape, pullback, Attached, Back, Cotangents, GradientMethod, Solved};
+use super::{add, pullback, Back, Cotangents, GradientMethod, Model};
 use crate::backend::Backend;
 use crate::error::Error;
-use crate::field::VectorField;
 use crate::forward::outputs::OutputAt;
 use crate::real::Real;
 use crate::rk::{AdjointInput, RungeKutta, StoredStages};
@@ -33,56 +31,45 @@ impl GradientMethod for Symplectic {
         }
     }
 
-    fn attach<R, M, S, E, D, T>(solved: Solved<'_, M, S, E, D>, tape: T) -> Attached<S, E, D, T>
+    fn reverse<R, M, S, E, D>(back: &mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error>
     where
         R: RungeKutta,
-        M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static,
+        M: Model<S, E, D>,
         S: StateShape,
         E: Real,
         D: Backend<E>,
-        T: Tape<E, D> + 'static,
     {
-        on_tape(solved, tape, backward::<R, M, S, E, D>)
-    }
-}
-
-fn backward<R, M, S, E, D>(back: &mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error>
-where
-    R: RungeKutta,
-    M: VectorField<S, E, D> + TensorCollection<E, D>,
-    S: StateShape,
-    E: Real,
-    D: Backend<E>,
-{
-    let model = back.model;
-    // Parameter cotangents accumulate here, on the device, across every product of the pass.
-    let mut params = Some(model.try_alloc_grads().map_err(Error::device)?);
-    let mut nfe_vjp = 0;
-    let mut nfe_rebuild = 0;
-    // With the stage store, the state at the end of the step being swept (the next step's
-    // start, or the final state): the state of the stage only the interpolant reads.
-    let n_steps = back.record.grid.len();
-    let keeps_stages = back.record.store.keeps_stages();
-    let mut y_end = keeps_stages
-        .then(|| {
-            let end = OutputAt::boundary(n_steps);
-            let last = back.record.out_at.iter().rposition(|at| *at == end)?;
-            Some(S::unstack(back.ys.clone(), last))
-        })
-        .flatten();
-    let walked = walk::<R, _, _, _, _>(back, |step| {
-        let StepBack {
-            t,
-            h,
-            x,
-            lambda,
-            inside,
-            stages,
-            ws,
-            ..
-        } = step;
-        let mut vjp =
-            |ti: E, xi: Tensor<S, E, D>, v: Tensor<S, E, D>| -> Result<Tensor<S, E, D>, Error> {
+        let model = back.model;
+        // Parameter cotangents accumulate here, on the device, across every product of the pass.
+        let mut params = Some(model.try_alloc_grads().map_err(Error::device)?);
+        let mut nfe_vjp = 0;
+        let mut nfe_rebuild = 0;
+        // With the stage store, the state at the end of the step being swept (the next step's
+        // start, or the final state): the state of the stage only the interpolant reads.
+        let n_steps = back.record.grid.len();
+        let keeps_stages = back.record.store.keeps_stages();
+        let mut y_end = keeps_stages
+            .then(|| {
+                let end = OutputAt::boundary(n_steps);
+                let last = back.record.out_at.iter().rposition(|at| *at == end)?;
+                Some(S::unstack(back.ys.clone(), last))
+            })
+            .flatten();
+        let walked = walk::<R, _, _, _, _>(back, |step| {
+            let StepBack {
+                t,
+                h,
+                x,
+                lambda,
+                inside,
+                stages,
+                ws,
+                ..
+            } = step;
+            let mut vjp = |ti: E,
+                           xi: Tensor<S, E, D>,
+                           v: Tensor<S, E, D>|
+             -> Result<Tensor<S, E, D>, Error> {
                 nfe_vjp += 1;
                 let acc = params
                     .take()
@@ -92,50 +79,51 @@ where
                 params = Some(acc);
                 Ok(x_bar)
             };
-        // With the stage store, the recorded stage states replace the rebuild. (A step always
-        // records exactly `KEPT_STAGES`; the length check only keeps a bug from indexing past
-        // the slice in release builds, and the debug assertion makes the tests catch one.)
-        // A step with outputs inside also needs the state only the interpolant reads: the
-        // step's result, `y_end`.
-        debug_assert!(stages.is_none_or(|s| s.len() == R::KEPT_STAGES.len()));
-        debug_assert!(stages.is_none() || y_end.is_some());
-        let stored = stages
-            .filter(|s| s.len() == R::KEPT_STAGES.len())
-            .zip(y_end.as_ref())
-            .map(|(stages, y)| StoredStages { stages, y });
-        let outputs = (!inside.is_empty()).then(|| stage_cotangents::<R, S, E, D>(&inside));
-        let input = AdjointInput {
-            t,
-            h,
-            x: &x,
-            y_bar: &lambda,
-            stored,
-            outputs: outputs.as_deref(),
-        };
-        let back = R::adjoint_step(model, input, &mut vjp, ws)?;
-        nfe_rebuild += back.evals;
-        let mut lambda = back.x_bar;
-        if keeps_stages {
-            y_end = Some(x);
-        }
-        // The interpolant's direct dependence on x.
-        for (_, o) in &inside {
-            lambda = add(lambda, o);
-        }
-        Ok(lambda)
-    })?;
-    let params =
-        params.ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
-    Ok(Cotangents {
-        x0: walked.lambda,
-        params,
-        stats: BackwardStats {
-            nfe_vjp,
-            nfe_rebuild: nfe_rebuild + walked.nfe_rebuild,
-            steps: n_steps,
-            recomputed_steps: walked.recomputed_steps,
-            non_finite_at: walked.non_finite_at,
-            ..BackwardStats::default()
-        },
-    })
+            // With the stage store, the recorded stage states replace the rebuild. (A step always
+            // records exactly `KEPT_STAGES`; the length check only keeps a bug from indexing past
+            // the slice in release builds, and the debug assertion makes the tests catch one.)
+            // A step with outputs inside also needs the state only the interpolant reads: the
+            // step's result, `y_end`.
+            debug_assert!(stages.is_none_or(|s| s.len() == R::KEPT_STAGES.len()));
+            debug_assert!(stages.is_none() || y_end.is_some());
+            let stored = stages
+                .filter(|s| s.len() == R::KEPT_STAGES.len())
+                .zip(y_end.as_ref())
+                .map(|(stages, y)| StoredStages { stages, y });
+            let outputs = (!inside.is_empty()).then(|| stage_cotangents::<R, S, E, D>(&inside));
+            let input = AdjointInput {
+                t,
+                h,
+                x: &x,
+                y_bar: &lambda,
+                stored,
+                outputs: outputs.as_deref(),
+            };
+            let back = R::adjoint_step(model, input, &mut vjp, ws)?;
+            nfe_rebuild += back.evals;
+            let mut lambda = back.x_bar;
+            if keeps_stages {
+                y_end = Some(x);
+            }
+            // The interpolant's direct dependence on x.
+            for (_, o) in &inside {
+                lambda = add(lambda, o);
+            }
+            Ok(lambda)
+        })?;
+        let params =
+            params.ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
+        Ok(Cotangents {
+            x0: walked.lambda,
+            params,
+            stats: BackwardStats {
+                nfe_vjp,
+                nfe_rebuild: nfe_rebuild + walked.nfe_rebuild,
+                steps: n_steps,
+                recomputed_steps: walked.recomputed_steps,
+                non_finite_at: walked.non_finite_at,
+                ..BackwardStats::default()
+            },
+        })
+    }
 }
