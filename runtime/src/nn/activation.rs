@@ -7,8 +7,6 @@ use super::apply::{self, Activation, DenseFloat, Kept};
 use super::handoff;
 use super::matmul;
 use super::pool::Buf;
-#[cfg(test)]
-use super::{kernels, map};
 
 macro_rules! activation {
     ($(#[$doc:meta])* $name:ident, $method:ident) => {
@@ -270,48 +268,5 @@ mod tests {
             .backward();
         assert!(g.get(&net.0.weight).as_vec().iter().any(|v| *v != 0.0));
         assert_eq!(net.num_trainable_params(), 3 * 4 + 4 + 4 * 2 + 2);
-    }
-
-    #[test]
-    fn every_compiled_path_gives_the_scalar_results() {
-        let xs64: Vec<f64> = (0..1000)
-            .map(|i| (i as f64 - 500.0) * 0.037)
-            .chain([0.0, -0.0, f64::INFINITY, f64::NAN, 1e-310])
-            .collect();
-        let xs32: Vec<f32> = xs64.iter().map(|&x| x as f32).collect();
-        // Each path must apply the scalar kernel meant for it, bit for bit: the plain kernel on
-        // the baseline, the `mul_add` kernel (where a function has one) on the FMA paths.
-        macro_rules! check {
-            ($($map:ident, $kernel:path, $fma_kernel:path, $xs:expr;)*) => {$(
-                let paths = map::$map::every_path(&$xs);
-                assert!(!paths.is_empty());
-                for (path, ys) in paths {
-                    let expected: fn(_) -> _ = if path == "baseline" { $kernel } else { $fma_kernel };
-                    for (x, y) in $xs.iter().zip(&ys) {
-                        assert_eq!(y.to_bits(), expected(*x).to_bits(), "{} on the {path} path at {x}", stringify!($map));
-                    }
-                }
-                // The biased maps: `kernel(x + b)` row by row, on every path.
-                let bias: Vec<_> = $xs[..5].iter().map(|b| *b * 0.5).collect();
-                let n = $xs.len() / 5 * 5;
-                for (path, ys) in map::$map::every_path_biased(&$xs[..n], &bias) {
-                    let expected: fn(_) -> _ = if path == "baseline" { $kernel } else { $fma_kernel };
-                    for (idx, (x, y)) in $xs[..n].iter().zip(&ys).enumerate() {
-                        let want = expected(*x + bias[idx % 5]);
-                        assert!(y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()), "{} biased on the {path} path at {x}", stringify!($map));
-                    }
-                }
-            )*};
-        }
-        check! {
-            tanh_f64, kernels::tanh_f64, kernels::tanh_f64_fma, xs64;
-            sigmoid_f64, kernels::sigmoid_f64, kernels::sigmoid_f64, xs64;
-            softplus_f64, kernels::softplus_f64, kernels::softplus_f64, xs64;
-            silu_f64, kernels::silu_f64, kernels::silu_f64, xs64;
-            tanh_f32, kernels::tanh_f32, kernels::tanh_f32, xs32;
-            sigmoid_f32, kernels::sigmoid_f32, kernels::sigmoid_f32, xs32;
-            softplus_f32, kernels::softplus_f32, kernels::softplus_f32, xs32;
-            silu_f32, kernels::silu_f32, kernels::silu_f32, xs32;
-        }
     }
 }

@@ -6,7 +6,8 @@ use dfdx::prelude::*;
 
 use super::activation::{FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
 use super::map;
-use super::matmul::{self, isa_kernel, Float, Isa, Kernels};
+use super::isa::{isa_kernel, Float, Isa};
+use super::matmul::{self, Kernels};
 use super::pool::Pooled;
 
 mod sealed {
@@ -126,7 +127,7 @@ activation!(Silu, PreActivation, silu, silu_biased, silu_grad, fast_silu);
 
 isa_kernel!(
     /// `d = g (1 − y²)`.
-    tanh_grad_kernel => tanh_grad_body(y: &[E], g: &[E], d: &mut [E])
+    tanh_grad_kernel<E> => tanh_grad_body(y: &[E], g: &[E], d: &mut [E])
 );
 #[inline(always)]
 fn tanh_grad_body<E: Float, const FMA: bool>(y: &[E], g: &[E], d: &mut [E]) {
@@ -137,7 +138,7 @@ fn tanh_grad_body<E: Float, const FMA: bool>(y: &[E], g: &[E], d: &mut [E]) {
 
 isa_kernel!(
     /// `d = g y (1 − y)`.
-    sigmoid_grad_kernel => sigmoid_grad_body(y: &[E], g: &[E], d: &mut [E])
+    sigmoid_grad_kernel<E> => sigmoid_grad_body(y: &[E], g: &[E], d: &mut [E])
 );
 #[inline(always)]
 fn sigmoid_grad_body<E: Float, const FMA: bool>(y: &[E], g: &[E], d: &mut [E]) {
@@ -148,7 +149,7 @@ fn sigmoid_grad_body<E: Float, const FMA: bool>(y: &[E], g: &[E], d: &mut [E]) {
 
 isa_kernel!(
     /// `d = g s` with `s = sigmoid(z)` already in `d`.
-    softplus_grad_kernel => softplus_grad_body(g: &[E], d: &mut [E])
+    softplus_grad_kernel<E> => softplus_grad_body(g: &[E], d: &mut [E])
 );
 #[inline(always)]
 fn softplus_grad_body<E: Float, const FMA: bool>(g: &[E], d: &mut [E]) {
@@ -159,7 +160,7 @@ fn softplus_grad_body<E: Float, const FMA: bool>(g: &[E], d: &mut [E]) {
 
 isa_kernel!(
     /// `d = g (s + z s (1 − s))` with `s = sigmoid(z)` already in `d`.
-    silu_grad_kernel => silu_grad_body(z: &[E], g: &[E], d: &mut [E])
+    silu_grad_kernel<E> => silu_grad_body(z: &[E], g: &[E], d: &mut [E])
 );
 #[inline(always)]
 fn silu_grad_body<E: Float, const FMA: bool>(z: &[E], g: &[E], d: &mut [E]) {
@@ -249,3 +250,51 @@ macro_rules! dense_float {
 }
 dense_float!(f64, tanh_f64, sigmoid_f64, softplus_f64, silu_f64);
 dense_float!(f32, tanh_f32, sigmoid_f32, softplus_f32, silu_f32);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each derivative pass on every instruction set this CPU has, bit for bit against the
+    /// plain formula (the passes use no `mul_add`, so every path rounds alike).
+    #[test]
+    fn derivative_passes_on_every_instruction_set() {
+        macro_rules! check {
+            ($($t:ty),*) => {$(
+                let n = 203;
+                let y: Vec<$t> = (0..n).map(|i| (i as $t - 101.0) * 0.0097).collect();
+                let g: Vec<$t> = (0..n).map(|i| (i as $t * 0.37).sin() * 2.0).collect();
+                let s: Vec<$t> = y.iter().map(|v| 0.5 + 0.4 * v).collect();
+                let one: $t = 1.0;
+                for isa in Isa::available() {
+                    let what = |f: &str| format!("{f} {} on {isa:?}", stringify!($t));
+                    let bits = |v: &[$t]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    let mut d = vec![0.0; n];
+                    tanh_grad_kernel(isa, &y, &g, &mut d);
+                    let want: Vec<$t> = y.iter().zip(&g).map(|(y, g)| g * (one - y * y)).collect();
+                    assert_eq!(bits(&d), bits(&want), "{}", what("tanh"));
+
+                    sigmoid_grad_kernel(isa, &y, &g, &mut d);
+                    let want: Vec<$t> = y.iter().zip(&g).map(|(y, g)| g * (y * (one - y))).collect();
+                    assert_eq!(bits(&d), bits(&want), "{}", what("sigmoid"));
+
+                    let mut d = s.clone();
+                    softplus_grad_kernel(isa, &g, &mut d);
+                    let want: Vec<$t> = s.iter().zip(&g).map(|(s, g)| g * s).collect();
+                    assert_eq!(bits(&d), bits(&want), "{}", what("softplus"));
+
+                    let mut d = s.clone();
+                    silu_grad_kernel(isa, &y, &g, &mut d);
+                    let want: Vec<$t> = s
+                        .iter()
+                        .zip(&y)
+                        .zip(&g)
+                        .map(|((s, z), g)| g * (s + z * s * (one - s)))
+                        .collect();
+                    assert_eq!(bits(&d), bits(&want), "{}", what("silu"));
+                }
+            )*};
+        }
+        check!(f64, f32);
+    }
+}

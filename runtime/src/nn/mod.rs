@@ -28,6 +28,7 @@ mod activation;
 mod apply;
 mod dense;
 mod handoff;
+pub mod isa;
 pub mod kernels;
 pub mod matmul;
 mod pool;
