@@ -35,8 +35,7 @@ mod pool;
 mod simd;
 mod time;
 
-pub use activation::{FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
-pub use apply::Activation;
+pub use activation::{Activation, FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
 pub use dense::{builders, Dense, DenseResult, FastDense};
 pub use simd::map;
 pub use time::with_time;
