@@ -6,8 +6,8 @@ use dfdx::prelude::*;
 use rand_distr::uniform::SampleUniform;
 use rand_distr::Uniform;
 
-use super::activation::{FastActivations, Identity};
-use super::apply::{self, Activation, DenseFloat, Kept};
+use super::activation::{self, Activation, FastActivations, Identity, Kept};
+use super::apply::DenseFloat;
 use super::handoff;
 use super::matmul;
 use super::pool::Buf;
@@ -247,7 +247,7 @@ fn cpu_dense<
                 let block = matmul::BLOCK_ROWS * O.max(1);
                 for (i, (db, gb)) in d.chunks_mut(block).zip(g.chunks(block)).enumerate() {
                     let k = kept.as_ref().map(|k| &k[i * block..][..db.len()]);
-                    apply::cotangent::<A, E>(k, gb, db);
+                    activation::cotangent::<A, E>(k, gb, db);
                     matmul::bias_grad(db.len() / O.max(1), O, db, &mut sums);
                 }
             }

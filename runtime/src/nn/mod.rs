@@ -14,11 +14,20 @@
 //!   library; see [`kernels`]) over whole buffers.
 //!
 //! Instruction sets are chosen at run time (AVX-512, AVX2 + FMA, or the x86-64 baseline; no
-//! `target-cpu` flag needed), for the activations ([`map`]) and the matrix products
-//! ([`matmul`]). On CUDA both fall back to dfdx's own kernels.
+//! `target-cpu` flag needed) by one dispatcher ([`isa`]), for the activations ([`map`] and
+//! their derivative passes) and the small matrix products ([`matmul`]; the others run in
+//! `gemm`, which dispatches for itself). On CUDA both fall back to dfdx's own kernels.
 //!
-//! Memory: outputs are allocated through dfdx (so `dev.enable_cache()` recycles them like any
-//! dfdx tensor); intermediate buffers come from a small per-thread pool and are reused.
+//! Memory: buffers a layer needs on the host (copies of the input and parameters, the output,
+//! pre-activations, cotangents) come from a small per-thread pool (which keeps at most 16
+//! buffers per thread and element type) and go back to it when dropped. The output is handed
+//! to dfdx without a copy: its buffer leaves the pool, becomes the tensor's and is freed with it
+//! (when the backward pass keeps the output, the tensor gets a copy instead). When dfdx's tensor
+//! cache is on (`dev.enable_cache()`), the output is copied into a tensor that dfdx allocates,
+//! so that the cache recycles outputs like any dfdx tensor's and never fills with buffers it
+//! did not allocate. The small kernels' scratch (a narrow layer's transposed weight or weight
+//! cotangent, at most 4 × O values) is allocated per call; `gemm` manages its own packing
+//! memory.
 //!
 //! Why: in a neural ODE nearly all time goes into evaluating the network. dfdx 0.13's `Tanh`
 //! calls libm once per element, and its `Linear` runs a matrix product (AVX2 kernels on stable
@@ -28,14 +37,14 @@ mod activation;
 mod apply;
 mod dense;
 mod handoff;
+pub mod isa;
 pub mod kernels;
 pub mod matmul;
 mod pool;
 mod simd;
 mod time;
 
-pub use activation::{FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
-pub use apply::Activation;
+pub use activation::{Activation, FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
 pub use dense::{builders, Dense, DenseResult, FastDense};
 pub use simd::map;
 pub use time::with_time;

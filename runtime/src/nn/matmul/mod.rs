@@ -16,14 +16,13 @@
 //! Threads: `gemm` splits large products over rayon's pool as dfdx's own matmul does (set
 //! `RAYON_NUM_THREADS=1` for one core); the small kernels are single-threaded.
 
-pub mod isa;
 pub mod skinny;
 
 #[cfg(test)]
 mod tests;
 
-pub(crate) use isa::isa_kernel;
-pub use isa::{Float, Isa};
+/// The instruction sets (defined in [`nn::isa`](super::isa), shared with the slice maps).
+pub use super::isa::{self, Float, Isa};
 pub use skinny::SMALL;
 
 /// `c (m × n, row stride c_rs) (+)= a · b` through `gemm` (adding to `c` if `acc`, overwriting

@@ -5,10 +5,11 @@
 //! registers and stream the long one.
 //!
 //! Each kernel is plain Rust over slices, written so that the compiler vectorises it, and is
-//! compiled for every instruction set in [`Isa`] (fused multiply–adds on the AVX paths). Sums
-//! run in a fixed order on every path, so a path's results depend only on whether it fuses.
+//! compiled for every instruction set in [`Isa`](crate::nn::isa::Isa) (fused multiply–adds on
+//! the AVX paths). Sums run in a fixed order on every path, so a path's results depend only on
+//! whether it fuses.
 
-use super::isa::{isa_kernel, Float, Isa};
+use crate::nn::isa::{isa_kernel, Float};
 
 /// The largest dimension the kernels here handle.
 pub const SMALL: usize = 4;
@@ -33,7 +34,7 @@ macro_rules! by_small {
 isa_kernel!(
     /// `c (m × n) (+)= a (m × k, row stride lda) · b (k × n, row-major)` for `k ≤ SMALL`,
     /// adding to `c` if `acc`, overwriting it (without reading it) otherwise.
-    small_k => small_k_body(m: usize, n: usize, k: usize, a: &[E], lda: usize, b: &[E], c: &mut [E], acc: bool)
+    small_k<E> => small_k_body(m: usize, n: usize, k: usize, a: &[E], lda: usize, b: &[E], c: &mut [E], acc: bool)
 );
 
 #[inline(always)]
@@ -88,7 +89,7 @@ fn small_k_fixed<E: Float, const FMA: bool, const K: usize, const ACC: bool>(
 isa_kernel!(
     /// `c (m × n) (+)= a (m × k, row-major) · btᵀ` with `bt` (n × k, row-major) for
     /// `n ≤ SMALL`: `n` dot products of length `k` per row of `a`; adds to `c` if `acc`.
-    small_n => small_n_body(m: usize, n: usize, k: usize, a: &[E], bt: &[E], c: &mut [E], acc: bool)
+    small_n<E> => small_n_body(m: usize, n: usize, k: usize, a: &[E], bt: &[E], c: &mut [E], acc: bool)
 );
 
 #[inline(always)]
@@ -156,7 +157,7 @@ isa_kernel!(
     /// `c (s × n, row-major) += Σ_r sm[r, ·]ᵀ ⊗ l[r, ·]` (always accumulating) over `m` rows, with `sm` (m × s, row
     /// stride lds) and `l` (m × n, row-major), for `s ≤ SMALL`: a weight cotangent `dᵀ x` whose
     /// output (or input) side is small.
-    outer => outer_body(m: usize, s: usize, n: usize, sm: &[E], lds: usize, l: &[E], c: &mut [E])
+    outer<E> => outer_body(m: usize, s: usize, n: usize, sm: &[E], lds: usize, l: &[E], c: &mut [E])
 );
 
 #[inline(always)]
@@ -228,7 +229,7 @@ fn outer_fixed<E: Float, const FMA: bool, const S: usize, const ACC: bool>(
 
 isa_kernel!(
     /// `sums (n) += Σ_r d[r, ·]` over the `m` rows of `d` (m × n, row-major): a bias cotangent.
-    column_sums => column_sums_body(m: usize, n: usize, d: &[E], sums: &mut [E])
+    column_sums<E> => column_sums_body(m: usize, n: usize, d: &[E], sums: &mut [E])
 );
 
 #[inline(always)]
@@ -247,7 +248,7 @@ fn column_sums_body<E: Float, const FMA: bool>(m: usize, n: usize, d: &[E], sums
 
 isa_kernel!(
     /// `y[r, ·] += b` for every row of `y` (rows × b.len()).
-    add_rows => add_rows_body(y: &mut [E], b: &[E])
+    add_rows<E> => add_rows_body(y: &mut [E], b: &[E])
 );
 
 #[inline(always)]

@@ -1,4 +1,14 @@
-//! Run-time instruction-set selection for the hand-written kernels.
+//! The instruction sets the hand-written kernels are compiled for, their detection, and the one
+//! dispatcher that runs a kernel on one of them (the crate-internal macro `isa_kernel!`): what
+//! the slice maps, the activations' derivative passes and the small matrix products are built
+//! on. Nothing else in the crate names a target feature.
+//!
+//! A kernel is written once, as an `#[inline(always)]` body generic over `const FMA: bool`; the
+//! dispatcher compiles it into one function per instruction set, each with that set's
+//! `#[target_feature]`s (`FMA = true` on the AVX paths, `false` on the baseline), and runs the
+//! one asked for if the CPU has it. The body is called, not passed as a closure: a closure is
+//! compiled without the enclosing function's target features, which turns every `mul_add` into
+//! a library call.
 
 /// An instruction set a kernel is compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +44,8 @@ impl Isa {
         out
     }
 }
+
+// The features each check below tests are the ones `isa_kernel!` compiles the path with.
 
 /// Whether the AVX2 + FMA paths may run here.
 pub(crate) fn has_avx2() -> bool {
@@ -100,41 +112,48 @@ macro_rules! float {
 }
 float!(f32, f64);
 
-/// Defines `pub fn $name<E: Float>(isa: Isa, args…)` that runs `$body::<E, FMA>(args…)` compiled
-/// for the chosen instruction set (`FMA = true` on the AVX paths).
+/// Defines `pub fn $name(isa: Isa, args…)` that runs `$body::<FMA>(args…)` compiled for the
+/// chosen instruction set (`FMA = true` on the AVX paths), or, written `$name<E>`, the generic
+/// `pub fn $name<E: Float>(isa: Isa, args…)` running `$body::<E, FMA>(args…)`.
+///
+/// A path runs only if the CPU has it: an `isa` the CPU lacks falls back to the next narrower
+/// one it has, so no caller can select an unsupported path (the check is a cached load).
 macro_rules! isa_kernel {
-    ($(#[$doc:meta])* $name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+    (
+        $(#[$doc:meta])*
+        $name:ident $(<$e:ident>)? => $body:ident($($arg:ident: $ty:ty),* $(,)?)
+    ) => {
         $(#[$doc])*
         #[allow(clippy::too_many_arguments)]
-        pub fn $name<E: Float>(isa: Isa, $($arg: $ty),*) {
+        pub fn $name$(<$e: $crate::nn::isa::Float>)?(isa: $crate::nn::isa::Isa, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
-                unsafe fn avx512<E: Float>($($arg: $ty),*) {
-                    $body::<E, true>($($arg),*)
+                unsafe fn avx512$(<$e: $crate::nn::isa::Float>)?($($arg: $ty),*) {
+                    $body::<$($e,)? true>($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
-                unsafe fn avx2<E: Float>($($arg: $ty),*) {
-                    $body::<E, true>($($arg),*)
+                unsafe fn avx2$(<$e: $crate::nn::isa::Float>)?($($arg: $ty),*) {
+                    $body::<$($e,)? true>($($arg),*)
                 }
-                // A path runs only if the CPU has it (checked here, so a caller's `Isa` can never
-                // select an unsupported path; the check is a cached load).
                 match isa {
                     // SAFETY: the guard checked every feature the function is compiled for.
-                    Isa::Avx512 if $crate::nn::matmul::isa::has_avx512() => {
-                        return unsafe { avx512::<E>($($arg),*) }
+                    $crate::nn::isa::Isa::Avx512 if $crate::nn::isa::has_avx512() => {
+                        return unsafe { avx512$(::<$e>)?($($arg),*) }
                     }
                     // SAFETY: as above.
-                    Isa::Avx2 | Isa::Avx512 if $crate::nn::matmul::isa::has_avx2() => {
-                        return unsafe { avx2::<E>($($arg),*) }
+                    $crate::nn::isa::Isa::Avx2 | $crate::nn::isa::Isa::Avx512
+                        if $crate::nn::isa::has_avx2() =>
+                    {
+                        return unsafe { avx2$(::<$e>)?($($arg),*) }
                     }
                     _ => {}
                 }
             }
             let _ = isa;
-            $body::<E, false>($($arg),*)
+            $body::<$($e,)? false>($($arg),*)
         }
     };
 }
