@@ -16,13 +16,13 @@ struct Field<E: Dtype, D: Storage<E>> {
     l2: Dense<8, 2, Identity, E, D>,
 }
 
-impl<E: Real, D: crate::Device<E>> VectorField<State, E, D> for Field<E, D> {
+impl<E: Real, D: crate::OdeDevice<E>> VectorField<State, E, D> for Field<E, D> {
     fn eval<T: Tape<E, D>>(&self, _t: E, x: Tensor<State, E, D, T>) -> Tensor<State, E, D, T> {
         self.l2.forward(self.l1.forward(x))
     }
 }
 
-fn gradient<E: Real, D: crate::Device<E>>(dev: &D) -> Option<Gradients<E, D>> {
+fn gradient<E: Real, D: crate::OdeDevice<E>>(dev: &D) -> Option<Gradients<E, D>> {
     let field = Field {
         l1: dev.build_module::<builders::Dense<2, 8, Tanh>, E>(),
         l2: dev.build_module::<builders::Dense<8, 2, Identity>, E>(),
