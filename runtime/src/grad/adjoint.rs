@@ -68,7 +68,7 @@ impl GradientMethod for Adjoint {
                     min_step: opts.min_step,
                 };
                 let control = Adaptive::new(&mut *back.controller, limits, dir, q + 1, h0, None);
-                Some((control, ErrorNorm::new(rtol, atol)))
+                Some((control, (rtol, atol)))
             }
             _ => None,
         };
@@ -84,7 +84,7 @@ impl GradientMethod for Adjoint {
             let mut t = times[k];
             match opts.stepping {
                 Stepping::Adaptive { .. } => {
-                    let (control, norm) = adaptive
+                    let (control, tolerances) = adaptive
                         .as_mut()
                         .ok_or(Error::NotAdaptive { solver: R::NAME })?;
                     while let Some(attempt) = control.attempt(t, t_to)? {
@@ -98,7 +98,10 @@ impl GradientMethod for Adjoint {
                         // A cotangent that entered the step non-finite (a NaN from the loss, say)
                         // cannot be error-controlled; the state part still is.
                         let take = if all_finite(&a, &mut host) { 2 } else { 1 };
-                        let norm = norm.of_parts(&[(ex, &x, &st.x), (ea, &a, &st.a)], take);
+                        // Host buffers for this step only: the pass keeps nothing state-sized
+                    // between its steps but the state and the cotangent.
+                    let mut norm = ErrorNorm::new(tolerances.0, tolerances.1);
+                    let norm = norm.of_parts(&[(ex, &x, &st.x), (ea, &a, &st.a)], take);
                         if control.decide(t, norm, &attempt) {
                             merge_params(model, &mut st.params, &mut params, None)?;
                             x = st.x;

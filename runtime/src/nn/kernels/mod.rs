@@ -7,7 +7,7 @@
 //! hardware, and identical to the numpy model they were validated against). The `f32` kernels
 //! compute in `f32` only, so they vectorise at full `f32` width. The one exception is
 //! [`tanh_f64_fma`], a `mul_add` rewrite of [`tanh_f64`] that the dispatcher uses on the
-//! instruction-set paths with FMA (about 1.5 × faster there); its results differ from
+//! instruction-set paths with FMA (faster there: fewer, fused operations); its results differ from
 //! [`tanh_f64`]'s by at most 1 ulp on the tested grids, so f64 `tanh` results depend on whether
 //! the CPU has FMA.
 //!

@@ -1,8 +1,8 @@
 //! Hand-written kernels for the products no crate does well: those with a dimension of at most
 //! [`SMALL`] (a 2-feature input layer, a 2-feature output layer and their cotangents). The
-//! general-purpose libraries measured in `benches/README.md` spend 6–40 µs on such a
-//! 512 × 64 × 2 product in packing and dispatch; these loops keep the small dimension in
-//! registers and stream the long one.
+//! general-purpose libraries compared in `benches/README.md` spend most of such a 512 × 64 × 2
+//! product's time in packing and dispatch; these loops keep the small dimension in registers
+//! and stream the long one.
 //!
 //! Each kernel is plain Rust over slices, written so that the compiler vectorises it, and is
 //! compiled for every instruction set in [`Isa`](crate::nn::isa::Isa) (fused multiply–adds on
