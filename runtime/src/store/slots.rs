@@ -19,8 +19,8 @@ pub(crate) enum Rule {
     },
 }
 
-/// Advances a state over step `m`: `(m, x_m) -> x_{m+1}` (`None`: the step is unknown).
-pub(crate) type Advance<'a, T> = dyn FnMut(usize, &T) -> Option<T> + 'a;
+/// Recomputes a state over step `m`: `(m, x_m) -> x_{m+1}` (`None`: the step is unknown).
+pub(crate) type Recompute<'a, T> = dyn FnMut(usize, &T) -> Option<T> + 'a;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Slots<T> {
@@ -116,7 +116,7 @@ impl<T: Clone> Slots<T> {
     /// The state at the start of step `n`, recomputed with `advance` from a kept one if needed.
     /// Meant for the walk back, `n = len − 1, …, 0`: states of later steps are released. Returns
     /// the state and the steps recomputed by this call; `None` if `n` is out of range.
-    pub(crate) fn state(&mut self, n: usize, advance: &mut Advance<'_, T>) -> Option<(T, usize)> {
+    pub(crate) fn state(&mut self, n: usize, advance: &mut Recompute<'_, T>) -> Option<(T, usize)> {
         if n >= self.len {
             return None;
         }
@@ -133,7 +133,7 @@ impl<T: Clone> Slots<T> {
     }
 
     /// `All` / `EveryK`: recompute the whole segment up to the next kept state once.
-    fn segment(&mut self, n: usize, advance: &mut Advance<'_, T>) -> Option<T> {
+    fn segment(&mut self, n: usize, advance: &mut Recompute<'_, T>) -> Option<T> {
         let (start, x) = self.kept.last()?.clone();
         if start == n {
             return Some(x);
@@ -153,7 +153,7 @@ impl<T: Clone> Slots<T> {
 
     /// `Budget`: the advancing half of the binomial reversal of steps `a ..= n` from the
     /// latest kept state `a`, keeping the schedule's states in the free slots on the way.
-    fn revolve(&mut self, n: usize, slots: usize, advance: &mut Advance<'_, T>) -> Option<T> {
+    fn revolve(&mut self, n: usize, slots: usize, advance: &mut Recompute<'_, T>) -> Option<T> {
         let (mut a, mut x) = self.kept.last()?.clone();
         let mut free = slots.saturating_sub(self.kept.len());
         loop {

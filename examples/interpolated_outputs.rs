@@ -4,7 +4,7 @@
 //! default (outputs interpolated; also with the stage store, `CheckpointPolicy::AllStages`) and
 //! for `land_on_outputs()`, with the symplectic adjoint.
 //!
-//! `cargo run --release --example dense_outputs`
+//! `cargo run --release --example interpolated_outputs`
 
 use std::time::Instant;
 
