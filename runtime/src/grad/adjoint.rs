@@ -99,9 +99,9 @@ impl GradientMethod for Adjoint {
                         // cannot be error-controlled; the state part still is.
                         let take = if all_finite(&a, &mut host) { 2 } else { 1 };
                         // Host buffers for this step only: the pass keeps nothing state-sized
-                    // between its steps but the state and the cotangent.
-                    let mut norm = ErrorNorm::new(tolerances.0, tolerances.1);
-                    let norm = norm.of_parts(&[(ex, &x, &st.x), (ea, &a, &st.a)], take);
+                        // between its steps but the state and the cotangent.
+                        let mut norm = ErrorNorm::new(tolerances.0, tolerances.1);
+                        let norm = norm.of_parts(&[(ex, &x, &st.x), (ea, &a, &st.a)], take);
                         if control.decide(t, norm, &attempt) {
                             merge_params(model, &mut st.params, &mut params, None)?;
                             x = st.x;
