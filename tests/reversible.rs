@@ -323,3 +323,29 @@ fn outputs_are_the_schemes_y_at_every_output_time() {
         );
     }
 }
+
+/// Going back, each step amplifies rounding by about 1/λ: with λ = 0.5 over 200 steps the
+/// rebuilt initial state is meaningless, and the pass says so instead of returning a gradient.
+#[test]
+fn a_drifting_reconstruction_is_an_error_not_a_gradient() {
+    let dev = Cpu::seed_from_u64(4);
+    let model = Rk4::<f64, Cpu>::create(&dev);
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
+    let opts = SolveOptions::fixed_steps(200)
+        .with_grad(GradMethod::Reversible)
+        .with_reversible(0.5)
+        .with_gradient_failure(neural_ode::GradientFailure::Report);
+    let grads = Gradients::leaky();
+    let sol = solve(&model, x0.clone().traced(grads), &[0.0, 1.0], &opts).unwrap();
+    let mut g = sol.ys.square().sum::<Rank0, _>().backward();
+    match sol.report.stats() {
+        Err(Error::ReconstructionDrift { drift, limit }) => {
+            println!("λ = 0.5, 200 steps: drift {drift:e} > {limit:e}");
+            assert!(drift > limit && limit < 1e-7);
+        }
+        other => panic!("expected a drift error, got {other:?}"),
+    }
+    // The caller's gradients are untouched: nothing was merged for x0 (a fresh zero gradient).
+    g.try_alloc_for(&x0).unwrap();
+    assert!(g.get(&x0).as_vec().iter().all(|&v| v == 0.0));
+}

@@ -51,10 +51,6 @@ pub enum GradientFailure {
     Report,
 }
 
-/// The coupling `λ` of the reversible scheme when `GradMethod::Reversible` is asked for without
-/// [`SolveOptions::with_reversible`].
-pub const DEFAULT_COUPLING: f64 = 0.999;
-
 /// Options of a solve. Start from [`SolveOptions::adaptive`], [`SolveOptions::fixed_steps`] or
 /// [`SolveOptions::fixed_size`] and adjust with the `with_*` methods. (The step-size
 /// controller's own parameters belong to the controller: see [`PiController`] and
@@ -90,9 +86,16 @@ pub struct SolveOptions {
     /// [`SolveOptions::with_reversible`]); `None`: the tableau's own steps (`GradMethod::
     /// Reversible` then runs the reversible scheme with `λ = 0.999`).
     pub reversible: Option<f64>,
+    /// The largest relative reconstruction drift the reversible method accepts (see
+    /// [`SolveOptions::with_reconstruction_limit`]); `None`: `√ε` of the dtype.
+    pub reconstruction_limit: Option<f64>,
 }
 
 impl SolveOptions {
+    /// The coupling `λ` of the reversible scheme when `GradMethod::Reversible` is asked for
+    /// without [`SolveOptions::with_reversible`] (diffrax's default).
+    pub const DEFAULT_COUPLING: f64 = 0.999;
+
     /// Adaptive steps with these tolerances.
     pub fn adaptive(rtol: f64, atol: f64) -> Self {
         Self::with_stepping(Stepping::Adaptive { rtol, atol })
@@ -119,6 +122,7 @@ impl SolveOptions {
             on_gradient_failure: GradientFailure::Panic,
             land_on_outputs: false,
             reversible: None,
+            reconstruction_limit: None,
         }
     }
 
@@ -149,11 +153,21 @@ impl SolveOptions {
         self
     }
 
+    /// The largest relative drift of the reversible method's rebuilt initial state
+    /// ([`BackwardStats::reconstruction_error`](crate::BackwardStats::reconstruction_error)) that
+    /// it accepts before failing with `Error::ReconstructionDrift` (default `√ε` of the dtype:
+    /// half the digits). The gradient's relative error is of the order of the drift; a looser
+    /// limit trades exactness for longer horizons.
+    pub fn with_reconstruction_limit(mut self, limit: f64) -> Self {
+        self.reconstruction_limit = Some(limit);
+        self
+    }
+
     /// The coupling of the reversible scheme this solve runs with `grad`, if it runs it.
     pub(crate) fn coupling(&self, grad: crate::GradMethod) -> Option<f64> {
         match (self.reversible, grad) {
             (Some(c), _) => Some(c),
-            (None, crate::GradMethod::Reversible) => Some(DEFAULT_COUPLING),
+            (None, crate::GradMethod::Reversible) => Some(Self::DEFAULT_COUPLING),
             (None, _) => None,
         }
     }
@@ -292,6 +306,15 @@ impl SolveOptions {
                     name: "reversible coupling",
                     value: c,
                     reason: "expected 0 < λ <= 1",
+                });
+            }
+        }
+        if let Some(limit) = self.reconstruction_limit {
+            if limit.is_nan() || limit <= 0.0 {
+                return Err(Error::InvalidOption {
+                    name: "reconstruction limit",
+                    value: limit,
+                    reason: "expected a number > 0",
                 });
             }
         }

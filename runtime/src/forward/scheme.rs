@@ -138,6 +138,9 @@ pub(crate) fn close<S: Shape, E: Real, D: Backend<E>, T: Tape<E, D>>(
     (z + y) - b
 }
 
+/// The reversible scheme's pair `(y, z)`.
+pub(crate) type Pair<S, E, D, T> = (Tensor<S, E, D, T>, Tensor<S, E, D, T>);
+
 /// One step of the reversible scheme on a tape: the reference that `backprop` differentiates.
 /// `step(t, h, x)` is one step of the tableau recorded on `x`'s tape. Every operation is
 /// recorded once, on the tape of the tensor it produces: `y` carries its own chain and the
@@ -145,9 +148,9 @@ pub(crate) fn close<S: Shape, E: Real, D: Backend<E>, T: Tape<E, D>>(
 pub(crate) fn reversible_step<S, E, D, T>(
     coupling: E,
     (t, h, end): (E, E, E),
-    (y, z): (Tensor<S, E, D, T>, Tensor<S, E, D, T>),
+    (y, z): Pair<S, E, D, T>,
     step: &mut impl FnMut(E, E, Tensor<S, E, D, T>) -> Tensor<S, E, D, T>,
-) -> (Tensor<S, E, D, T>, Tensor<S, E, D, T>)
+) -> Pair<S, E, D, T>
 where
     S: Shape,
     E: Real,
@@ -168,7 +171,7 @@ pub(crate) fn reverse_reversible_step<S: Shape, E: Real, D: Backend<E>>(
     (y1, z1): (&Tensor<S, E, D>, &Tensor<S, E, D>),
     b: &Tensor<S, E, D>,
     a: impl FnOnce(&Tensor<S, E, D>) -> Tensor<S, E, D>,
-) -> (Tensor<S, E, D>, Tensor<S, E, D>) {
+) -> Pair<S, E, D, NoneTape> {
     let z = (z1.clone() - y1.clone()) + b.clone();
     let a = a(&z);
     let y = (y1.clone() - a) / coupling + z.clone();

@@ -21,7 +21,7 @@ use crate::controller::all_finite;
 use crate::error::Error;
 use crate::forward::scheme::reverse_reversible_step;
 use crate::model::GradMethod;
-use crate::options::DEFAULT_COUPLING;
+use crate::options::SolveOptions;
 use crate::real::Real;
 use crate::rk::{AdjointInput, RungeKutta, StoredStages, Workspace};
 use crate::shape::StateShape;
@@ -53,7 +53,7 @@ impl GradientMethod for Reversible {
         let coupling = back
             .opts
             .coupling(GradMethod::Reversible)
-            .unwrap_or(DEFAULT_COUPLING);
+            .unwrap_or(SolveOptions::DEFAULT_COUPLING);
         let lambda = E::from_f64_lossy(coupling);
         let n_steps = grid.len();
         let last = record.out_at.len().checked_sub(1);
@@ -160,6 +160,17 @@ impl GradientMethod for Reversible {
             non_finite_at = grid.step(0).map(|(t, _)| t.into()).or(Some(0.0));
         }
         let reconstruction_error = relative_difference(&[&y, &z], &x0);
+        let limit = back
+            .opts
+            .reconstruction_limit
+            .unwrap_or_else(|| Into::<f64>::into(E::epsilon()).sqrt());
+        // (A NaN drift is infinite: `relative_difference` maps it so.)
+        if reconstruction_error > limit {
+            return Err(Error::ReconstructionDrift {
+                drift: reconstruction_error,
+                limit,
+            });
+        }
         let params =
             params.ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
         Ok(Cotangents {
@@ -177,7 +188,8 @@ impl GradientMethod for Reversible {
     }
 }
 
-/// `max ‖r − x‖∞ / ‖x‖∞` over the rebuilt states `r` (`‖x‖∞` taken as 1 when `x` is zero).
+/// `max ‖r − x‖∞ / ‖x‖∞` over the rebuilt states `r` (`‖x‖∞` taken as 1 when `x` is zero); `∞`
+/// when a rebuilt entry is not finite.
 fn relative_difference<S: Shape, E: Real, D: Backend<E>>(
     rebuilt: &[&Tensor<S, E, D>],
     x: &Tensor<S, E, D>,
@@ -194,7 +206,14 @@ fn relative_difference<S: Shape, E: Real, D: Backend<E>>(
             r.as_vec()
                 .iter()
                 .zip(&x)
-                .map(|(&a, &b)| (Into::<f64>::into(a) - Into::<f64>::into(b)).abs())
+                .map(|(&a, &b)| {
+                    let d = (Into::<f64>::into(a) - Into::<f64>::into(b)).abs();
+                    if d.is_nan() {
+                        f64::INFINITY
+                    } else {
+                        d
+                    }
+                })
                 .fold(0.0, f64::max)
         })
         .fold(0.0, f64::max)
