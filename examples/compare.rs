@@ -1,4 +1,6 @@
-//! Compares the four gradient methods on one model and data: gradient error against backprop, evaluations, peak memory and time.
+//! Compares the five gradient methods on one model and data: gradient error against backprop
+//! (for `reversible`, backprop through the same reversible scheme), evaluations, peak memory and
+//! time.
 //!
 //! `cargo run --release --example compare` prints a table for dopri5 and dopri8 at several
 //! tolerances; `--json` prints one JSON object per row instead; `--steps N` uses rk4 with
@@ -171,13 +173,27 @@ where
         let base = if s.land { base.land_on_outputs() } else { base };
         let p = s.p;
         let reference = gradient(model, p, &base.clone().with_grad(GradMethod::Backprop)).0;
+        // The reversible method differentiates its own scheme: its reference is backprop
+        // through that scheme.
+        let reversible = base.clone().with_reversible(SolveOptions::DEFAULT_COUPLING);
+        let reference_reversible = gradient(
+            model,
+            p,
+            &reversible.clone().with_grad(GradMethod::Backprop),
+        )
+        .0;
         for method in [
             GradMethod::Backprop,
             GradMethod::Aca,
             GradMethod::Adjoint,
             GradMethod::Symplectic,
+            GradMethod::Reversible,
         ] {
-            let opts = base.clone().with_grad(method);
+            let (opts, reference) = match method {
+                GradMethod::Reversible => (reversible.clone(), &reference_reversible),
+                _ => (base.clone(), &reference),
+            };
+            let opts = opts.with_grad(method);
             let (g, n_steps, nfe_f, nfe_b, peak) = gradient(model, p, &opts);
             let times: Vec<f64> = (0..s.reps)
                 .map(|_| {
@@ -193,7 +209,7 @@ where
                 steps: n_steps,
                 nfe_forward: nfe_f,
                 nfe_backward: nfe_b,
-                grad_rel_err: rel_err(&g, &reference),
+                grad_rel_err: rel_err(&g, reference),
                 continuous_rel_err: rel_err(&g, s.continuous),
                 peak_bytes: peak,
                 seconds: median(times),

@@ -92,7 +92,9 @@
 //!   interpolant for `Symplectic`, `Aca` and `Backprop`; [`SolveOptions::land_on_outputs`] makes
 //!   every output time a step boundary instead. [`Solution::steps`] holds the accepted steps.
 //! - [`GradMethod`]: `Symplectic`, `Aca` (the adaptive checkpoint adjoint), `Backprop`,
-//!   `Adjoint` (continuous, approximate); [`CheckpointPolicy`]: `All`, `EveryK(k)`, `AllStages`
+//!   `Adjoint` (continuous, approximate), `Reversible` (the reversible scheme built on the
+//!   tableau, rebuilt backwards: memory flat in the number of steps;
+//!   [`SolveOptions::with_reversible`]); [`CheckpointPolicy`]: `All`, `EveryK(k)`, `AllStages`
 //!   (the stage store: the symplectic backward pass skips rebuilding the stages, for (live
 //!   stages − 1) more states per step), or `Budget(bytes)` (binomial checkpointing: at most that
 //!   many bytes of states, whatever the number of steps). A solve keeps only what its gradient

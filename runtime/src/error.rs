@@ -124,6 +124,18 @@ pub enum Error {
         /// The device's message.
         message: String,
     },
+    /// The reversible method rebuilt the initial state off by more than the limit (the dtype's
+    /// `√ε`, half its digits, unless `SolveOptions::with_reconstruction_limit` says otherwise):
+    /// its gradient cannot be trusted. Each step back amplifies rounding by
+    /// about `1/λ`, and a dissipative flow by what it damps going forwards; take `λ` closer to
+    /// 1, fewer steps, or the symplectic adjoint (with a `CheckpointPolicy::Budget` for memory).
+    #[error("the reversible method's reconstruction drifted: the initial state came back off by {} (relative), more than the limit {}; its gradient is not used (take the coupling λ closer to 1, fewer steps, or `symplectic` with a checkpoint budget)", Num(*drift), Num(*limit))]
+    ReconstructionDrift {
+        /// [`BackwardStats::reconstruction_error`](crate::BackwardStats::reconstruction_error).
+        drift: f64,
+        /// The limit.
+        limit: f64,
+    },
     /// [`BackwardReport::stats`](crate::BackwardReport::stats) was asked before the gradient
     /// pass ran.
     #[error("the gradient pass has not run: it runs inside `backward()` of a loss computed from the solution of a solve whose initial state was on a tape")]

@@ -14,15 +14,22 @@ pub enum GradMethod {
     Backprop,
     /// Continuous adjoint (Chen et al. 2018): approximate, little memory.
     Adjoint,
+    /// Reversible Runge–Kutta (McCallum & Foster 2024): the forward runs the reversible scheme
+    /// built on the tableau (two base steps per step, on a pair of states), and the backward
+    /// pass reconstructs every state from the final one: the exact gradient of that scheme in
+    /// memory that does not grow with the number of steps. See
+    /// [`SolveOptions::with_reversible`](crate::SolveOptions::with_reversible).
+    Reversible,
 }
 
 impl GradMethod {
     /// All methods, in the order the documentation lists them.
-    pub const ALL: [GradMethod; 4] = [
+    pub const ALL: [GradMethod; 5] = [
         GradMethod::Symplectic,
         GradMethod::Aca,
         GradMethod::Backprop,
         GradMethod::Adjoint,
+        GradMethod::Reversible,
     ];
 
     /// The name used in the attribute (`grad = "symplectic"`).
@@ -32,6 +39,7 @@ impl GradMethod {
             GradMethod::Aca => "aca",
             GradMethod::Backprop => "backprop",
             GradMethod::Adjoint => "adjoint",
+            GradMethod::Reversible => "reversible",
         }
     }
 }
@@ -53,7 +61,7 @@ impl core::str::FromStr for GradMethod {
         GradMethod::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| format!("unknown gradient method `{s}`, expected one of symplectic, aca, backprop, adjoint"))
+            .ok_or_else(|| format!("unknown gradient method `{s}`, expected one of symplectic, aca, backprop, adjoint, reversible"))
     }
 }
 

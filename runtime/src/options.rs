@@ -82,9 +82,20 @@ pub struct SolveOptions {
     /// `false` (the default): steps are chosen over the whole span, only the final time is
     /// landed on, and outputs inside a step are interpolated.
     pub land_on_outputs: bool,
+    /// The coupling `λ` of the reversible scheme, when the forward solve runs it (see
+    /// [`SolveOptions::with_reversible`]); `None`: the tableau's own steps (`GradMethod::
+    /// Reversible` then runs the reversible scheme with `λ = 0.999`).
+    pub reversible: Option<f64>,
+    /// The largest relative reconstruction drift the reversible method accepts (see
+    /// [`SolveOptions::with_reconstruction_limit`]); `None`: `√ε` of the dtype.
+    pub reconstruction_limit: Option<f64>,
 }
 
 impl SolveOptions {
+    /// The coupling `λ` of the reversible scheme when `GradMethod::Reversible` is asked for
+    /// without [`SolveOptions::with_reversible`] (diffrax's default).
+    pub const DEFAULT_COUPLING: f64 = 0.999;
+
     /// Adaptive steps with these tolerances.
     pub fn adaptive(rtol: f64, atol: f64) -> Self {
         Self::with_stepping(Stepping::Adaptive { rtol, atol })
@@ -110,6 +121,8 @@ impl SolveOptions {
             checkpoints: CheckpointPolicy::All,
             on_gradient_failure: GradientFailure::Panic,
             land_on_outputs: false,
+            reversible: None,
+            reconstruction_limit: None,
         }
     }
 
@@ -122,6 +135,41 @@ impl SolveOptions {
     pub fn land_on_outputs(mut self) -> Self {
         self.land_on_outputs = true;
         self
+    }
+
+    /// Runs the reversible scheme built on the tableau (McCallum & Foster 2024) with coupling
+    /// `λ ∈ (0, 1]`: the state is a pair `(y, z)`, `y₀ = z₀ = x₀`, and one step of size `h` is
+    /// `y' = λ(y − z) + Ψ_h(z)`, `z' = z + y' − Ψ_{−h}(y')`, where `Ψ_h` is one step of the
+    /// tableau; the outputs are `y`. The step is algebraically invertible, so
+    /// [`GradMethod::Reversible`](crate::GradMethod::Reversible) rebuilds every state from the
+    /// final one instead of storing it; `backprop` differentiates the same scheme on the tape.
+    /// Each step costs two steps of the tableau, adaptive steps are judged by the first one's
+    /// error estimate, and every output time is a step boundary. Smaller `λ` damps the
+    /// scheme's spurious mode more strongly (the scheme is stable for a smaller range of steps
+    /// than the tableau itself); the default of `GradMethod::Reversible` is `0.999`, as in
+    /// diffrax's implementation.
+    pub fn with_reversible(mut self, coupling: f64) -> Self {
+        self.reversible = Some(coupling);
+        self
+    }
+
+    /// The largest relative drift of the reversible method's rebuilt initial state
+    /// ([`BackwardStats::reconstruction_error`](crate::BackwardStats::reconstruction_error)) that
+    /// it accepts before failing with `Error::ReconstructionDrift` (default `√ε` of the dtype:
+    /// half the digits). The gradient's relative error is of the order of the drift; a looser
+    /// limit trades exactness for longer horizons.
+    pub fn with_reconstruction_limit(mut self, limit: f64) -> Self {
+        self.reconstruction_limit = Some(limit);
+        self
+    }
+
+    /// The coupling of the reversible scheme this solve runs with `grad`, if it runs it.
+    pub(crate) fn coupling(&self, grad: crate::GradMethod) -> Option<f64> {
+        match (self.reversible, grad) {
+            (Some(c), _) => Some(c),
+            (None, crate::GradMethod::Reversible) => Some(Self::DEFAULT_COUPLING),
+            (None, _) => None,
+        }
     }
 
     /// Overrides the gradient method named in the attribute.
@@ -251,6 +299,24 @@ impl SolveOptions {
                 value: 0.0,
                 reason: "expected at least one step",
             });
+        }
+        if let Some(c) = self.reversible {
+            if !(c > 0.0 && c <= 1.0) {
+                return Err(Error::InvalidOption {
+                    name: "reversible coupling",
+                    value: c,
+                    reason: "expected 0 < λ <= 1",
+                });
+            }
+        }
+        if let Some(limit) = self.reconstruction_limit {
+            if limit.is_nan() || limit <= 0.0 {
+                return Err(Error::InvalidOption {
+                    name: "reconstruction limit",
+                    value: limit,
+                    reason: "expected a number > 0",
+                });
+            }
         }
         if let CheckpointPolicy::EveryK(0) = self.checkpoints {
             return Err(Error::InvalidOption {

@@ -99,6 +99,7 @@ where
     grad::with_method(
         method,
         Solve {
+            coupling: opts.coupling(method),
             model,
             x0,
             times,
@@ -110,6 +111,8 @@ where
 
 /// A solve waiting for its gradient method.
 struct Solve<'a, M, S: Shape, E: Dtype, D: Storage<E>, T, C> {
+    /// The reversible scheme's coupling, if the forward runs it.
+    coupling: Option<f64>,
     model: &'a M,
     x0: Tensor<S, E, D, T>,
     times: &'a [E],
@@ -132,12 +135,25 @@ where
     /// on the caller's tape.
     fn visit<G: GradientMethod>(self) -> Self::Out {
         let Solve {
+            coupling,
             model,
             x0,
             times,
             opts,
             controller,
         } = self;
+        if T::OWNS_TAPE && coupling.is_some() && !G::DIFFERENTIATES_REVERSIBLE {
+            return Err(SolveError {
+                error: Error::InvalidOption {
+                    name: "reversible coupling",
+                    value: coupling.unwrap_or(f64::NAN),
+                    reason: "the reversible scheme is differentiated by `GradMethod::Reversible` \
+                             or `GradMethod::Backprop`; `symplectic`, `aca` and `adjoint` run the \
+                             tableau's own steps (drop `with_reversible` for them)",
+                },
+                input: x0,
+            });
+        }
         let keep = if T::OWNS_TAPE {
             G::keep(opts.checkpoints)
         } else {
@@ -154,6 +170,7 @@ where
                 opts,
                 &mut forward_controller,
                 keep,
+                coupling,
             )
         });
         let mut record = match record {

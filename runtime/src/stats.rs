@@ -43,6 +43,10 @@ pub struct BackwardStats {
     /// the gradients) before an optimiser step if the model can produce them. Not computed for
     /// `backprop` (dfdx's own pass).
     pub non_finite_at: Option<f64>,
+    /// `GradMethod::Reversible` only: how far the states rebuilt backwards from the final one
+    /// landed from the initial state, `max(‖y₀ − x₀‖∞, ‖z₀ − x₀‖∞) / ‖x₀‖∞` (rounding, amplified by
+    /// the steps; see the method's documentation for when it grows).
+    pub reconstruction_error: Option<f64>,
     /// Peak heap bytes of the gradient pass alone, above the level at its start (which already
     /// holds the checkpoints, the outputs and whatever the caller's graph keeps), when the
     /// [`CountingAllocator`](crate::alloc::CountingAllocator) is the global allocator.

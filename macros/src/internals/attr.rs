@@ -34,14 +34,16 @@ pub enum Grad {
     Aca,
     Backprop,
     Adjoint,
+    Reversible,
 }
 
 impl Grad {
-    pub const NAMES: [(&'static str, Grad); 4] = [
+    pub const NAMES: [(&'static str, Grad); 5] = [
         ("symplectic", Grad::Symplectic),
         ("aca", Grad::Aca),
         ("backprop", Grad::Backprop),
         ("adjoint", Grad::Adjoint),
+        ("reversible", Grad::Reversible),
     ];
 
     /// Old spellings still accepted (not listed in messages).
@@ -54,6 +56,7 @@ impl Grad {
             Grad::Aca => "Aca",
             Grad::Backprop => "Backprop",
             Grad::Adjoint => "Adjoint",
+            Grad::Reversible => "Reversible",
         }
     }
 }
@@ -191,7 +194,7 @@ mod tests {
         let msg = |t| parse(t).unwrap_err().to_string();
         assert_eq!(
             msg(quote!(grad = "symplectc")),
-            "unknown gradient method `symplectc` (did you mean `symplectic`?); expected one of `symplectic`, `aca`, `backprop`, `adjoint`"
+            "unknown gradient method `symplectc` (did you mean `symplectic`?); expected one of `symplectic`, `aca`, `backprop`, `adjoint`, `reversible`"
         );
         assert!(msg(quote!(solver = "dopri7")).starts_with("unknown solver `dopri7`"));
         assert!(msg(quote!(solver = "dopri7")).starts_with(

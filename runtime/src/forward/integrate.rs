@@ -6,6 +6,7 @@
 use dfdx::prelude::*;
 
 use super::outputs::Outputs;
+use super::scheme::{Plain, ReversiblePair, Scheme};
 use super::{Grid, Record};
 use crate::backend::Backend;
 use crate::controller::adaptive::{initial_step, Adaptive, Limits};
@@ -71,7 +72,9 @@ where
 }
 
 /// Integrates from `times[0]` through every output time, keeping in the state store what
-/// `keep` says the gradient pass reads. Adaptive steps are proposed by `controller`.
+/// `keep` says the gradient pass reads. Adaptive steps are proposed by `controller`. With a
+/// `coupling`, the steps are those of the reversible scheme on the tableau, landing on every
+/// output time.
 pub(crate) fn integrate<R, S, E, D, F>(
     f: &F,
     x0: &Tensor<S, E, D>,
@@ -79,6 +82,7 @@ pub(crate) fn integrate<R, S, E, D, F>(
     opts: &SolveOptions,
     controller: &mut dyn StepSizeController,
     keep: Keep,
+    coupling: Option<f64>,
 ) -> Result<Record<S, E, D>, Error>
 where
     R: RungeKutta,
@@ -95,8 +99,10 @@ where
     let x0 = &x0.clone().contiguous();
     let t0 = times[0];
     let t_end = times[times.len() - 1];
-    // Landing on every output time, or only on the last.
-    let targets = if opts.land_on_outputs {
+    // Landing on every output time, or only on the last. (The reversible scheme's steps are
+    // not those of the tableau, so its interpolant does not apply inside them.)
+    let land = opts.land_on_outputs || coupling.is_some();
+    let targets = if land {
         &times[1..]
     } else {
         &times[times.len() - 1..]
@@ -148,6 +154,7 @@ where
             out_at: outs.at,
             grid: Grid::new(t0).into(),
             store,
+            z_end: coupling.map(|_| x0.clone()),
             stats,
         });
     }
@@ -169,9 +176,8 @@ where
         ws: Workspace::new(),
     };
     forward.ws.keep_stages(keep == Keep::Stages);
-    forward
-        .ws
-        .record_derivatives(!opts.land_on_outputs && times.len() > 2);
+    forward.ws.record_derivatives(!land && times.len() > 2);
+    let mut pair = coupling.map(|c| ReversiblePair::new(c, x0));
     match (opts.stepping, constant) {
         (Stepping::Adaptive { rtol, atol }, _) => {
             let embedded = match (R::B_ERR, R::EMBEDDED_ORDER) {
@@ -193,7 +199,10 @@ where
             };
             let norm = ErrorNorm::new(rtol, atol);
             let mut control = Adaptive::new(controller, limits, dir, embedded + 1, h0, Some(norm));
-            forward.run::<R, _>(&mut control, targets)?;
+            match &mut pair {
+                Some(pair) => forward.run::<R, _, _>(&mut control, pair, targets)?,
+                None => forward.run::<R, _, _>(&mut control, &mut Plain, targets)?,
+            }
         }
         (_, constant) => {
             let mut control =
@@ -202,16 +211,23 @@ where
                 forward.grid.run(run);
             }
             forward.k1 = Some(f0);
-            forward.run::<R, _>(&mut control, targets)?;
+            match &mut pair {
+                Some(pair) => forward.run::<R, _, _>(&mut control, pair, targets)?,
+                None => forward.run::<R, _, _>(&mut control, &mut Plain, targets)?,
+            }
         }
     }
     drop(forward);
-    stats.checkpoint_bytes = store.bytes() + if keep.replays_grid() { grid.bytes() } else { 0 };
+    let z_end = pair.map(ReversiblePair::into_z);
+    stats.checkpoint_bytes = store.bytes()
+        + if keep.replays_grid() { grid.bytes() } else { 0 }
+        + z_end.as_ref().map_or(0, StateStore::<S, E, D>::state_bytes);
     Ok(Record {
         outputs: outs.values,
         out_at: outs.at,
         grid: grid.into(),
         store,
+        z_end,
         stats,
     })
 }
@@ -237,16 +253,19 @@ where
     D: Backend<E>,
     F: VectorField<S, E, D> + ?Sized,
 {
-    /// Steps through `targets` in turn, as `control` proposes and judges.
-    fn run<R: RungeKutta, C: StepControl<E>>(
+    /// Steps through `targets` in turn with `scheme`'s steps, as `control` proposes and judges.
+    fn run<R: RungeKutta, C: StepControl<E>, Sc: Scheme<S, E, D>>(
         &mut self,
         control: &mut C,
+        scheme: &mut Sc,
         targets: &[E],
     ) -> Result<(), Error> {
         for &target in targets {
             while let Some(attempt) = control.attempt(self.t, target)? {
                 let (t, h) = (self.t, attempt.h);
-                let step = R::step(self.f, t, h, &self.x, self.k1.take(), &mut self.ws);
+                let k1 = self.k1.take();
+                let span = (t, h, attempt.end);
+                let step = scheme.step::<R, F>(self.f, span, &self.x, k1, &mut self.ws);
                 let ks = self.ws.take_derivatives();
                 self.stats.nfe += step.evals;
                 if !control.judge(t, &attempt, (&self.x, &step.y, step.err.as_ref()))? {
@@ -255,6 +274,7 @@ where
                     continue;
                 }
                 // The one accept path.
+                scheme.accept();
                 self.store.push(&self.x, self.ws.take_kept());
                 self.grid.accept(t, h, attempt.end);
                 let n = self.grid.len() - 1;

@@ -5,6 +5,7 @@
 mod grid;
 mod integrate;
 pub(crate) mod outputs;
+pub(crate) mod scheme;
 
 use dfdx::prelude::*;
 
@@ -29,5 +30,7 @@ pub(crate) struct Record<S: Shape, E: Real, D: Backend<E>> {
     pub grid: StepGrid<E>,
     /// What the gradient method asked to keep of them.
     pub store: StateStore<S, E, D>,
+    /// The reversible scheme's final `z` (its `y` is the last output).
+    pub z_end: Option<Tensor<S, E, D>>,
     pub stats: ForwardStats,
 }

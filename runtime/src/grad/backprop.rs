@@ -9,7 +9,9 @@ use super::{reference, Attached, GradientMethod, Model, Solved};
 use crate::backend::Backend;
 use crate::field::VectorField;
 use crate::forward::outputs::OutputAt;
+use crate::forward::scheme::reversible_step;
 use crate::forward::StepGrid;
+use crate::model::GradMethod;
 use crate::real::Real;
 use crate::rk::RungeKutta;
 use crate::shape::StateShape;
@@ -24,6 +26,8 @@ impl GradientMethod for Backprop {
         Keep::Grid
     }
 
+    const DIFFERENTIATES_REVERSIBLE: bool = true;
+
     fn attach<R, M, S, E, D, T>(solved: Solved<'_, M, S, E, D>, tape: T) -> Attached<S, E, D, T>
     where
         R: RungeKutta,
@@ -37,23 +41,33 @@ impl GradientMethod for Backprop {
             model,
             x0,
             record,
+            opts,
             report,
             solve_base,
             forward_peak,
             ..
         } = solved;
+        let coupling = opts.coupling(GradMethod::Backprop);
         // The solve is recorded on the caller's tape now: part of the forward's memory.
         let level = crate::alloc::current();
         let x0 = x0.put_tape(tape);
-        let (ys, replay_peak) = crate::alloc::measure(|| {
-            replay::<R, M, S, E, D, T>(model, x0, &record.grid, &record.out_at)
+        let (ys, replay_peak) = crate::alloc::measure(|| match coupling {
+            None => replay::<R, M, S, E, D, T>(model, x0, &record.grid, &record.out_at),
+            Some(c) => replay_reversible::<R, M, S, E, D, T>(
+                model,
+                x0,
+                E::from_f64_lossy(c),
+                &record.grid,
+                &record.out_at,
+            ),
         });
         let peak = forward_peak
             .zip(replay_peak)
             .map(|(f, r)| f.max((level + r).saturating_sub(solve_base)));
         let n = record.grid.len();
+        let per_step = if coupling.is_some() { 2 } else { 1 };
         report.set(Ok(BackwardStats {
-            nfe_vjp: n * R::STAGES,
+            nfe_vjp: n * R::STAGES * per_step,
             steps: n,
             ..BackwardStats::default()
         }));
@@ -113,5 +127,48 @@ where
     // operations; interpolated outputs carry their own, merged by the stack.
     outputs.pop();
     outputs.push(x);
+    S::stack_taped(outputs)
+}
+
+/// The reversible scheme's steps again, on `x0`'s tape (boundary outputs only: the scheme lands
+/// on every output time).
+fn replay_reversible<R, M, S, E, D, T>(
+    model: &M,
+    x0: Tensor<S, E, D, T>,
+    coupling: E,
+    grid: &StepGrid<E>,
+    out_at: &[OutputAt<E>],
+) -> Tensor<S::Stacked, E, D, T>
+where
+    R: RungeKutta,
+    M: VectorField<S, E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D>,
+{
+    let mut outputs: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(out_at.len());
+    // `z₀ = x₀` as a tensor of its own (dfdx's binary operations need distinct operands).
+    let mut z = x0.with_empty_tape() * E::one();
+    let mut y = x0;
+    let mut step =
+        |t: E, h: E, x: Tensor<S, E, D, T>| reference::step::<R, S, E, D, T, M>(model, t, h, x);
+    let mut k = 0;
+    let mut n = 0;
+    loop {
+        while out_at.get(k) == Some(&OutputAt::boundary(n)) {
+            outputs.push(y.with_empty_tape());
+            k += 1;
+        }
+        let Some((t, h)) = grid.step(n) else { break };
+        let end = grid.boundary(n + 1).unwrap_or(t + h);
+        (y, z) = reversible_step(coupling, (t, h, end), (y, z), &mut step);
+        n += 1;
+    }
+    // The last output carries both chains' operations.
+    outputs.pop();
+    let (_, z_tape) = z.split_tape();
+    let (y, y_tape) = y.split_tape();
+    outputs.push(y.put_tape(y_tape.merge(z_tape)));
     S::stack_taped(outputs)
 }

@@ -10,6 +10,7 @@ pub(crate) mod aca;
 pub(crate) mod adjoint;
 pub(crate) mod backprop;
 pub mod reference;
+pub(crate) mod reversible;
 pub(crate) mod symplectic;
 pub(crate) mod walk;
 
@@ -41,6 +42,10 @@ use crate::store::{CheckpointPolicy, Keep};
 pub(crate) trait GradientMethod: 'static {
     /// What the forward solve must keep for this method's way back under `policy`.
     fn keep(policy: CheckpointPolicy) -> Keep;
+
+    /// Whether it differentiates the reversible scheme (`SolveOptions::with_reversible`);
+    /// the others refuse it before solving.
+    const DIFFERENTIATES_REVERSIBLE: bool = false;
 
     /// The reverse pass: from the forward's record and the outputs' cotangents to the
     /// cotangents of the initial state and the parameters.
@@ -103,6 +108,7 @@ pub(crate) fn with_method<V: Visit>(method: GradMethod, visit: V) -> V::Out {
         GradMethod::Aca => visit.visit::<aca::Aca>(),
         GradMethod::Backprop => visit.visit::<backprop::Backprop>(),
         GradMethod::Adjoint => visit.visit::<adjoint::Adjoint>(),
+        GradMethod::Reversible => visit.visit::<reversible::Reversible>(),
     }
 }
 
