@@ -46,7 +46,8 @@ fn problem<M: Build>(seed: u64) -> Problem<M> {
     }
 }
 
-fn gradient<M>(
+/// The gradient and the number of accepted steps.
+fn gradient_steps<M>(
     model: &M,
     x0: &Tensor<State, f64, Cpu>,
     w: &Tensor<Stacked, f64, Cpu>,
@@ -56,27 +57,8 @@ fn gradient<M>(
 where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
 {
-    let sol = solve(model, x0.leaky_trace(), times, opts).unwrap();
-    let steps = sol.stats.accepted;
-    let g = (sol.ys * w.clone()).sum::<Rank0, _>().backward();
-    sol.report.stats().unwrap();
-    let mut out = g.get(x0).as_vec();
-    out.extend(model.grads(&g));
-    (out, steps)
-}
-
-fn loss<M>(
-    model: &M,
-    x0: &Tensor<State, f64, Cpu>,
-    w: &Tensor<Stacked, f64, Cpu>,
-    times: &[f64],
-    opts: &SolveOptions,
-) -> f64
-where
-    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu>,
-{
-    let sol = solve(model, x0.clone(), times, opts).unwrap();
-    (sol.ys * w.clone()).sum::<Rank0, _>().array()
+    let (g, forward, _) = gradient_and_stats(model, x0, w, times, opts);
+    (g, forward.accepted)
 }
 
 fn check<M>(opts: SolveOptions)
@@ -90,7 +72,7 @@ where
         times,
         w,
     } = problem::<M>(21);
-    let (reference, steps) = gradient(
+    let (reference, steps) = gradient_steps(
         &model,
         &x0,
         &w,
@@ -100,7 +82,7 @@ where
     // The outputs really are inside steps: far fewer steps than outputs.
     assert!(steps < 100, "{name}: {steps} steps for 202 outputs");
     for method in [GradMethod::Symplectic, GradMethod::Aca] {
-        let (g, _) = gradient(&model, &x0, &w, &times, &opts.clone().with_grad(method));
+        let (g, _) = gradient_steps(&model, &x0, &w, &times, &opts.clone().with_grad(method));
         let err = rel_err(&g, &reference);
         println!("{name} {method}: {steps} steps, rel err vs backprop {err:.2e}");
         assert!(err <= 1e-12, "{name} {method}: {err:e} against backprop");
@@ -108,7 +90,7 @@ where
     // Central differences of the solve for x0 and a few parameters (fixed steps only: an
     // adaptive step sequence may change under the perturbation).
     if !matches!(opts.stepping, neural_ode::Stepping::Adaptive { .. }) {
-        let (g, _) = gradient(
+        let (g, _) = gradient_steps(
             &model,
             &x0,
             &w,
@@ -118,7 +100,7 @@ where
         // x0's entries, then every fifth parameter.
         let params = (0..N_PARAMS).step_by(5);
         let fd = central_differences(&model, &x0, params.clone(), 1e-6, |m, x| {
-            loss(m, x, &w, &times, &opts)
+            loss_value(m, x, &w, &times, &opts)
         });
         let n_x = x0.as_vec().len();
         let ours: Vec<f64> = (0..n_x)
@@ -176,7 +158,7 @@ where
         times,
         w,
     } = problem::<M>(33);
-    let (reference, _) = gradient(
+    let (reference, _) = gradient_steps(
         &model,
         &x0,
         &w,
@@ -237,7 +219,7 @@ fn adjoint_with_interpolated_outputs_converges() {
         times,
         w,
     } = problem::<Dopri5<f64, Cpu>>(47);
-    let (exact, _) = gradient(
+    let (exact, _) = gradient_steps(
         &model,
         &x0,
         &w,
@@ -247,7 +229,7 @@ fn adjoint_with_interpolated_outputs_converges() {
     let mut errors = Vec::new();
     for tol in [1e-4, 1e-6, 1e-8, 1e-10] {
         let opts = SolveOptions::adaptive(tol, tol).with_grad(GradMethod::Adjoint);
-        let (g, steps) = gradient(&model, &x0, &w, &times, &opts);
+        let (g, steps) = gradient_steps(&model, &x0, &w, &times, &opts);
         assert!(steps < 150, "tol {tol:e}: {steps} steps for 202 outputs");
         errors.push(rel_err(&g, &exact));
     }

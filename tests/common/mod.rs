@@ -2,8 +2,11 @@
 #![allow(dead_code)]
 
 use neural_ode::dfdx::nn::modules::Linear;
+use neural_ode::dfdx::nn::tensor_collection::TensorCollection;
 use neural_ode::dfdx::prelude::*;
-use neural_ode::{neural_ode, Real, VectorField};
+use neural_ode::{
+    neural_ode, solve, BackwardStats, ForwardStats, NeuralOde, Real, SolveOptions, VectorField,
+};
 
 pub type State = (usize, Const<2>);
 pub type Stacked = (usize, usize, Const<2>);
@@ -188,4 +191,92 @@ pub fn assert_converges(errors: &[f64], tight: f64, loose: f64) {
         errors[0] > loose,
         "at a loose tolerance the gradient is visibly approximate: {errors:?}"
     );
+}
+
+/// The gradient of `Σ w ⊙ ys` for the initial state and every parameter, flattened.
+pub fn gradient<M>(
+    model: &M,
+    x0: &Tensor<State, f64, Cpu>,
+    w: &Tensor<Stacked, f64, Cpu>,
+    times: &[f64],
+    opts: &SolveOptions,
+) -> Vec<f64>
+where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
+{
+    gradient_and_stats(model, x0, w, times, opts).0
+}
+
+/// [`gradient`], and what the forward solve and the gradient pass did.
+pub fn gradient_and_stats<M>(
+    model: &M,
+    x0: &Tensor<State, f64, Cpu>,
+    w: &Tensor<Stacked, f64, Cpu>,
+    times: &[f64],
+    opts: &SolveOptions,
+) -> (Vec<f64>, ForwardStats, BackwardStats)
+where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
+{
+    let sol = solve(model, x0.leaky_trace(), times, opts).unwrap();
+    let forward = sol.stats;
+    let g = (sol.ys * w.clone()).sum::<Rank0, _>().backward();
+    let backward = sol.report.stats().unwrap();
+    let mut out = g.get(x0).as_vec();
+    out.extend(model.grads(&g));
+    (out, forward, backward)
+}
+
+pub fn loss_value<M>(
+    model: &M,
+    x0: &Tensor<State, f64, Cpu>,
+    w: &Tensor<Stacked, f64, Cpu>,
+    times: &[f64],
+    opts: &SolveOptions,
+) -> f64
+where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu>,
+{
+    let sol = solve(model, x0.clone(), times, opts).unwrap();
+    (sol.ys * w.clone()).sum::<Rank0, _>().array()
+}
+
+/// A set of output times and options the gradient tests run.
+pub struct Case {
+    pub times: &'static [f64],
+    pub opts: SolveOptions,
+}
+
+/// Fixed steps (landed and interpolated outputs, both directions) and, for adaptive methods,
+/// adaptive steps.
+pub fn cases(adaptive: bool) -> Vec<Case> {
+    let mut cases = vec![
+        Case {
+            times: &[0.0, 1.0],
+            opts: SolveOptions::fixed_steps(7),
+        },
+        Case {
+            times: &[0.0, 0.3, 0.7, 1.2],
+            opts: SolveOptions::fixed_size(0.1),
+        },
+        Case {
+            times: &[1.0, 0.4, -0.5],
+            opts: SolveOptions::fixed_steps(9),
+        },
+    ];
+    if adaptive {
+        cases.push(Case {
+            times: &[0.0, 1.5],
+            opts: SolveOptions::adaptive(1e-6, 1e-8),
+        });
+        cases.push(Case {
+            times: &[0.0, 0.2, 0.9, 2.0],
+            opts: SolveOptions::adaptive(1e-5, 1e-7),
+        });
+        cases.push(Case {
+            times: &[0.5, -1.0],
+            opts: SolveOptions::adaptive(1e-7, 1e-9),
+        });
+    }
+    cases
 }
