@@ -4,8 +4,7 @@ pub use crate::backend::Backend;
 pub use crate::field::VectorField;
 pub use crate::real::{lit, Real};
 pub use crate::rk::{
-    combine, eval, stage, stage_some, AdjointInput, AdjointStep, RungeKutta, Step, StoredStages,
-    Workspace,
+    combine, eval, stage, AdjointInput, AdjointStep, RungeKutta, Step, StoredStages, Workspace,
 };
 pub use crate::shape::StateShape;
 pub use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};

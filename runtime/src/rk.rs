@@ -308,79 +308,88 @@ impl<S: Shape, E: Real, D: Device<E>> Workspace<S, E, D> {
     }
 
     /// `base + Σ c_j t_j` written into slot `i`.
-    pub fn stage(
+    pub fn stage<'a, T: Term<'a, S, E, D>>(
         &mut self,
         i: usize,
-        base: &Tensor<S, E, D>,
-        terms: &[(E, &Tensor<S, E, D>)],
+        base: &'a Tensor<S, E, D>,
+        terms: &[T],
     ) -> Tensor<S, E, D> {
-        self.combine(i, (E::one(), base), terms)
+        self.fill(
+            i,
+            base,
+            core::iter::once((E::one(), base)).chain(present(terms)),
+        )
     }
 
-    /// `c0 t0 + Σ c_j t_j` written into slot `i`.
-    pub fn combine(
-        &mut self,
-        i: usize,
-        first: (E, &Tensor<S, E, D>),
-        rest: &[(E, &Tensor<S, E, D>)],
-    ) -> Tensor<S, E, D> {
-        let (c0, t0) = first;
-        let out = self.slot(i, t0);
-        // Zeroed first rather than scaled by 0: a stale non-finite value from a rejected step
-        // would turn `0 · ∞` into NaN.
-        out.fill_with_zeros();
-        out.axpy(1.0, t0, c0);
-        for (c, t) in rest {
-            out.axpy(1.0, t, *c);
-        }
-        out.clone()
-    }
-
-    /// `Σ c_j t_j` over the terms present, written into slot `i` (a buffer shaped like `like`):
-    /// the same operations as [`Workspace::combine`] over those terms. For the stage cotangents
-    /// of the backward step, some of whose terms exist only for a step with outputs inside it.
-    pub fn combine_some(
+    /// `Σ c_j t_j` over the terms present, written into slot `i` (a buffer shaped like `like`).
+    pub fn combine<'a, T: Term<'a, S, E, D>>(
         &mut self,
         i: usize,
         like: &Tensor<S, E, D>,
-        terms: &[MaybeTerm<'_, S, E, D>],
+        terms: &[T],
     ) -> Tensor<S, E, D> {
+        self.fill(i, like, present(terms))
+    }
+
+    fn fill<'a>(
+        &mut self,
+        i: usize,
+        like: &Tensor<S, E, D>,
+        terms: impl Iterator<Item = (E, &'a Tensor<S, E, D>)>,
+    ) -> Tensor<S, E, D>
+    where
+        S: 'a,
+        D: 'a,
+    {
         let out = self.slot(i, like);
+        // Zeroed first rather than scaled by 0: a stale non-finite value from a rejected step
+        // would turn `0 · ∞` into NaN.
         out.fill_with_zeros();
         for (c, t) in terms {
-            if let Some(t) = t {
-                out.axpy(1.0, *t, *c);
-            }
+            out.axpy(1.0, t, c);
         }
         out.clone()
     }
 }
 
-/// A term `c · t` of [`Workspace::combine_some`] and [`stage_some`] that may be absent.
-pub type MaybeTerm<'a, S, E, D> = (E, Option<&'a Tensor<S, E, D>>);
-
-/// `base + Σ c_j t_j`, in one fresh buffer (used by generated code for step results).
-pub fn stage<S: Shape, E: Real, D: Device<E>>(
-    base: &Tensor<S, E, D>,
-    terms: &[(E, &Tensor<S, E, D>)],
-) -> Tensor<S, E, D> {
-    let mut out = base.clone();
-    for (c, t) in terms {
-        out.axpy(1.0, t, *c);
-    }
-    out
+/// A term `c · t` of the stage arithmetic: `(c, &t)`, or `(c, Option<&t>)` for one that exists
+/// only sometimes (the backward step's terms from outputs inside a step), absent when `None`.
+pub trait Term<'a, S: Shape, E: Real, D: Device<E>>: Copy {
+    /// The term, if present.
+    fn term(self) -> Option<(E, &'a Tensor<S, E, D>)>;
 }
 
-/// [`stage`] over the terms present: the same operations as [`stage`] over those terms.
-pub fn stage_some<S: Shape, E: Real, D: Device<E>>(
+impl<'a, S: Shape, E: Real, D: Device<E>> Term<'a, S, E, D> for (E, &'a Tensor<S, E, D>) {
+    fn term(self) -> Option<(E, &'a Tensor<S, E, D>)> {
+        Some(self)
+    }
+}
+
+impl<'a, S: Shape, E: Real, D: Device<E>> Term<'a, S, E, D> for (E, Option<&'a Tensor<S, E, D>>) {
+    fn term(self) -> Option<(E, &'a Tensor<S, E, D>)> {
+        self.1.map(|t| (self.0, t))
+    }
+}
+
+/// The terms present, in order.
+fn present<'a, 'b, S: Shape, E: Real, D: Device<E>, T: Term<'a, S, E, D>>(
+    terms: &'b [T],
+) -> impl Iterator<Item = (E, &'a Tensor<S, E, D>)> + 'b
+where
+    'a: 'b,
+{
+    terms.iter().filter_map(|t| t.term())
+}
+
+/// `base + Σ c_j t_j` over the terms present, in one fresh buffer (used by generated code for
+/// step results and a step's input cotangent).
+pub fn stage<'a, S: Shape + 'a, E: Real, D: Device<E> + 'a, T: Term<'a, S, E, D>>(
     base: &Tensor<S, E, D>,
-    terms: &[MaybeTerm<'_, S, E, D>],
+    terms: &[T],
 ) -> Tensor<S, E, D> {
     let mut out = base.clone();
-    for (c, t) in terms {
-        if let Some(t) = t {
-            out.axpy(1.0, *t, *c);
-        }
+    for (c, t) in present(terms) {
+        out.axpy(1.0, t, c);
     }
     out
 }

@@ -18,9 +18,7 @@ use num_traits::Zero;
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
-use super::tokens::{
-    clone, first_and_rest, h_times, index, k, k_bar, lit, none, private, some, time_at, x, x_bar,
-};
+use super::tokens::{clone, h_times, index, k, k_bar, lit, none, private, some, time_at, x, x_bar};
 use crate::internals::analysis::{Analysis, Stored, When};
 use crate::internals::rational::{nonzero, to_f64};
 
@@ -193,17 +191,17 @@ fn sweep(an: &Analysis, live: &[usize]) -> Vec<TokenStream> {
                 });
             }
         }
-        let combine = if terms.iter().all(|(.., always)| *always) {
-            let terms: Vec<TokenStream> = terms.iter().map(|(c, v, _)| quote!((#c, #v))).collect();
-            let args = first_and_rest(&terms);
-            quote!(ws.combine(#slot, #args))
-        } else {
-            let terms = terms.iter().map(|(c, v, always)| {
-                let v = if *always { some(v.clone()) } else { v.clone() };
-                quote!((#c, #v))
-            });
-            quote!(ws.combine_some(#slot, x, &[#(#terms),*]))
-        };
+        // Terms that exist only with outputs are `Option`s; then all are (one slice type).
+        let all_always = terms.iter().all(|(.., always)| *always);
+        let terms = terms.iter().map(|(c, v, always)| {
+            let v = if *always && !all_always {
+                some(v.clone())
+            } else {
+                v.clone()
+            };
+            quote!((#c, #v))
+        });
+        let combine = quote!(ws.combine(#slot, x, &[#(#terms),*]));
         let (xi, ki_bar, xi_bar) = (x(i), k_bar(i), x_bar(i));
         let ti = time_at(to_f64(&st.c));
         code.push(match st.live {
@@ -234,12 +232,7 @@ fn sweep(an: &Analysis, live: &[usize]) -> Vec<TokenStream> {
             (false, _) => quote!((#one, #xi_bar.as_ref())),
         }
     });
-    let sum = if always {
-        quote!(stage)
-    } else {
-        quote!(stage_some)
-    };
-    code.push(quote!(let x_bar = #p::#sum(y_bar, &[#(#terms),*]);));
+    code.push(quote!(let x_bar = #p::stage(y_bar, &[#(#terms),*]);));
     code
 }
 

@@ -106,12 +106,12 @@ mod tests {
         // is the plain combination of the later stages' (present in every step).
         assert!(
             code.contains(
-                "let k2_bar = ws . combine (7 , (h * lit :: < E > (0.225) , & x3_bar) , & ["
+                "let k2_bar = ws . combine (7 , x , & [(h * lit :: < E > (0.225) , & x3_bar) ,"
             ),
             "{code}"
         );
         // k6's: b₆ ȳ always, the outputs' and a₇₆ x̄₇ only with outputs.
-        assert!(code.contains("let k6_bar = ws . combine_some (7 , x , & [(h * lit :: < E > (0.13095238095238096) , Some (y_bar)) , (h , outputs . map (| o | & o [5])) , (h * lit :: < E > (0.13095238095238096) , x7_bar . as_ref ())])"), "{code}");
+        assert!(code.contains("let k6_bar = ws . combine (7 , x , & [(h * lit :: < E > (0.13095238095238096) , Some (y_bar)) , (h , outputs . map (| o | & o [5])) , (h * lit :: < E > (0.13095238095238096) , x7_bar . as_ref ())])"), "{code}");
         let code = step::step(&method("rk4"), &analyse(&method("rk4"))).to_string();
         // rk4's a31 = 0, so x3 is built from k2 alone.
         assert!(

@@ -5,7 +5,7 @@ use num_rational::BigRational;
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 
-use super::tokens::{clone, first_and_rest, h_times, k, none, private, some, time_at, x};
+use super::tokens::{clone, h_times, k, none, private, some, time_at, x};
 use crate::internals::analysis::{Analysis, When};
 use crate::internals::rational::{nonzero, to_f64};
 use crate::internals::validate::Method;
@@ -81,8 +81,8 @@ pub fn step(m: &Method, an: &Analysis) -> TokenStream {
     }
     let err = match &m.e {
         Some(e) => {
-            let args = first_and_rest(&k_terms(e));
-            some(quote!(ws.combine(1, #args)))
+            let terms = k_terms(e);
+            some(quote!(ws.combine(1, x, &[#(#terms),*])))
         }
         None => none(),
     };

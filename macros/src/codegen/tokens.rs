@@ -101,14 +101,6 @@ pub fn k_bar(i: usize) -> Ident {
     format_ident!("k{}_bar", i + 1)
 }
 
-/// `first, &[rest…]`: the arguments of `Workspace::combine` for a nonempty list of terms.
-pub fn first_and_rest(terms: &[TokenStream]) -> TokenStream {
-    match terms.split_first() {
-        Some((first, rest)) => quote!(#first, &[#(#rest),*]),
-        None => TokenStream::new(),
-    }
-}
-
 /// `Clone::clone(e)`.
 pub fn clone(e: TokenStream) -> TokenStream {
     quote!(Clone::clone(#e))
