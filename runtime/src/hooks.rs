@@ -3,8 +3,8 @@
 
 use dfdx::prelude::*;
 
-pub use crate::grad::reference::{step as reference_step, step_with_outputs, StepOutputs};
-pub use crate::rk::{Step, Workspace};
+pub use crate::grad::reference::step as reference_step;
+pub use crate::rk::Workspace;
 
 use crate::real::Real;
 use crate::store::StateStore;

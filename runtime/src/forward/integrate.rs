@@ -154,19 +154,39 @@ where
             out_at: outs.at,
             grid: Grid::new(t0).into(),
             store,
-            z_end: coupling.map(|_| x0.clone()),
+            reversible: coupling.map(|c| (c, x0.clone())),
             stats,
         });
     }
 
     let f0 = eval_checked(f, t0, x0)?;
     stats.nfe += 1;
+    // Adaptive steps need the method's embedded pair, and start from Hairer's first step
+    // (one more evaluation) unless given one.
+    let adaptive = match opts.stepping {
+        Stepping::Adaptive { rtol, atol } => {
+            let embedded = match (R::B_ERR, R::EMBEDDED_ORDER) {
+                (Some(_), Some(q)) => q,
+                _ => return Err(Error::NotAdaptive { solver: R::NAME }),
+            };
+            let h0 = match opts.first_step {
+                Some(h) => h,
+                None => {
+                    stats.nfe += 1;
+                    let order = R::ORDER.min(embedded);
+                    initial_step(f, t0, x0, &f0, order, (rtol, atol), span)
+                }
+            };
+            Some((ErrorNorm::new(rtol, atol), embedded, h0))
+        }
+        _ => None,
+    };
     let mut grid = Grid::new(t0);
     let mut forward = Loop {
         f,
         x: x0.clone(),
         t: t0,
-        k1: None,
+        k1: Some(f0),
         grid: &mut grid,
         store: &mut store,
         outs: &mut outs,
@@ -178,56 +198,36 @@ where
     forward.ws.keep_stages(keep == Keep::Stages);
     forward.ws.record_derivatives(!land && times.len() > 2);
     let mut pair = coupling.map(|c| ReversiblePair::new(c, x0));
-    match (opts.stepping, constant) {
-        (Stepping::Adaptive { rtol, atol }, _) => {
-            let embedded = match (R::B_ERR, R::EMBEDDED_ORDER) {
-                (Some(_), Some(q)) => q,
-                _ => return Err(Error::NotAdaptive { solver: R::NAME }),
-            };
-            let h0 = match opts.first_step {
-                Some(h) => h,
-                None => {
-                    forward.stats.nfe += 1;
-                    let order = R::ORDER.min(embedded);
-                    initial_step(f, t0, x0, &f0, order, (rtol, atol), span)
-                }
-            };
-            forward.k1 = Some(f0);
+    match (adaptive, constant) {
+        (Some((norm, embedded, h0)), _) => {
             let limits = Limits {
                 max_steps: opts.max_steps,
                 min_step: opts.min_step,
             };
-            let norm = ErrorNorm::new(rtol, atol);
             let mut control = Adaptive::new(controller, limits, dir, embedded + 1, h0, Some(norm));
-            match &mut pair {
-                Some(pair) => forward.run::<R, _, _>(&mut control, pair, targets)?,
-                None => forward.run::<R, _, _>(&mut control, &mut Plain, targets)?,
-            }
+            forward.drive::<R, _>(&mut control, pair.as_mut(), targets)?;
         }
-        (_, constant) => {
-            let mut control =
-                constant.ok_or_else(|| Error::internal("fixed steps without a grid"))?;
+        (None, Some(mut control)) => {
             for &run in control.runs() {
                 forward.grid.run(run);
             }
-            forward.k1 = Some(f0);
-            match &mut pair {
-                Some(pair) => forward.run::<R, _, _>(&mut control, pair, targets)?,
-                None => forward.run::<R, _, _>(&mut control, &mut Plain, targets)?,
-            }
+            forward.drive::<R, _>(&mut control, pair.as_mut(), targets)?;
         }
+        (None, None) => return Err(Error::internal("fixed steps without a grid")),
     }
     drop(forward);
-    let z_end = pair.map(ReversiblePair::into_z);
+    let reversible = pair.map(ReversiblePair::finish);
     stats.checkpoint_bytes = store.bytes()
         + if keep.replays_grid() { grid.bytes() } else { 0 }
-        + z_end.as_ref().map_or(0, StateStore::<S, E, D>::state_bytes);
+        + reversible
+            .as_ref()
+            .map_or(0, |(_, z)| StateStore::<S, E, D>::state_bytes(z));
     Ok(Record {
         outputs: outs.values,
         out_at: outs.at,
         grid: grid.into(),
         store,
-        z_end,
+        reversible,
         stats,
     })
 }
@@ -253,6 +253,20 @@ where
     D: Backend<E>,
     F: VectorField<S, E, D> + ?Sized,
 {
+    /// Steps through `targets` in turn with the reversible scheme's steps when given `pair`,
+    /// else the tableau's own.
+    fn drive<R: RungeKutta, C: StepControl<E>>(
+        &mut self,
+        control: &mut C,
+        pair: Option<&mut ReversiblePair<S, E, D>>,
+        targets: &[E],
+    ) -> Result<(), Error> {
+        match pair {
+            Some(pair) => self.run::<R, _, _>(control, pair, targets),
+            None => self.run::<R, _, _>(control, &mut Plain, targets),
+        }
+    }
+
     /// Steps through `targets` in turn with `scheme`'s steps, as `control` proposes and judges.
     fn run<R: RungeKutta, C: StepControl<E>, Sc: Scheme<S, E, D>>(
         &mut self,

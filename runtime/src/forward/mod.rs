@@ -30,7 +30,8 @@ pub(crate) struct Record<S: Shape, E: Real, D: Backend<E>> {
     pub grid: StepGrid<E>,
     /// What the gradient method asked to keep of them.
     pub store: StateStore<S, E, D>,
-    /// The reversible scheme's final `z` (its `y` is the last output).
-    pub z_end: Option<Tensor<S, E, D>>,
+    /// When the forward ran the reversible scheme: its coupling and final `z` (its `y` is the
+    /// last output).
+    pub reversible: Option<(f64, Tensor<S, E, D>)>,
     pub stats: ForwardStats,
 }

@@ -59,7 +59,7 @@ impl<S: Shape, E: Real, D: Backend<E>> Scheme<S, E, D> for Plain {
 /// The reversible scheme: the pair's second state `z` (the first is the loop's state), and the
 /// `z` of the step being tried.
 pub(crate) struct ReversiblePair<S: Shape, E: Real, D: Backend<E>> {
-    coupling: E,
+    coupling: f64,
     z: Tensor<S, E, D>,
     tried: Option<Tensor<S, E, D>>,
     /// Buffers of the second base step (the first uses the loop's).
@@ -70,16 +70,16 @@ impl<S: Shape, E: Real, D: Backend<E>> ReversiblePair<S, E, D> {
     /// The pair `(x0, x0)`.
     pub fn new(coupling: f64, x0: &Tensor<S, E, D>) -> Self {
         ReversiblePair {
-            coupling: E::from_f64_lossy(coupling),
+            coupling,
             z: x0.clone(),
             tried: None,
             ws: Workspace::new(),
         }
     }
 
-    /// The final `z`.
-    pub fn into_z(self) -> Tensor<S, E, D> {
-        self.z
+    /// The coupling and the final `z`.
+    pub fn finish(self) -> (f64, Tensor<S, E, D>) {
+        (self.coupling, self.z)
     }
 }
 
@@ -100,7 +100,8 @@ impl<S: Shape, E: Real, D: Backend<E>> Scheme<S, E, D> for ReversiblePair<S, E, 
         F: VectorField<S, E, D> + ?Sized,
     {
         let forward = R::step(f, t, h, &self.z, k1, ws);
-        let y = couple(self.coupling, x.clone(), self.z.clone(), forward.y);
+        let coupling = E::from_f64_lossy(self.coupling);
+        let y = couple(coupling, x.clone(), self.z.clone(), forward.y);
         let backward = R::step(f, end, -h, &y, None, &mut self.ws);
         self.tried = Some(close(self.z.clone(), y.clone(), backward.y));
         Step {

@@ -3,11 +3,10 @@
 //! its interpolated outputs) and differentiated as a whole, so one step's graph (s evaluations)
 //! is alive at a time.
 
-use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
 use super::walk::{walk, StepBack};
-use super::{pullback, reference, Back, Cotangents, GradientMethod, Model};
+use super::{reference, Back, Cotangents, GradientMethod, Model, Products};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::real::Real;
@@ -33,7 +32,7 @@ impl GradientMethod for Aca {
         D: Backend<E>,
     {
         let model = back.model;
-        let mut params = Some(model.try_alloc_grads().map_err(Error::device)?);
+        let mut products = Products::new(model)?;
         let mut nfe_vjp = 0;
         let n_steps = back.record.grid.len();
         let walked = walk::<R, _, _, _, _>(back, |step| {
@@ -50,10 +49,7 @@ impl GradientMethod for Aca {
                 .into_iter()
                 .map(|(theta, o)| (theta, o.clone()))
                 .unzip();
-            let acc = params
-                .take()
-                .ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
-            let (x_bar, acc) = pullback(acc, x, |x| {
+            let x_bar = products.pull(x, |x| {
                 if thetas.is_empty() {
                     return (reference::step::<R, _, _, _, _, _>(model, t, h, x) * lambda)
                         .sum::<Rank0, _>();
@@ -71,14 +67,11 @@ impl GradientMethod for Aca {
             } else {
                 R::INTERPOLANT_STAGES
             };
-            params = Some(acc);
             Ok(x_bar)
         })?;
-        let params =
-            params.ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
         Ok(Cotangents {
             x0: walked.lambda,
-            params,
+            params: products.params()?,
             stats: BackwardStats {
                 nfe_vjp,
                 nfe_rebuild: walked.nfe_rebuild,

@@ -11,7 +11,6 @@ use crate::field::VectorField;
 use crate::forward::outputs::OutputAt;
 use crate::forward::scheme::reversible_step;
 use crate::forward::StepGrid;
-use crate::model::GradMethod;
 use crate::real::Real;
 use crate::rk::RungeKutta;
 use crate::shape::StateShape;
@@ -41,25 +40,18 @@ impl GradientMethod for Backprop {
             model,
             x0,
             record,
-            opts,
             report,
             solve_base,
             forward_peak,
             ..
         } = solved;
-        let coupling = opts.coupling(GradMethod::Backprop);
+        let coupling = record.reversible.as_ref().map(|(c, _)| *c);
         // The solve is recorded on the caller's tape now: part of the forward's memory.
         let level = crate::alloc::current();
         let x0 = x0.put_tape(tape);
-        let (ys, replay_peak) = crate::alloc::measure(|| match coupling {
-            None => replay::<R, M, S, E, D, T>(model, x0, &record.grid, &record.out_at),
-            Some(c) => replay_reversible::<R, M, S, E, D, T>(
-                model,
-                x0,
-                E::from_f64_lossy(c),
-                &record.grid,
-                &record.out_at,
-            ),
+        let (ys, replay_peak) = crate::alloc::measure(|| {
+            let coupling = coupling.map(E::from_f64_lossy);
+            replay::<R, M, S, E, D, T>(model, x0, coupling, &record.grid, &record.out_at)
         });
         let peak = forward_peak
             .zip(replay_peak)
@@ -75,10 +67,12 @@ impl GradientMethod for Backprop {
     }
 }
 
-/// The forward solve's steps and outputs again, on `x0`'s tape.
+/// The forward solve's steps and outputs again, on `x0`'s tape: the tableau's own steps, or
+/// with a `coupling` the reversible scheme's (which lands on every output time).
 fn replay<R, M, S, E, D, T>(
     model: &M,
     x0: Tensor<S, E, D, T>,
+    coupling: Option<E>,
     grid: &StepGrid<E>,
     out_at: &[OutputAt<E>],
 ) -> Tensor<S::Stacked, E, D, T>
@@ -91,7 +85,12 @@ where
     T: Tape<E, D>,
 {
     let mut outputs: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(out_at.len());
+    // The reversible scheme's `z₀ = x₀`, as a tensor of its own (dfdx's binary operations need
+    // distinct operands).
+    let mut z = coupling.map(|_| x0.with_empty_tape() * E::one());
     let mut x = x0;
+    let mut step =
+        |t: E, h: E, x: Tensor<S, E, D, T>| reference::step::<R, S, E, D, T, M>(model, t, h, x);
     let mut k = 0;
     let mut n = 0;
     loop {
@@ -113,62 +112,32 @@ where
             thetas.push(*theta);
             k += 1;
         }
-        x = if thetas.is_empty() {
-            reference::step::<R, S, E, D, T, M>(model, t, h, x)
-        } else {
-            let (y, inside) =
-                reference::step_with_outputs::<R, S, E, D, T, M>(model, t, h, x, &thetas);
-            outputs.extend(inside);
-            y
+        x = match (coupling, z.take()) {
+            (Some(c), Some(z_n)) => {
+                let end = grid.boundary(n + 1).unwrap_or(t + h);
+                let (y, z_next) = reversible_step(c, (t, h, end), (x, z_n), &mut step);
+                z = Some(z_next);
+                y
+            }
+            _ if thetas.is_empty() => step(t, h, x),
+            _ => {
+                let (y, inside) =
+                    reference::step_with_outputs::<R, S, E, D, T, M>(model, t, h, x, &thetas);
+                outputs.extend(inside);
+                y
+            }
         };
         n += 1;
     }
     // The last output (the final time, a step boundary) carries the tape with the steps'
-    // operations; interpolated outputs carry their own, merged by the stack.
+    // operations (and `z`'s, for the reversible scheme); interpolated outputs carry their own,
+    // merged by the stack.
     outputs.pop();
-    outputs.push(x);
-    S::stack_taped(outputs)
-}
-
-/// The reversible scheme's steps again, on `x0`'s tape (boundary outputs only: the scheme lands
-/// on every output time).
-fn replay_reversible<R, M, S, E, D, T>(
-    model: &M,
-    x0: Tensor<S, E, D, T>,
-    coupling: E,
-    grid: &StepGrid<E>,
-    out_at: &[OutputAt<E>],
-) -> Tensor<S::Stacked, E, D, T>
-where
-    R: RungeKutta,
-    M: VectorField<S, E, D>,
-    S: StateShape,
-    E: Real,
-    D: Backend<E>,
-    T: Tape<E, D>,
-{
-    let mut outputs: Vec<Tensor<S, E, D, T>> = Vec::with_capacity(out_at.len());
-    // `z₀ = x₀` as a tensor of its own (dfdx's binary operations need distinct operands).
-    let mut z = x0.with_empty_tape() * E::one();
-    let mut y = x0;
-    let mut step =
-        |t: E, h: E, x: Tensor<S, E, D, T>| reference::step::<R, S, E, D, T, M>(model, t, h, x);
-    let mut k = 0;
-    let mut n = 0;
-    loop {
-        while out_at.get(k) == Some(&OutputAt::boundary(n)) {
-            outputs.push(y.with_empty_tape());
-            k += 1;
-        }
-        let Some((t, h)) = grid.step(n) else { break };
-        let end = grid.boundary(n + 1).unwrap_or(t + h);
-        (y, z) = reversible_step(coupling, (t, h, end), (y, z), &mut step);
-        n += 1;
+    if let Some(z) = z {
+        let (_, z_tape) = z.split_tape();
+        let (y, y_tape) = x.split_tape();
+        x = y.put_tape(y_tape.merge(z_tape));
     }
-    // The last output carries both chains' operations.
-    outputs.pop();
-    let (_, z_tape) = z.split_tape();
-    let (y, y_tape) = y.split_tape();
-    outputs.push(y.put_tape(y_tape.merge(z_tape)));
+    outputs.push(x);
     S::stack_taped(outputs)
 }

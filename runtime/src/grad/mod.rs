@@ -20,6 +20,7 @@ use std::rc::Rc;
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef,
 };
+use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
 use crate::backend::Backend;
@@ -296,6 +297,67 @@ impl<'a, E: Real, D: Backend<E>> TensorVisitor<E, D> for MergeOp<'a, E, D> {
 
 /// `(x̄, the gradient store)`.
 pub(crate) type Pulled<S, E, D> = (Tensor<S, E, D>, Gradients<E, D>);
+
+/// The reverse passes' pullbacks of the model, each on a short-lived tape, with the parameter
+/// cotangents accumulated across all of them (on the device), and their count.
+pub(crate) struct Products<'m, M, E: Real, D: Backend<E>> {
+    model: &'m M,
+    params: Option<Gradients<E, D>>,
+    /// Vector–Jacobian products of the field taken so far ([`Products::vjp`]).
+    pub count: usize,
+}
+
+impl<'m, M, E, D> Products<'m, M, E, D>
+where
+    M: TensorCollection<E, D>,
+    E: Real,
+    D: Backend<E>,
+{
+    pub fn new(model: &'m M) -> Result<Self, Error> {
+        Ok(Products {
+            model,
+            params: Some(model.try_alloc_grads().map_err(Error::device)?),
+            count: 0,
+        })
+    }
+
+    /// [`pullback`] through `body` into the accumulated parameter cotangents: returns `x̄`.
+    pub fn pull<S: StateShape>(
+        &mut self,
+        x: Tensor<S, E, D>,
+        body: impl FnOnce(Tensor<S, E, D, OwnedTape<E, D>>) -> Tensor<Rank0, E, D, OwnedTape<E, D>>,
+    ) -> Result<Tensor<S, E, D>, Error> {
+        let acc = self
+            .params
+            .take()
+            .ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
+        let (x_bar, acc) = pullback(acc, x, body)?;
+        self.params = Some(acc);
+        Ok(x_bar)
+    }
+
+    /// `J_f(t, x)ᵀ v`, adding `J_θ(t, x)ᵀ v` into the parameter cotangents: the `vjp` of the
+    /// generated backward step.
+    pub fn vjp<S: StateShape>(
+        &mut self,
+        t: E,
+        x: Tensor<S, E, D>,
+        v: Tensor<S, E, D>,
+    ) -> Result<Tensor<S, E, D>, Error>
+    where
+        M: VectorField<S, E, D>,
+    {
+        self.count += 1;
+        let model = self.model;
+        self.pull(x, |x| (model.eval(t, x) * v).sum::<Rank0, _>())
+    }
+
+    /// The accumulated parameter cotangents.
+    pub fn params(self) -> Result<Gradients<E, D>, Error> {
+        self.params
+            .ok_or_else(|| Error::internal("gradient store lost by a failed product"))
+    }
+}
 
 /// Reverse mode through `body` on a short-lived tape whose gradients are `acc`, a gradient
 /// store whose leaves are the model's parameters (from `alloc_grads`): parameter cotangents

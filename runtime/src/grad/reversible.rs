@@ -11,17 +11,14 @@
 //! `ŷ = ȳ' + z̄' − J_bᵀ z̄'`, `ȳ = λ ŷ`, `z̄ = z̄' − λ ŷ + J_aᵀ ŷ`, with `J_bᵀ` and `J_aᵀ` (and the
 //! parameter cotangents `−(∂b/∂θ)ᵀ z̄'` and `(∂a/∂θ)ᵀ ŷ`) from the symplectic-partner sweep.
 
-use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 
 use super::walk::OutputsBackward;
-use super::{add, pullback, Back, Cotangents, GradientMethod, Model};
+use super::{add, Back, Cotangents, GradientMethod, Model, Products};
 use crate::backend::Backend;
 use crate::controller::all_finite;
 use crate::error::Error;
 use crate::forward::scheme::reverse_reversible_step;
-use crate::model::GradMethod;
-use crate::options::SolveOptions;
 use crate::real::Real;
 use crate::rk::{AdjointInput, RungeKutta, StoredStages, Workspace};
 use crate::shape::StateShape;
@@ -50,33 +47,19 @@ impl GradientMethod for Reversible {
         let model = back.model;
         let (out, record) = (back.out, &*back.record);
         let grid = &record.grid;
-        let coupling = back
-            .opts
-            .coupling(GradMethod::Reversible)
-            .unwrap_or(SolveOptions::DEFAULT_COUPLING);
-        let lambda = E::from_f64_lossy(coupling);
         let n_steps = grid.len();
         let last = record.out_at.len().checked_sub(1);
-        let (mut y, mut z) = match (last, &record.z_end) {
-            (Some(last), Some(z)) => (S::unstack(back.ys.clone(), last), z.clone()),
+        let (coupling, mut y, mut z) = match (last, &record.reversible) {
+            (Some(last), Some((c, z))) => (*c, S::unstack(back.ys.clone(), last), z.clone()),
             _ => return Err(Error::internal("the reversible solve kept no final pair")),
         };
+        let lambda = E::from_f64_lossy(coupling);
         let x0 = S::unstack(back.ys.clone(), 0);
         let mut y_bar = x0.device().zeros_like(x0.shape());
         let mut z_bar = y_bar.clone();
-        let mut params = Some(model.try_alloc_grads().map_err(Error::device)?);
-        let (mut nfe_vjp, mut nfe_rebuild) = (0, 0);
-        let mut vjp =
-            |ti: E, xi: Tensor<S, E, D>, v: Tensor<S, E, D>| -> Result<Tensor<S, E, D>, Error> {
-                nfe_vjp += 1;
-                let acc = params
-                    .take()
-                    .ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
-                let (x_bar, acc) =
-                    pullback(acc, xi, |x| (model.eval(ti, x) * v).sum::<Rank0, _>())?;
-                params = Some(acc);
-                Ok(x_bar)
-            };
+        let mut products = Products::new(model)?;
+        let mut nfe_rebuild = 0;
+        let mut vjp = |t: E, x: Tensor<S, E, D>, v: Tensor<S, E, D>| products.vjp(t, x, v);
         // The rebuild records the stage states the backward sweeps read, one workspace per
         // base step.
         let (mut ws_a, mut ws_b) = (Workspace::new(), Workspace::new());
@@ -171,8 +154,8 @@ impl GradientMethod for Reversible {
                 limit,
             });
         }
-        let params =
-            params.ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
+        let nfe_vjp = products.count;
+        let params = products.params()?;
         Ok(Cotangents {
             x0: x0_bar,
             params,

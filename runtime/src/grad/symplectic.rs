@@ -4,11 +4,8 @@
 //! symplectic-partner step, one vector–Jacobian product per live stage. Memory: the stored
 //! states and one evaluation's graph.
 
-use dfdx::nn::ZeroGrads;
-use dfdx::prelude::*;
-
 use super::walk::{stage_cotangents, walk, StepBack};
-use super::{add, pullback, Back, Cotangents, GradientMethod, Model};
+use super::{add, Back, Cotangents, GradientMethod, Model, Products};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::forward::outputs::OutputAt;
@@ -40,9 +37,7 @@ impl GradientMethod for Symplectic {
         D: Backend<E>,
     {
         let model = back.model;
-        // Parameter cotangents accumulate here, on the device, across every product of the pass.
-        let mut params = Some(model.try_alloc_grads().map_err(Error::device)?);
-        let mut nfe_vjp = 0;
+        let mut products = Products::new(model)?;
         let mut nfe_rebuild = 0;
         // With the stage store, the state at the end of the step being swept (the next step's
         // start, or the final state): the state of the stage only the interpolant reads.
@@ -66,19 +61,6 @@ impl GradientMethod for Symplectic {
                 ws,
                 ..
             } = step;
-            let mut vjp = |ti: E,
-                           xi: Tensor<S, E, D>,
-                           v: Tensor<S, E, D>|
-             -> Result<Tensor<S, E, D>, Error> {
-                nfe_vjp += 1;
-                let acc = params
-                    .take()
-                    .ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
-                let (x_bar, acc) =
-                    pullback(acc, xi, |x| (model.eval(ti, x) * v).sum::<Rank0, _>())?;
-                params = Some(acc);
-                Ok(x_bar)
-            };
             // With the stage store, the recorded stage states replace the rebuild. (A step always
             // records exactly `KEPT_STAGES`; the length check only keeps a bug from indexing past
             // the slice in release builds, and the debug assertion makes the tests catch one.)
@@ -99,7 +81,7 @@ impl GradientMethod for Symplectic {
                 stored,
                 outputs: outputs.as_deref(),
             };
-            let back = R::adjoint_step(model, input, &mut vjp, ws)?;
+            let back = R::adjoint_step(model, input, &mut |t, x, v| products.vjp(t, x, v), ws)?;
             nfe_rebuild += back.evals;
             let mut lambda = back.x_bar;
             if keeps_stages {
@@ -111,11 +93,10 @@ impl GradientMethod for Symplectic {
             }
             Ok(lambda)
         })?;
-        let params =
-            params.ok_or_else(|| Error::internal("gradient store lost by a failed product"))?;
+        let nfe_vjp = products.count;
         Ok(Cotangents {
             x0: walked.lambda,
-            params,
+            params: products.params()?,
             stats: BackwardStats {
                 nfe_vjp,
                 nfe_rebuild: nfe_rebuild + walked.nfe_rebuild,
