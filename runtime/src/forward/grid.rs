@@ -50,15 +50,14 @@ impl<E> From<Grid<E>> for StepGrid<E> {
 }
 
 /// The step grid as the forward loop records it.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Grid<E> {
-    start: Option<E>,
     /// Fixed steps: the runs, and the index of each run's first step.
     runs: Vec<(usize, Run<E>)>,
     /// Adaptive steps: `(t, h)` of each accepted step.
     steps: Vec<(E, E)>,
-    /// The end of the last step.
-    end: Option<E>,
+    /// The end of the last step (the start time before the first).
+    end: E,
     len: usize,
 }
 
@@ -66,10 +65,9 @@ impl<E: Real> Grid<E> {
     /// No steps yet, from `t0`.
     pub(crate) fn new(t0: E) -> Self {
         Grid {
-            start: Some(t0),
             runs: Vec::new(),
             steps: Vec::new(),
-            end: None,
+            end: t0,
             len: 0,
         }
     }
@@ -89,7 +87,7 @@ impl<E: Real> Grid<E> {
             debug_assert_eq!(self.step(self.len), Some((t, h)), "off the fixed grid");
         }
         self.len += 1;
-        self.end = Some(end);
+        self.end = end;
     }
 
     /// Number of accepted steps.
@@ -123,7 +121,7 @@ impl<E: Real> Grid<E> {
     /// The time of step boundary `j` (after `j` steps), `0 ≤ j ≤ len()`.
     pub fn boundary(&self, j: usize) -> Option<E> {
         if j == self.len {
-            return self.end.or(self.start);
+            return Some(self.end);
         }
         self.step(j).map(|(t, _)| t)
     }

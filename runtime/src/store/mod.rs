@@ -96,7 +96,6 @@ pub(crate) type Advance<'a, S, E, D> = dyn FnMut(E, E, &Tensor<S, E, D>) -> Tens
 pub(crate) struct StateStore<S: Shape, E: Dtype, D: Storage<E>> {
     policy: CheckpointPolicy,
     keep: Keep,
-    len: usize,
     slots: Slots<Tensor<S, E, D>>,
     /// Stage states per step (the stage store; else empty).
     stages: Vec<Vec<Tensor<S, E, D>>>,
@@ -117,7 +116,6 @@ impl<S: Shape, E: Real, D: Storage<E>> StateStore<S, E, D> {
         StateStore {
             policy,
             keep,
-            len: 0,
             slots: Slots::new(rule),
             stages: Vec::new(),
         }
@@ -152,13 +150,11 @@ impl<S: Shape, E: Real, D: Storage<E>> StateStore<S, E, D> {
         Some(slots)
     }
 
-    /// Records the state `x` at the start of accepted step `len()` and, for the stage store,
+    /// Records the state `x` at the start of the next accepted step and, for the stage store,
     /// the stage states its forward step recorded.
     pub fn push(&mut self, x: &Tensor<S, E, D>, stages: Vec<Tensor<S, E, D>>) {
-        let n = self.len;
-        self.len += 1;
         if matches!(self.keep, Keep::States | Keep::Stages) {
-            self.slots.record(n, x);
+            self.slots.record(x);
         }
         if self.keep == Keep::Stages {
             self.stages.push(stages);
@@ -176,10 +172,10 @@ impl<S: Shape, E: Real, D: Storage<E>> StateStore<S, E, D> {
     }
 
     /// The state at the start of step `n`, recomputing it with `advance(t, h, x)` from the
-    /// nearest stored state if the policy did not keep it (`step(m)`: step `m`'s `(t, h)`). Meant for walking back,
-    /// `n = len() − 1, …, 0`: the states of later steps are released as it goes. Returns the
-    /// state and the number of steps recomputed, or `None` if `n` is out of range or no state
-    /// was kept.
+    /// nearest stored state if the policy did not keep it (`step(m)`: step `m`'s `(t, h)`).
+    /// Meant for walking back, last step first: the states of later steps are released as it
+    /// goes. Returns the state and the number of steps recomputed, or `None` if `n` is out of
+    /// range or no state was kept.
     pub fn state(
         &mut self,
         n: usize,

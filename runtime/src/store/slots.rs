@@ -67,9 +67,9 @@ impl<T: Clone> Slots<T> {
         store
     }
 
-    /// Records the state at the start of step `n` (steps in order, from 0).
-    pub(crate) fn record(&mut self, n: usize, x: &T) {
-        debug_assert_eq!(n, self.len);
+    /// Records the state at the start of the next step (steps in order, from 0).
+    pub(crate) fn record(&mut self, x: &T) {
+        let n = self.len;
         self.len = n + 1;
         let keep = match &mut self.rule {
             Rule::All => true,
@@ -188,7 +188,7 @@ mod tests {
     /// number of states held; returns the steps recomputed.
     fn reverse(mut store: Slots<usize>, steps: usize, slots: usize) -> usize {
         for n in 0..steps {
-            store.record(n, &n);
+            store.record(&n);
             assert!(
                 store.kept.len() <= slots,
                 "forward: {} held",
