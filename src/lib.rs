@@ -117,6 +117,11 @@ pub use neural_ode_runtime::{
 /// `Silu` (drop-in for dfdx's).
 pub use neural_ode_runtime::nn;
 
+pub use neural_ode_runtime::group;
+
+#[cfg(feature = "mpi")]
+pub use neural_ode_runtime::distributed;
+
 /// The dfdx this crate is built against; use it to name tensors, modules and optimisers.
 pub use dfdx;
 

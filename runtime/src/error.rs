@@ -136,6 +136,13 @@ pub enum Error {
         /// The limit.
         limit: f64,
     },
+    /// The solve failed in other processes of its [`BatchGroup`](crate::group::BatchGroup) (their own
+    /// errors are reported there); this part stopped with them rather than wait for them.
+    #[error("the solve failed in {parts} other process(es) sharing this batch; see their errors")]
+    GroupFailed {
+        /// How many processes failed.
+        parts: usize,
+    },
     /// [`BackwardReport::stats`](crate::BackwardReport::stats) was asked before the gradient
     /// pass ran.
     #[error("the gradient pass has not run: it runs inside `backward()` of a loss computed from the solution of a solve whose initial state was on a tape")]

@@ -8,10 +8,13 @@ pub mod alloc;
 mod backend;
 mod controller;
 mod device;
+#[cfg(feature = "mpi")]
+pub mod distributed;
 mod error;
 mod field;
 mod forward;
 mod grad;
+pub mod group;
 #[doc(hidden)]
 pub mod hooks;
 mod model;

@@ -1,6 +1,7 @@
 //! Options of a solve.
 
 use crate::error::Error;
+use crate::group::BatchGroup;
 use crate::model::GradMethod;
 use crate::store::CheckpointPolicy;
 
@@ -89,6 +90,10 @@ pub struct SolveOptions {
     /// The largest relative reconstruction drift the reversible method accepts (see
     /// [`SolveOptions::with_reconstruction_limit`]); `None`: `√ε` of the dtype.
     pub reconstruction_limit: Option<f64>,
+    /// The processes this solve's batch is split across, whose adaptive steps are chosen
+    /// together (see [`SolveOptions::with_batch_group`]); `None`: this process holds the whole
+    /// batch.
+    pub batch_group: Option<BatchGroup>,
 }
 
 impl SolveOptions {
@@ -123,6 +128,7 @@ impl SolveOptions {
             land_on_outputs: false,
             reversible: None,
             reconstruction_limit: None,
+            batch_group: None,
         }
     }
 
@@ -160,6 +166,17 @@ impl SolveOptions {
     /// limit trades exactness for longer horizons.
     pub fn with_reconstruction_limit(mut self, limit: f64) -> Self {
         self.reconstruction_limit = Some(limit);
+        self
+    }
+
+    /// Solves one part of a batch split across processes: every error norm of an adaptive solve
+    /// (the forward's, its first step's, the continuous adjoint's) is summed over the group, so
+    /// every part takes the steps that the solve of the whole batch would take, and a failure
+    /// in any part before the first step fails every part instead of leaving the others
+    /// waiting. Every process of the group must make the same solves in the same order. Fixed
+    /// steps share nothing. See `neural_ode::distributed` (feature `mpi`) for a group over MPI.
+    pub fn with_batch_group(mut self, group: BatchGroup) -> Self {
+        self.batch_group = Some(group);
         self
     }
 

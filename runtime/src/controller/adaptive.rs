@@ -5,7 +5,7 @@
 
 use dfdx::prelude::*;
 
-use super::norm::{rms_norm, ErrorNorm};
+use super::norm::ErrorNorm;
 use super::{Attempt, StepControl, StepSizeController, Taken};
 use crate::error::Error;
 use crate::field::VectorField;
@@ -160,7 +160,7 @@ pub(crate) fn initial_step<S, E, D, F>(
     x0: &Tensor<S, E, D>,
     f0: &Tensor<S, E, D>,
     order: u32,
-    (rtol, atol): (f64, f64),
+    norm: &ErrorNorm<E>,
     span: f64,
 ) -> f64
 where
@@ -170,8 +170,8 @@ where
     F: VectorField<S, E, D> + ?Sized,
 {
     let x = x0.as_vec();
-    let d0 = rms_norm(&x, &x, &x, rtol, atol);
-    let d1 = rms_norm(&f0.as_vec(), &x, &x, rtol, atol);
+    let d0 = norm.of_slices(&x, &x, &x);
+    let d1 = norm.of_slices(&f0.as_vec(), &x, &x);
     let h0 = if d0 < 1e-5 || d1 < 1e-5 || !d0.is_finite() || !d1.is_finite() {
         1e-6
     } else {
@@ -188,7 +188,7 @@ where
         .zip(f0.as_vec())
         .map(|(&a, b)| (a - b) * inv_h0)
         .collect();
-    let d2 = rms_norm(&diff, &x, &x, rtol, atol);
+    let d2 = norm.of_slices(&diff, &x, &x);
     let h1 = if d1.max(d2) <= 1e-15 || !d2.is_finite() {
         (h0 * 1e-3).max(1e-6)
     } else {

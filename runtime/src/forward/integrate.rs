@@ -71,32 +71,44 @@ where
     Ok(k.contiguous())
 }
 
-/// Integrates from `times[0]` through every output time, keeping in the state store what
-/// `keep` says the gradient pass reads. Adaptive steps are proposed by `controller`. With a
-/// `coupling`, the steps are those of the reversible scheme on the tableau, landing on every
-/// output time.
-pub(crate) fn integrate<R, S, E, D, F>(
-    f: &F,
+/// What a solve starts from once its inputs are checked.
+struct Begin<'t, S: Shape, E: Real, D: Backend<E>> {
+    /// `t_end - t_0`'s direction.
+    dir: f64,
+    /// The initial state, contiguous.
+    x0: Tensor<S, E, D>,
+    /// Whether every output time is a step boundary (else only the last).
+    land: bool,
+    /// The times steps land on.
+    targets: &'t [E],
+    /// `t_end - t_0`.
+    span: f64,
+    /// The fixed-step grid, when steps are fixed.
+    constant: Option<Constant<E>>,
+    /// The state store, holding the initial state.
+    store: StateStore<S, E, D>,
+}
+
+/// Checks the options, the output times and the initial state, and starts the state store.
+fn begin<'t, S, E, D>(
     x0: &Tensor<S, E, D>,
-    times: &[E],
+    times: &'t [E],
     opts: &SolveOptions,
-    controller: &mut dyn StepSizeController,
+    controller: &dyn StepSizeController,
     keep: Keep,
-    coupling: Option<f64>,
-) -> Result<Record<S, E, D>, Error>
+    (coupling, grouped): (Option<f64>, bool),
+) -> Result<Begin<'t, S, E, D>, Error>
 where
-    R: RungeKutta,
     S: StateShape,
     E: Real,
     D: Backend<E>,
-    F: VectorField<S, E, D> + ?Sized,
 {
     opts.validate_for::<E>()?;
     controller.validate()?;
     let dir = check_times(times)?;
     // The loop reads states as plain buffers; a strided or broadcast initial state is laid out
     // first (free when it already is contiguous).
-    let x0 = &x0.clone().contiguous();
+    let x0 = x0.clone().contiguous();
     let t0 = times[0];
     let t_end = times[times.len() - 1];
     // Landing on every output time, or only on the last. (The reversible scheme's steps are
@@ -123,25 +135,90 @@ where
             max_steps: opts.max_steps,
         });
     }
-    {
-        let mut host = Vec::new();
-        if !all_finite(x0, &mut host) {
-            let index = host.iter().position(|v| !v.is_finite()).unwrap_or(0);
-            return Err(Error::NonFiniteInitialState {
-                index,
-                value: host.get(index).map_or(f64::NAN, |&v| v.into()),
-            });
-        }
+    let mut host = Vec::new();
+    if !all_finite(&x0, &mut host) {
+        let index = host.iter().position(|v| !v.is_finite()).unwrap_or(0);
+        return Err(Error::NonFiniteInitialState {
+            index,
+            value: host.get(index).map_or(f64::NAN, |&v| v.into()),
+        });
+    }
+    // Every part of a split batch takes part in every shared norm, so none may be empty.
+    if grouped && x0.shape().num_elements() == 0 && times.len() > 1 {
+        return Err(Error::InvalidOption {
+            name: "batch_group",
+            value: 0.0,
+            reason: "this process's part of the split batch is empty; every process needs rows",
+        });
     }
     let mut store = StateStore::new(opts.checkpoints, keep);
-    if store.start(x0, known).is_none() {
+    if store.start(&x0, known).is_none() {
         if let CheckpointPolicy::Budget(budget) = opts.checkpoints {
             return Err(Error::CheckpointBudgetTooSmall {
                 budget,
-                slot_bytes: StateStore::<S, E, D>::slot_bytes(x0),
+                slot_bytes: StateStore::<S, E, D>::slot_bytes(&x0),
             });
         }
     }
+    Ok(Begin {
+        dir,
+        x0,
+        land,
+        targets,
+        span,
+        constant,
+        store,
+    })
+}
+
+/// Integrates from `times[0]` through every output time, keeping in the state store what
+/// `keep` says the gradient pass reads. Adaptive steps are proposed by `controller`. With a
+/// `coupling`, the steps are those of the reversible scheme on the tableau, landing on every
+/// output time.
+pub(crate) fn integrate<R, S, E, D, F>(
+    f: &F,
+    x0: &Tensor<S, E, D>,
+    times: &[E],
+    opts: &SolveOptions,
+    controller: &mut dyn StepSizeController,
+    keep: Keep,
+    coupling: Option<f64>,
+) -> Result<Record<S, E, D>, Error>
+where
+    R: RungeKutta,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    F: VectorField<S, E, D> + ?Sized,
+{
+    // A batch split across processes chooses adaptive steps together; everything that could
+    // fail in one part before the first shared norm is agreed on first.
+    let group = match opts.stepping {
+        Stepping::Adaptive { .. } => opts.batch_group.as_ref(),
+        _ => None,
+    };
+    let begin = begin(
+        x0,
+        times,
+        opts,
+        controller,
+        keep,
+        (coupling, group.is_some()),
+    );
+    if let Some(group) = group {
+        group.agree(begin.as_ref().map(|_| ()).map_err(Clone::clone))?;
+    }
+    let Begin {
+        dir,
+        x0,
+        land,
+        targets,
+        span,
+        constant,
+        mut store,
+    } = begin?;
+    let x0 = &x0;
+    let t0 = times[0];
     let mut stats = ForwardStats::default();
     let mut outs = Outputs::new(times, dir, x0);
     // An empty state (an empty batch, a zero-sized shape) has nothing to integrate: every output
@@ -169,15 +246,16 @@ where
                 (Some(_), Some(q)) => q,
                 _ => return Err(Error::NotAdaptive { solver: R::NAME }),
             };
+            let norm = ErrorNorm::new((rtol, atol), group.cloned());
             let h0 = match opts.first_step {
                 Some(h) => h,
                 None => {
                     stats.nfe += 1;
                     let order = R::ORDER.min(embedded);
-                    initial_step(f, t0, x0, &f0, order, (rtol, atol), span)
+                    initial_step(f, t0, x0, &f0, order, &norm, span)
                 }
             };
-            Some((ErrorNorm::new(rtol, atol), embedded, h0))
+            Some((norm, embedded, h0))
         }
         _ => None,
     };

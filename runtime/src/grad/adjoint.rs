@@ -73,6 +73,7 @@ impl GradientMethod for Adjoint {
             _ => None,
         };
         let mut adaptive = adaptive;
+        let group = opts.batch_group.clone();
         let mut host = Vec::new();
         let mut non_finite_at = None;
         if !all_finite(&a, &mut host) {
@@ -97,10 +98,13 @@ impl GradientMethod for Adjoint {
                             .ok_or(Error::NotAdaptive { solver: R::NAME })?;
                         // A cotangent that entered the step non-finite (a NaN from the loss, say)
                         // cannot be error-controlled; the state part still is.
-                        let take = if all_finite(&a, &mut host) { 2 } else { 1 };
+                        // With a split batch, every part decides as the whole batch does.
+                        let finite = all_finite(&a, &mut host);
+                        let finite = group.as_ref().map_or(finite, |g| g.all(finite));
+                        let take = if finite { 2 } else { 1 };
                         // Host buffers for this step only: the pass keeps nothing state-sized
                         // between its steps but the state and the cotangent.
-                        let mut norm = ErrorNorm::new(tolerances.0, tolerances.1);
+                        let mut norm = ErrorNorm::new(*tolerances, group.clone());
                         let norm = norm.of_parts(&[(ex, &x, &st.x), (ea, &a, &st.a)], take);
                         if control.decide(t, norm, &attempt) {
                             merge_params(model, &mut st.params, &mut params, None)?;
