@@ -29,7 +29,7 @@
 //! [`Shard::weight`] (its rows over the batch's). With fixed steps the shards' solves are then
 //! those of the whole batch row by row. Adaptive steps judge each step by an error norm over the
 //! whole state; [`DataParallel::options`] puts the ranks in one
-//! [`BatchGroup`](crate::group::BatchGroup), so that norm is summed over the ranks (three
+//! [`BatchGroup`], so that norm is summed over the ranks (three
 //! numbers per step attempt) and every rank takes the whole batch's steps. The gradient then
 //! equals the one-process gradient of the whole batch up to rounding (the order of the sums
 //! over rows differs).
