@@ -218,17 +218,16 @@ fn cpu_dense<
     // whose derivative needs the pre-activation on a tape: bias, keep a copy, activation).
     let mut y = Buf::<E>::take(rows * O);
     let z = if T::OWNS_TAPE && A::KEPT == Kept::PreActivation {
-        matmul::forward(rows, I, O, &xs, &ws, &mut y);
-        matmul::add_bias(&mut y, &bs);
+        matmul::forward_then(rows, I, O, &xs, &ws, &mut y, &|yb| {
+            matmul::add_bias(yb, &bs)
+        });
         let mut z = Buf::<E>::take(rows * O);
         z.copy_from_slice(&y);
-        A::apply(&mut y);
+        matmul::by_rows(rows, &mut y, O, |_, yb| A::apply(yb));
         Some(z)
     } else {
         // For a narrow input (the first layer) block by block, each block still in L1.
-        matmul::forward_then(rows, I, O, &xs, &ws, &mut y, &mut |yb| {
-            A::apply_biased(yb, &bs)
-        });
+        matmul::forward_then(rows, I, O, &xs, &ws, &mut y, &|yb| A::apply_biased(yb, &bs));
         None
     };
     let keep_output = T::OWNS_TAPE && A::KEPT == Kept::Output;
@@ -237,20 +236,21 @@ fn cpu_dense<
         let kept = A::KEPT.pick(y, z);
         let (x_g, w_g, b_g, out_g) = (x.ghost(), weight.ghost(), bias.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
-            // d = ȳ ⊙ act'(·), and the bias cotangent Σ_rows d from each block of d while it is
-            // in cache (into a buffer of ours: dfdx lends one gradient buffer at a time).
+            // d = ȳ ⊙ act'(·) (row blocks over rayon's threads), then the bias cotangent Σ_rows d
+            // in row order (into a buffer of ours: dfdx lends one gradient buffer at a time).
             let mut d = Buf::<E>::take(rows * O);
+            {
+                let g: &[E] = grads.get_or_alloc_mut(&out_g)?;
+                let kept = kept.as_deref();
+                matmul::by_rows(rows, &mut d, O, |r, db| {
+                    let span = r.start * O..r.end * O;
+                    let k = kept.map(|k| &k[span.clone()]);
+                    activation::cotangent::<A, E>(k, &g[span], db);
+                });
+            }
             let mut sums = Buf::<E>::take(O);
             sums.fill(E::ZERO);
-            {
-                let g = grads.get_or_alloc_mut(&out_g)?;
-                let block = matmul::BLOCK_ROWS * O.max(1);
-                for (i, (db, gb)) in d.chunks_mut(block).zip(g.chunks(block)).enumerate() {
-                    let k = kept.as_ref().map(|k| &k[i * block..][..db.len()]);
-                    activation::cotangent::<A, E>(k, gb, db);
-                    matmul::bias_grad(db.len() / O.max(1), O, db, &mut sums);
-                }
-            }
+            matmul::bias_grad(rows, O, &d, &mut sums);
             matmul::add_into(grads.get_or_alloc_mut(&b_g)?, &sums);
             matmul::weight_grad(rows, I, O, &d, &xs, grads.get_or_alloc_mut(&w_g)?);
             matmul::input_grad(rows, I, O, &d, &ws, grads.get_or_alloc_mut(&x_g)?);

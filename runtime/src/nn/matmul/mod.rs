@@ -13,10 +13,20 @@
 //! AVX-512 micro-kernels run on stable Rust (selected at run time, AVX2/FMA or scalar
 //! otherwise). Why these: measured on the shapes that matter, see `benches/README.md`.
 //!
-//! Threads: `gemm` splits large products over rayon's pool as dfdx's own matmul does (set
-//! `RAYON_NUM_THREADS=1` for one core); the small kernels are single-threaded.
+//! Threads: a batch of more than [`PAR_ROWS`] rows is split in blocks of [`PAR_ROWS`] rows (the
+//! forward product and the input cotangent), and the weight cotangent in blocks of
+//! [`PAR_OUTPUTS`] of its rows, each summing over the whole batch in order; on a thread of a
+//! rayon pool with several threads the blocks run as tasks on the pool ([`parallel`]). The split
+//! depends on the shapes only, never on the number of threads, and every value is computed by
+//! one block with the same operations whichever thread runs it: results are bit-identical for
+//! every thread count. Each product itself is single-threaded (`gemm` splitting the small
+//! products of a dense layer cost more in synchronisation than it gained).
 
 pub mod skinny;
+
+use std::ops::Range;
+
+use rayon::prelude::*;
 
 #[cfg(test)]
 mod tests;
@@ -76,7 +86,7 @@ fn gemm<E: Float>(
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(0),
+            gemm::Parallelism::None,
         );
     }
 }
@@ -92,18 +102,91 @@ fn transpose_into<E: Float>(rows: usize, cols: usize, s: &[E], t: &mut Vec<E>) {
     }
 }
 
+/// Rows per task where a batch is split over rayon's threads (see the module docs). Fixed, so
+/// that results do not depend on the number of threads.
+pub const PAR_ROWS: usize = 64;
+
+/// Rows of the weight cotangent per task where a batch is split.
+pub const PAR_OUTPUTS: usize = 16;
+
+/// Whether a batch of `rows` is split into tasks: more than one block of [`PAR_ROWS`].
+pub fn splits(rows: usize) -> bool {
+    rows > PAR_ROWS
+}
+
+/// `f(rows of the block, the block of out)` for the first `rows` rows of `out` (`width` values
+/// per row): once on the whole when the batch is not split, else once per block of
+/// [`PAR_ROWS`] rows: as tasks on rayon's pool when [`parallel`] says so, one after the other
+/// otherwise (the same blocks, so the same results). The closure reads its inputs by the row
+/// range.
+pub fn by_rows<T: Send>(
+    rows: usize,
+    out: &mut [T],
+    width: usize,
+    f: impl Fn(Range<usize>, &mut [T]) + Sync,
+) {
+    let out = &mut out[..rows * width];
+    if !splits(rows) || width == 0 {
+        f(0..rows, out);
+        return;
+    }
+    let block = |(b, chunk): (usize, &mut [T])| {
+        let first = b * PAR_ROWS;
+        f(first..first + chunk.len() / width, chunk)
+    };
+    if parallel() {
+        out.par_chunks_mut(PAR_ROWS * width)
+            .enumerate()
+            .for_each(block);
+    } else {
+        out.chunks_mut(PAR_ROWS * width).enumerate().for_each(block);
+    }
+}
+
+/// Whether split work runs as tasks on rayon's pool: only on a thread of a pool with more than
+/// one thread (inside `ThreadPool::install`, or a thread of rayon's global pool). Work started
+/// from any other thread, such as the program's main thread, runs on that thread: handing it to
+/// the pool and waiting for it at every layer costs more than it gains.
+pub fn parallel() -> bool {
+    rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1
+}
+
+/// `y = x wᵀ` on the rows `r` of `x` (rows × i) into `y` (those rows only), single-threaded;
+/// `wt` is `wᵀ` when the input is narrow.
+#[allow(clippy::too_many_arguments)]
+fn product<E: Float>(
+    isa: Isa,
+    r: Range<usize>,
+    (i, o): (usize, usize),
+    x: &[E],
+    w: &[E],
+    wt: &[E],
+    y: &mut [E],
+) {
+    let (n, x) = (r.len(), &x[r.start * i..r.end * i]);
+    if i <= SMALL && i > 0 {
+        skinny::small_k(isa, n, o, i, x, i, wt, y, false);
+    } else if o <= SMALL && o > 0 {
+        skinny::small_n(isa, n, o, i, x, w, y, false);
+    } else {
+        gemm((n, o, i), y, o, x, (i, 1), w, (1, i), false);
+    }
+}
+
+/// `wᵀ` when the input is narrow (the kernel for it reads the weight transposed), else empty.
+fn transposed_if_narrow<E: Float>(i: usize, o: usize, w: &[E]) -> Vec<E> {
+    let mut wt = Vec::new();
+    if i <= SMALL && i > 0 {
+        transpose_into(o, i, w, &mut wt);
+    }
+    wt
+}
+
 /// `y (rows × o) = x (rows × i) · wᵀ` with `w` (o × i); `y` is overwritten, not read.
 fn forward_impl<E: Float>(rows: usize, i: usize, o: usize, x: &[E], w: &[E], y: &mut [E]) {
     let isa = Isa::best();
-    if i <= SMALL && i > 0 {
-        let mut wt = Vec::new();
-        transpose_into(o, i, w, &mut wt);
-        skinny::small_k(isa, rows, o, i, x, i, &wt, y, false);
-    } else if o <= SMALL && o > 0 {
-        skinny::small_n(isa, rows, o, i, x, w, y, false);
-    } else {
-        gemm((rows, o, i), y, o, x, (i, 1), w, (1, i), false);
-    }
+    let wt = transposed_if_narrow(i, o, w);
+    by_rows(rows, y, o, |r, yb| product(isa, r, (i, o), x, w, &wt, yb));
 }
 
 /// Rows per block where a batch is processed block by block, so that a block (up to 16 KiB of
@@ -112,7 +195,7 @@ pub const BLOCK_ROWS: usize = 32;
 
 /// [`forward_impl`], handing the product to `then` block by block while each block is in cache:
 /// blocks of [`BLOCK_ROWS`] rows for a narrow input (a cheap product per block, with the weight
-/// transposed once), the whole product otherwise (where `gemm`'s cost per call rules out small
+/// transposed once), each task's rows otherwise (where `gemm`'s cost per call rules out small
 /// blocks).
 fn forward_then_impl<E: Float>(
     rows: usize,
@@ -121,35 +204,44 @@ fn forward_then_impl<E: Float>(
     x: &[E],
     w: &[E],
     y: &mut [E],
-    then: &mut dyn FnMut(&mut [E]),
+    then: &(dyn Fn(&mut [E]) + Sync),
 ) {
+    let isa = Isa::best();
+    let wt = transposed_if_narrow(i, o, w);
     if i > 0 && i <= SMALL && o > 0 {
-        let isa = Isa::best();
-        let mut wt = Vec::new();
-        transpose_into(o, i, w, &mut wt);
-        let (x, y) = (&x[..rows * i], &mut y[..rows * o]);
-        for (xb, yb) in x.chunks(BLOCK_ROWS * i).zip(y.chunks_mut(BLOCK_ROWS * o)) {
-            skinny::small_k(isa, yb.len() / o, o, i, xb, i, &wt, yb, false);
-            then(yb);
-        }
+        by_rows(rows, y, o, |r, yb| {
+            for (k, yc) in yb.chunks_mut(BLOCK_ROWS * o).enumerate() {
+                let first = r.start + k * BLOCK_ROWS;
+                let n = yc.len() / o;
+                product(isa, first..first + n, (i, o), x, w, &wt, yc);
+                then(yc);
+            }
+        });
     } else {
-        forward_impl(rows, i, o, x, w, y);
-        then(&mut y[..rows * o]);
+        by_rows(rows, y, o, |r, yb| {
+            product(isa, r, (i, o), x, w, &wt, yb);
+            then(yb);
+        });
     }
 }
 
 /// `x̄ (rows × i) += d (rows × o) · w` with `w` (o × i).
 fn input_grad_impl<E: Float>(rows: usize, i: usize, o: usize, d: &[E], w: &[E], x_bar: &mut [E]) {
     let isa = Isa::best();
-    if o <= SMALL && o > 0 {
-        skinny::small_k(isa, rows, i, o, d, o, w, x_bar, true);
-    } else if i <= SMALL && i > 0 {
-        let mut wt = Vec::new();
+    let mut wt = Vec::new();
+    if !(o <= SMALL && o > 0) && i <= SMALL && i > 0 {
         transpose_into(o, i, w, &mut wt);
-        skinny::small_n(isa, rows, i, o, d, &wt, x_bar, true);
-    } else {
-        gemm((rows, i, o), x_bar, i, d, (o, 1), w, (i, 1), true);
     }
+    by_rows(rows, x_bar, i, |r, xb| {
+        let (n, d) = (r.len(), &d[r.start * o..r.end * o]);
+        if o <= SMALL && o > 0 {
+            skinny::small_k(isa, n, i, o, d, o, w, xb, true);
+        } else if i <= SMALL && i > 0 {
+            skinny::small_n(isa, n, i, o, d, &wt, xb, true);
+        } else {
+            gemm((n, i, o), xb, i, d, (o, 1), w, (i, 1), true);
+        }
+    });
 }
 
 /// `w̄ (o × i) += dᵀ · x` with `d` (rows × o) and `x` (rows × i).
@@ -165,6 +257,26 @@ fn weight_grad_impl<E: Float>(rows: usize, i: usize, o: usize, d: &[E], x: &[E],
             for (r, v) in col.iter().enumerate() {
                 w_bar[r * i + c] += *v;
             }
+        }
+    } else if splits(rows) {
+        // Blocks of w̄'s rows, each summing over the whole batch in row order (the same blocks
+        // whether they run as tasks or one after the other).
+        let block = |(b, wb): (usize, &mut [E])| {
+            let first = b * PAR_OUTPUTS;
+            let m = wb.len() / i;
+            gemm((m, i, rows), wb, i, &d[first..], (1, o), x, (i, 1), true);
+        };
+        let w_bar = &mut w_bar[..o * i];
+        if parallel() {
+            w_bar
+                .par_chunks_mut(PAR_OUTPUTS * i)
+                .enumerate()
+                .for_each(block);
+        } else {
+            w_bar
+                .chunks_mut(PAR_OUTPUTS * i)
+                .enumerate()
+                .for_each(block);
         }
     } else {
         gemm((o, i, rows), w_bar, i, d, (1, o), x, (i, 1), true);
@@ -202,7 +314,7 @@ pub trait Kernels: Float {
         x: &[Self],
         w: &[Self],
         y: &mut [Self],
-        then: &mut dyn FnMut(&mut [Self]),
+        then: &(dyn Fn(&mut [Self]) + Sync),
     );
     /// See [`input_grad`].
     fn input_grad(rows: usize, i: usize, o: usize, d: &[Self], w: &[Self], x_bar: &mut [Self]);
@@ -229,7 +341,7 @@ macro_rules! kernels {
                 x: &[Self],
                 w: &[Self],
                 y: &mut [Self],
-                then: &mut dyn FnMut(&mut [Self]),
+                then: &(dyn Fn(&mut [Self]) + Sync),
             ) {
                 forward_then_impl(rows, i, o, x, w, y, then)
             }
@@ -268,7 +380,7 @@ pub fn forward_then<E: Kernels>(
     x: &[E],
     w: &[E],
     y: &mut [E],
-    then: &mut dyn FnMut(&mut [E]),
+    then: &(dyn Fn(&mut [E]) + Sync),
 ) {
     E::forward_then(rows, i, o, x, w, y, then)
 }

@@ -101,14 +101,19 @@ fn layer<E: TestFloat>(rows: usize, i: usize, o: usize) {
 
     // `forward_then` gives the same product and hands every entry to `then` exactly once.
     let mut y2: Vec<E> = conv(&mat(rows * o, seed + 9));
-    let mut seen = 0;
-    forward_then(rows, i, o, &x, &w, &mut y2, &mut |block| {
-        seen += block.len();
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    forward_then(rows, i, o, &x, &w, &mut y2, &|block| {
+        seen.fetch_add(block.len(), std::sync::atomic::Ordering::Relaxed);
         for v in block.iter_mut() {
             *v += E::ONE;
         }
     });
-    assert_eq!(seen, rows * o, "{}", what("forward_then coverage"));
+    assert_eq!(
+        seen.into_inner(),
+        rows * o,
+        "{}",
+        what("forward_then coverage")
+    );
     let shifted: Vec<f64> = back(&y).iter().map(|v| v + 1.0).collect();
     close(
         &y2,
@@ -170,6 +175,10 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (512, 64, 64),
     (512, 64, 2),
     (512, 256, 256),
+    // Split batches with a partial last block (rows > PAR_ROWS).
+    (200, 40, 40),
+    (130, 3, 33),
+    (130, 33, 3),
     (37, 1, 5),
     (37, 5, 1),
     (9, 3, 33),
