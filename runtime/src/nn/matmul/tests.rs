@@ -175,7 +175,7 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (512, 64, 64),
     (512, 64, 2),
     (512, 256, 256),
-    // Split batches with a partial last block (rows > PAR_ROWS).
+    // Batches split into tasks on a pool (rows >= 2 PAR_ROWS), with a longer last block.
     (200, 40, 40),
     (130, 3, 33),
     (130, 33, 3),
@@ -299,5 +299,67 @@ fn small_kernels_on_every_instruction_set() {
                 &format!("outer {isa:?} s={k}"),
             );
         }
+    }
+}
+
+/// Split into tasks on a pool of two threads, every product gives the bits of the unsplit call
+/// (made from the test's own thread, which is not a pool thread).
+fn split_matches_unsplit<E: TestFloat + PartialEq + std::fmt::Debug>(
+    rows: usize,
+    i: usize,
+    o: usize,
+) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let seed = (rows * 7 + i * 3 + o) as u64;
+    let x: Vec<E> = conv(&mat(rows * i, seed));
+    let w: Vec<E> = conv(&mat(o * i, seed + 1));
+    let d: Vec<E> = conv(&mat(rows * o, seed + 2));
+    let run = || {
+        let mut y = vec![E::ZERO; rows * o];
+        forward(rows, i, o, &x, &w, &mut y);
+        let mut y2: Vec<E> = conv(&mat(rows * o, seed + 3));
+        forward_then(rows, i, o, &x, &w, &mut y2, &|b| {
+            add_bias(b, &w[..o.min(w.len())])
+        });
+        let mut xb: Vec<E> = conv(&mat(rows * i, seed + 4));
+        input_grad(rows, i, o, &d, &w, &mut xb);
+        let mut wb: Vec<E> = conv(&mat(o * i, seed + 5));
+        weight_grad(rows, i, o, &d, &x, &mut wb);
+        [y, y2, xb, wb]
+    };
+    assert!(!super::parallel());
+    let unsplit = run();
+    let split = pool.install(|| {
+        assert!(super::parallel());
+        run()
+    });
+    for (k, (a, b)) in unsplit.iter().zip(&split).enumerate() {
+        assert!(
+            a == b,
+            "rows={rows} i={i} o={o}: product {k} differs when split"
+        );
+    }
+}
+
+#[test]
+fn split_products_give_the_unsplit_bits() {
+    for &(rows, i, o) in &[
+        (512, 2, 64),
+        (512, 64, 64),
+        (512, 64, 2),
+        (300, 256, 256),
+        (200, 40, 40),
+        (130, 3, 33),
+        (130, 33, 3),
+        (128, 64, 64),
+        (191, 64, 64),
+        (513, 64, 33),
+        (4096, 64, 64),
+    ] {
+        split_matches_unsplit::<f64>(rows, i, o);
+        split_matches_unsplit::<f32>(rows, i, o);
     }
 }
