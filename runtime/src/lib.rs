@@ -20,6 +20,7 @@ pub mod hooks;
 mod model;
 pub mod nn;
 mod options;
+mod pool;
 mod real;
 mod rk;
 mod shape;

@@ -73,7 +73,7 @@ impl core::fmt::Display for GradMethod {
 
 /// Implemented by `#[neural_ode]` for the annotated struct: which Runge–Kutta method it is
 /// solved with and which gradient method it uses by default.
-pub trait NeuralOde: Clone + 'static {
+pub trait NeuralOde: Clone + Send + Sync + 'static {
     /// The generated Runge–Kutta method.
     type Solver: RungeKutta;
     /// The gradient method named in the attribute (default `symplectic`).

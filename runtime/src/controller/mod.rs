@@ -23,7 +23,7 @@ use crate::real::Real;
 /// [`solve_with`](crate::solve_with). The solve keeps its own copies (`Clone`): one for the
 /// forward solve and, for the continuous adjoint, one for the backward integration, each
 /// [`reset`](Self::reset) before its first step.
-pub trait StepSizeController {
+pub trait StepSizeController: Send {
     /// Called once per integration with the order of the error estimate (`embedded_order + 1`
     /// for the local error) before the first step.
     fn reset(&mut self, error_order: u32);

@@ -82,13 +82,13 @@ pub(crate) trait GradientMethod: 'static {
 /// What the gradient methods need of a model: its field, its parameters, and to be owned by
 /// the backward op.
 pub(crate) trait Model<S: Shape, E: Dtype, D: Device<E>>:
-    VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static
+    VectorField<S, E, D> + TensorCollection<E, D> + Clone + Send + Sync + 'static
 {
 }
 
 impl<M, S, E, D> Model<S, E, D> for M
 where
-    M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static,
+    M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + Send + Sync + 'static,
     S: Shape,
     E: Dtype,
     D: Device<E>,
@@ -170,12 +170,12 @@ pub(crate) fn on_tape<M, S, E, D, T, P>(
     pass: P,
 ) -> Attached<S, E, D, T>
 where
-    M: TensorCollection<E, D> + Clone + 'static,
+    M: TensorCollection<E, D> + Clone + Send + Sync + 'static,
     S: StateShape,
     E: Real,
     D: Backend<E>,
     T: Tape<E, D> + 'static,
-    P: FnOnce(&mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error> + 'static,
+    P: FnOnce(&mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error> + Send + 'static,
 {
     let Solved {
         model,
@@ -212,7 +212,8 @@ where
                 opts: &opts,
                 controller: controller.as_mut(),
             };
-            pass(&mut back)
+            // On a thread of rayon's pool, as the forward (see `pool`).
+            crate::pool::on_pool(opts.batch_group.is_some(), || pass(&mut back))
         });
         let solve_peak_bytes = peak_bytes.map(|p| {
             (level + p)
