@@ -121,7 +121,7 @@ pub fn splits(rows: usize) -> bool {
 /// its inputs by the row range. (Every kernel computes a row the same way whichever rows, at
 /// least [`PAR_ROWS`] of them, it is given with it, so the two give the same bits:
 /// `tests/threads.rs` and this module's tests hold them to it.)
-pub fn by_rows<T: Send>(
+pub(crate) fn by_rows<T: Send>(
     rows: usize,
     out: &mut [T],
     width: usize,
