@@ -140,14 +140,6 @@ where
     })
 }
 
-fn max_rel(a: &[f64], b: &[f64]) -> f64 {
-    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(b)
-        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
-        / scale
-}
-
 fn check_split<M>(model: &M, parts: usize, times: &[f64], opts: &SolveOptions) -> bool
 where
     M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build + Sync,
@@ -169,7 +161,10 @@ where
         }
         x_cat.extend(x);
     }
-    let (eg, ex) = (max_rel(&g_sum, &g_whole), max_rel(&x_cat, &x_whole));
+    let (eg, ex) = (
+        common::max_rel(&g_sum, &g_whole),
+        common::max_rel(&x_cat, &x_whole),
+    );
     assert!(
         eg <= 1e-13 && ex <= 1e-13,
         "{parts} parts, {:?}: parameters {eg:e}, initial state {ex:e}",

@@ -68,20 +68,24 @@ struct Solved {
     report: BackwardReport,
 }
 
-fn max_rel(a: &[f64], b: &[f64]) -> f64 {
-    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(b)
-        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
-        / scale
-}
-
 fn params(model: &Dopri5<f64, Cpu>) -> Vec<f64> {
     let mut v = model.l1.weight.as_vec();
     v.extend(model.l1.bias.as_vec());
     v.extend(model.l2.weight.as_vec());
     v.extend(model.l2.bias.as_vec());
     v
+}
+
+/// Asserts that every rank holds the same bits in `values`.
+fn assert_same_everywhere(world: &impl Communicator, values: &[f64], what: &str) {
+    let all = gather_all(world, values);
+    for (rank, other) in all.iter().enumerate() {
+        let same = other
+            .iter()
+            .zip(&all[0])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{what}: rank {rank} differs from rank 0");
+    }
 }
 
 /// Every rank's `values`, in rank order.
@@ -101,14 +105,7 @@ fn main() {
     let dev = Cpu::seed_from_u64(17 + rank as u64);
     let mut model = Dopri5::create(&dev);
     dp.broadcast_params(&mut model).unwrap();
-    let all = gather_all(&world, &params(&model));
-    for other in &all {
-        let same = other
-            .iter()
-            .zip(&all[0])
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "broadcast: every rank holds rank 0's parameters");
-    }
+    assert_same_everywhere(&world, &params(&model), "broadcast: rank 0's parameters");
 
     // The summed shard gradients are the whole batch's gradient, for every method, with
     // adaptive steps (chosen together) and fixed steps.
@@ -140,7 +137,7 @@ fn main() {
             assert_eq!(sol.accepted, whole_sol.accepted, "{opts:?}");
             let contribution = Contribution::loss(part_loss).with_report(&sol.report);
             let reduced = dp.all_reduce(&model, &mut grads, contribution).unwrap();
-            let err = max_rel(&model.grads(&grads), &model.grads(&whole));
+            let err = common::max_rel(&model.grads(&grads), &model.grads(&whole));
             assert!(err <= 1e-13, "{grad:?}: {err:e} ({opts:?})");
             assert!(((reduced.loss - whole_loss) / whole_loss).abs() <= 1e-13);
             worst = worst.max(err);
@@ -161,17 +158,7 @@ fn main() {
         dp.all_reduce(&model, &mut grads, c).unwrap();
         opt.update(&mut model, &grads).unwrap();
     }
-    let all = gather_all(&world, &params(&model));
-    for other in &all {
-        let same = other
-            .iter()
-            .zip(&all[0])
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(
-            same,
-            "after 5 Adam steps the ranks' parameters are bit-identical"
-        );
-    }
+    assert_same_everywhere(&world, &params(&model), "after 5 Adam steps");
 
     // A failure on one rank is every rank's failure, and nobody's gradients change.
     let opts = dp.options(SolveOptions::adaptive(1e-6, 1e-8));
