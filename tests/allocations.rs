@@ -43,15 +43,6 @@ fn forward_loop_allocates_only_the_new_state_per_step() {
         std::hint::black_box(y);
     });
     let stages = <Decay as NeuralOde>::Solver::STAGES;
-    // A first solve starts rayon's pool (the solve runs on one of its threads), whose start-up
-    // allocations are not the loop's.
-    solve(
-        &Decay,
-        x0.clone(),
-        &[0.0, 1.0],
-        &SolveOptions::fixed_steps(2),
-    )
-    .unwrap();
     let mut rows = Vec::new();
     for opts in [
         SolveOptions::fixed_steps(100),

@@ -9,7 +9,7 @@ use crate::real::Real;
 /// dfdx 0.13 gives a custom backward operation mutable access to a gradient only as the
 /// device's raw buffer type, so adding a computed tensor into the caller's [`Gradients`]
 /// needs one device-specific routine. Everything else goes through dfdx's own kernels.
-pub trait Backend<E: Real>: Device<E> + Send + Sync {
+pub trait Backend<E: Real>: Device<E> {
     /// `grads[key] += value`, allocating a zero gradient for `key` first if it has none.
     fn accumulate<S: Shape>(
         grads: &mut Gradients<E, Self>,

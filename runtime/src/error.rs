@@ -136,7 +136,7 @@ pub enum Error {
         /// The limit.
         limit: f64,
     },
-    /// The solve failed in other processes of its [`BatchGroup`](crate::group::BatchGroup) (their own
+    /// The solve failed in other processes of its batch group (`group::BatchGroup`; their own
     /// errors are reported there); this part stopped with them rather than wait for them.
     #[error("the solve failed in {parts} other process(es) sharing this batch; see their errors")]
     GroupFailed {

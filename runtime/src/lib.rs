@@ -20,7 +20,6 @@ pub mod hooks;
 mod model;
 pub mod nn;
 mod options;
-mod pool;
 mod real;
 mod rk;
 mod shape;

@@ -72,10 +72,8 @@ impl core::fmt::Display for GradMethod {
 }
 
 /// Implemented by `#[neural_ode]` for the annotated struct: which Runge–Kutta method it is
-/// solved with and which gradient method it uses by default. `Send + Sync`: a solve runs on a
-/// thread of rayon's pool and shares the model with it (a struct generic over its device gets
-/// the impl for the devices that are, `Cpu` and `Cuda`).
-pub trait NeuralOde: Clone + Send + Sync + 'static {
+/// solved with and which gradient method it uses by default.
+pub trait NeuralOde: Clone + 'static {
     /// The generated Runge–Kutta method.
     type Solver: RungeKutta;
     /// The gradient method named in the attribute (default `symplectic`).

@@ -162,19 +162,16 @@ where
         let (x, tape) = x0.split_tape();
         let solve_base = crate::alloc::current();
         let mut forward_controller = controller.clone();
-        // On a thread of rayon's pool, so the layers can use its other threads (see `pool`).
         let (record, forward_peak) = crate::alloc::measure(|| {
-            crate::pool::on_pool(opts.batch_group.is_some(), || {
-                integrate::<M::Solver, S, E, D, M>(
-                    model,
-                    &x,
-                    times,
-                    opts,
-                    &mut forward_controller,
-                    keep,
-                    coupling,
-                )
-            })
+            integrate::<M::Solver, S, E, D, M>(
+                model,
+                &x,
+                times,
+                opts,
+                &mut forward_controller,
+                keep,
+                coupling,
+            )
         });
         let mut record = match record {
             Ok(record) => record,

@@ -11,15 +11,7 @@ use crate::internals::fields::{dtype_device_params, FieldCheck};
 /// `impl NeuralOde for #ident { type Solver = #solver; const GRAD = … }`.
 pub fn neural_ode_impl(item: &syn::ItemStruct, solver: &TokenStream, grad: Grad) -> TokenStream {
     let ident = &item.ident;
-    // A solve runs on a thread of rayon's pool and shares the model with it: `NeuralOde`
-    // requires `Send + Sync`, which a struct generic over its device has for the devices that
-    // are (`Cpu`, `Cuda`).
-    let mut generics = item.generics.clone();
-    generics
-        .make_where_clause()
-        .predicates
-        .push(syn::parse_quote!(Self: ::core::marker::Send + ::core::marker::Sync));
-    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
     let variant = Ident::new(grad.variant(), Span::call_site());
     quote! {
         #[automatically_derived]

@@ -22,9 +22,8 @@ use crate::real::Real;
 /// Implement it to control steps your own way and pass it to
 /// [`solve_with`](crate::solve_with). The solve keeps its own copies (`Clone`): one for the
 /// forward solve and, for the continuous adjoint, one for the backward integration, each
-/// [`reset`](Self::reset) before its first step. `Send`: the copies step on a thread of rayon's
-/// pool.
-pub trait StepSizeController: Send {
+/// [`reset`](Self::reset) before its first step.
+pub trait StepSizeController {
     /// Called once per integration with the order of the error estimate (`embedded_order + 1`
     /// for the local error) before the first step.
     fn reset(&mut self, error_order: u32);

@@ -82,13 +82,13 @@ pub(crate) trait GradientMethod: 'static {
 /// What the gradient methods need of a model: its field, its parameters, and to be owned by
 /// the backward op.
 pub(crate) trait Model<S: Shape, E: Dtype, D: Device<E>>:
-    VectorField<S, E, D> + TensorCollection<E, D> + Clone + Send + Sync + 'static
+    VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static
 {
 }
 
 impl<M, S, E, D> Model<S, E, D> for M
 where
-    M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + Send + Sync + 'static,
+    M: VectorField<S, E, D> + TensorCollection<E, D> + Clone + 'static,
     S: Shape,
     E: Dtype,
     D: Device<E>,
@@ -170,12 +170,12 @@ pub(crate) fn on_tape<M, S, E, D, T, P>(
     pass: P,
 ) -> Attached<S, E, D, T>
 where
-    M: TensorCollection<E, D> + Clone + Send + Sync + 'static,
+    M: TensorCollection<E, D> + Clone + 'static,
     S: StateShape,
     E: Real,
     D: Backend<E>,
     T: Tape<E, D> + 'static,
-    P: FnOnce(&mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error> + Send + 'static,
+    P: FnOnce(&mut Back<'_, M, S, E, D>) -> Result<Cotangents<S, E, D>, Error> + 'static,
 {
     let Solved {
         model,
@@ -212,8 +212,7 @@ where
                 opts: &opts,
                 controller: controller.as_mut(),
             };
-            // On a thread of rayon's pool, as the forward (see `pool`).
-            crate::pool::on_pool(opts.batch_group.is_some(), || pass(&mut back))
+            pass(&mut back)
         });
         let solve_peak_bytes = peak_bytes.map(|p| {
             (level + p)
