@@ -13,9 +13,9 @@
 //! AVX-512 micro-kernels run on stable Rust (selected at run time, AVX2/FMA or scalar
 //! otherwise). Why these: measured on the shapes that matter, see `benches/README.md`.
 //!
-//! Threads: on a thread of a rayon pool with several threads ([`parallel`]), a batch of more
-//! than [`PAR_ROWS`] rows is split into tasks of [`PAR_ROWS`] rows (the forward product and the
-//! input cotangent), and the weight cotangent into tasks of [`PAR_OUTPUTS`] of its rows, each
+//! Threads: on a thread of a rayon pool with several threads ([`parallel`]), a batch of at
+//! least two blocks ([`splits`]) is split into tasks of [`PAR_ROWS`] rows (the forward product and
+//! the input cotangent), and the weight cotangent into tasks of [`PAR_OUTPUTS`] of its rows, each
 //! summing over the whole batch in row order; elsewhere each product is one call. A row of a
 //! product, and an entry of the weight cotangent, is computed with the same operations in the
 //! same order however the work is split, so results are bit-identical for every thread count
