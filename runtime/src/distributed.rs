@@ -47,6 +47,7 @@
 use std::fmt;
 use std::thread::{self, ThreadId};
 
+use dfdx::nn::NumParams;
 use dfdx::prelude::*;
 use dfdx::tensor_ops::Device;
 
@@ -165,42 +166,38 @@ impl DataParallel {
         E: Real + Equivalence,
         D: Backend<E>,
     {
-        // [every parameter cotangent, loss, failed, non-finite]
-        let mut flat = Vec::new();
-        let gathered = gather(model, grads, &mut flat);
+        // One all-reduce of [every parameter cotangent, loss, failed, non-finite]. Its length
+        // comes from the model, not from what this rank could read, so a rank that failed to
+        // read its gradients still sends a buffer of the agreed length (zeros): the collective
+        // stays in step.
+        let params = model.num_trainable_params();
+        let mut flat = Vec::with_capacity(params + 3);
         let mut why = local.failure;
-        if let Err(e) = &gathered {
-            why.get_or_insert_with(|| e.to_string());
+        match gather(model, grads, &mut flat) {
+            Err(e) => {
+                why.get_or_insert_with(|| e.to_string());
+            }
+            Ok(()) if flat.len() != params => {
+                why.get_or_insert_with(|| {
+                    format!(
+                        "read {} gradient values for {params} parameters",
+                        flat.len()
+                    )
+                });
+            }
+            Ok(()) => {}
+        }
+        if why.is_some() {
             flat.clear();
         }
-        let params = flat.len();
+        flat.resize(params, E::zero());
         let non_finite = why.is_none() && !flat.iter().all(|v| v.is_finite());
         flat.push(E::from_f64_lossy(local.loss));
         flat.push(E::from_f64_lossy(if why.is_some() { 1.0 } else { 0.0 }));
         flat.push(E::from_f64_lossy(if non_finite { 1.0 } else { 0.0 }));
-        // Every rank's buffer has the same length unless one failed to read its gradients; the
-        // lengths are agreed on first so that a failed rank cannot desynchronise the others.
-        let mut len = [params as u64, params as u64];
-        let mut min_max = [0u64; 2];
-        self.comm
-            .all_reduce_into(&len[..1], &mut min_max[..1], SystemOperation::min());
-        self.comm
-            .all_reduce_into(&len[1..], &mut min_max[1..], SystemOperation::max());
-        len = min_max;
         let mut sum = vec![E::zero(); flat.len()];
-        if len[0] == len[1] {
-            self.comm
-                .all_reduce_into(&flat[..], &mut sum[..], SystemOperation::sum());
-        } else {
-            // A rank could not read its gradients: only the three flags are summed.
-            let mut tail = [E::zero(); 3];
-            self.comm
-                .all_reduce_into(&flat[params..], &mut tail[..], SystemOperation::sum());
-            sum[params..].copy_from_slice(&tail);
-            if why.is_none() {
-                why = Some("ranks disagree on the number of parameters".into());
-            }
-        }
+        self.comm
+            .all_reduce_into(&flat[..], &mut sum[..], SystemOperation::sum());
         let flags = |v: E| Into::<f64>::into(v) != 0.0;
         let (failed, not_finite) = (flags(sum[params + 1]), flags(sum[params + 2]));
         if failed || not_finite || why.is_some() {
