@@ -59,30 +59,10 @@ where
     }
 }
 
-macro_rules! exact_tests {
-    ($($test:ident => $model:ident),* $(,)?) => {$(
-        #[test]
-        fn $test() {
-            check_exact::<$model<f64, Cpu>>();
-        }
-    )*};
-}
-
-exact_tests! {
-    euler_matches_backprop => Euler,
-    midpoint_matches_backprop => Midpoint,
-    heun_matches_backprop => Heun,
-    ralston_matches_backprop => Ralston,
-    rk4_matches_backprop => Rk4,
-    rk38_matches_backprop => Rk38,
-    heun_euler_matches_backprop => HeunEuler,
-    fehlberg2_matches_backprop => Fehlberg2,
-    bosh3_matches_backprop => Bosh3,
-    fehlberg45_matches_backprop => Fehlberg45,
-    cash_karp_matches_backprop => CashKarp,
-    dopri5_matches_backprop => Dopri5,
-    tsit5_matches_backprop => Tsit5,
-    dopri8_matches_backprop => Dopri8,
+/// Every shipped tableau.
+mod matches_backprop {
+    use super::*;
+    crate::every_tableau!(check_exact);
 }
 
 /// Central differences of the discrete solve (fixed steps, so the step sequence cannot change

@@ -102,6 +102,25 @@ fields! {
     Dopri8 => "dopri8",
 }
 
+/// One test per shipped tableau, each calling `$check::<Model<f64, Cpu>>()` with that tableau's
+/// model: `mod matches_backprop { use super::*; crate::every_tableau!(check_exact); }`.
+#[macro_export]
+macro_rules! every_tableau {
+    ($check:ident) => {
+        $crate::every_tableau!(@tests $check;
+            euler => Euler, midpoint => Midpoint, heun => Heun, ralston => Ralston, rk4 => Rk4,
+            rk38 => Rk38, heun_euler => HeunEuler, fehlberg2 => Fehlberg2, bosh3 => Bosh3,
+            fehlberg45 => Fehlberg45, cash_karp => CashKarp, dopri5 => Dopri5, tsit5 => Tsit5,
+            dopri8 => Dopri8);
+    };
+    (@tests $check:ident; $($test:ident => $model:ident),*) => {$(
+        #[test]
+        fn $test() {
+            $check::<$crate::common::$model<f64, ::neural_ode::dfdx::prelude::Cpu>>();
+        }
+    )*};
+}
+
 // dopri5 with Shampine's embedded weights and no `[dense]` section: an FSAL method on the cubic
 // Hermite fallback.
 field!(Dopri5Shampine, tableau = "examples/dopri5_shampine.toml");
