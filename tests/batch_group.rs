@@ -205,6 +205,38 @@ fn split_adaptive_solves_take_the_whole_batchs_steps_and_gradient() {
 fn fixed_steps_share_nothing() {
     let model = Dopri5::create(&Cpu::default());
     check_split(&model, 2, &[0.0, 1.0], &SolveOptions::fixed_steps(5));
+    // A group that must not be called: fixed steps, forward and every gradient method, never
+    // call it; an adaptive solve does (so the check can fail).
+    let rows = batch();
+    let forbidden = BatchGroup::new(Forbidden);
+    for grad in [
+        GradMethod::Symplectic,
+        GradMethod::Aca,
+        GradMethod::Backprop,
+        GradMethod::Adjoint,
+    ] {
+        let opts = SolveOptions::fixed_steps(5)
+            .with_grad(grad)
+            .with_batch_group(forbidden.clone());
+        part_gradient(&model, &rows, 0, &[0.0, 1.0], &opts).unwrap();
+    }
+    let adaptive = SolveOptions::adaptive(1e-6, 1e-8).with_batch_group(forbidden);
+    let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        part_gradient(&model, &rows, 0, &[0.0, 1.0], &adaptive)
+    }));
+    assert!(
+        called.is_err(),
+        "an adaptive solve sums its norms over the group"
+    );
+}
+
+/// A group whose sum must not be called.
+struct Forbidden;
+
+impl GroupSum for Forbidden {
+    fn sum(&self, _values: &mut [f64]) {
+        panic!("the group was called");
+    }
 }
 
 #[test]
