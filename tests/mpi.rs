@@ -208,6 +208,10 @@ fn main() {
         }
     }
 
+    // The one-value reductions for logging.
+    assert_eq!(dp.sum(1.0), size as f64);
+    assert_eq!(dp.max(rank as f64), (size - 1) as f64);
+
     world.barrier();
     if dp.is_root() {
         println!(
