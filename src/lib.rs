@@ -107,9 +107,10 @@
 
 pub use neural_ode_macros::neural_ode;
 pub use neural_ode_runtime::{
-    alloc, solve, solve_returning_input, solve_with, BackwardReport, BackwardStats,
-    CheckpointPolicy, Error, ForwardStats, GradMethod, GradientFailure, NeuralOde, OdeDevice,
-    PiController, Real, RungeKutta, Solution, SolveError, SolveOptions, StateShape, StepGrid,
+    alloc, solve, solve_per_sample, solve_per_sample_with, solve_returning_input, solve_with,
+    BackwardReport, BackwardStats, CheckpointPolicy, Error, ForwardStats, GradMethod,
+    GradientFailure, NeuralOde, OdeDevice, PiController, Real, RungeKutta, SampleStats,
+    SampleTimes, Samples, Solution, SolveError, SolveOptions, StateShape, StepGrid,
     StepSizeController, Stepping, VectorField,
 };
 

@@ -143,6 +143,26 @@ pub enum Error {
         /// How many processes failed.
         parts: usize,
     },
+    /// A solve with per-sample output times or per-sample steps failed in one sample (row `row`
+    /// of the batch); `error` says how (its times are that sample's).
+    #[error("sample {row}: {error}")]
+    InSample {
+        /// The row of the batch.
+        row: usize,
+        /// What went wrong there.
+        error: Box<Error>,
+    },
+    /// Per-sample steps put the rows of a batch at different times, and the vector field takes
+    /// one time for the whole batch (it does not implement
+    /// [`VectorField::eval_rows`](crate::VectorField::eval_rows)) yet reads it: `f(t, x₀)`
+    /// differs between two of the rows' start times.
+    #[error("the vector field reads the time (f(t, x0) differs between t = {} and t = {}) but takes one time for the whole batch, while per-sample steps put each row at its own time; implement `VectorField::eval_rows` (for a time column, `nn::with_row_times`)", Num(*first), Num(*second))]
+    ScalarTimeField {
+        /// Two of the rows' start times at which the field's values differ.
+        first: f64,
+        /// See `first`.
+        second: f64,
+    },
     /// [`BackwardReport::stats`](crate::BackwardReport::stats) was asked before the gradient
     /// pass ran.
     #[error("the gradient pass has not run: it runs inside `backward()` of a loss computed from the solution of a solve whose initial state was on a tape")]

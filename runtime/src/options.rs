@@ -94,6 +94,9 @@ pub struct SolveOptions {
     /// together (see [`SolveOptions::with_batch_group`]); `None`: this process holds the whole
     /// batch.
     pub batch_group: Option<BatchGroup>,
+    /// Whether every sample (row of the batch) takes its own adaptive steps (see
+    /// [`SolveOptions::per_sample_steps`]).
+    pub per_sample_steps: bool,
 }
 
 impl SolveOptions {
@@ -129,6 +132,7 @@ impl SolveOptions {
             reversible: None,
             reconstruction_limit: None,
             batch_group: None,
+            per_sample_steps: false,
         }
     }
 
@@ -177,6 +181,24 @@ impl SolveOptions {
     /// steps share nothing. See `neural_ode::distributed` (feature `mpi`) for a group over MPI.
     pub fn with_batch_group(mut self, group: BatchGroup) -> Self {
         self.batch_group = Some(group);
+        self
+    }
+
+    /// Every sample (row of the batch: the state's first axis) takes its own adaptive steps:
+    /// its own time, step size, error norm (over its own entries) and accept/reject decision,
+    /// over its own span (its first to its last output time), so that a hard sample no longer
+    /// shrinks every sample's steps and a sample's result does not depend on the rest of its
+    /// batch. A rejected row keeps its state while the others advance; a finished row is carried
+    /// along at zero step size. The rows are still evaluated together, one batched call of the
+    /// field per stage. Output times may differ per row
+    /// ([`solve_per_sample`](crate::solve_per_sample)); every output time is landed on.
+    ///
+    /// The gradient methods `symplectic`, `aca` and `backprop` are exact here as elsewhere
+    /// (each row's steps are those it took); the continuous adjoint and the reversible scheme
+    /// are not available with per-sample steps, nor is a batch group. Adaptive steps only. A
+    /// field that reads `t` implements [`VectorField::eval_rows`](crate::VectorField::eval_rows).
+    pub fn per_sample_steps(mut self) -> Self {
+        self.per_sample_steps = true;
         self
     }
 

@@ -13,6 +13,7 @@ use crate::forward::{integrate, StepGrid};
 use crate::grad::{self, GradientMethod, Solved, Visit};
 use crate::model::NeuralOde;
 use crate::options::SolveOptions;
+use crate::per_sample::{SampleTimes, Samples};
 use crate::real::Real;
 use crate::shape::StateShape;
 use crate::stats::{BackwardReport, ForwardStats};
@@ -30,6 +31,8 @@ pub struct Solution<S: StateShape, E: Real, D: Backend<E>, T> {
     pub steps: StepGrid<E>,
     /// Filled in when the gradient pass runs (during the caller's `backward()`).
     pub report: BackwardReport,
+    /// With per-sample steps: each row's counts and steps (`steps` above is then empty).
+    pub samples: Option<Samples<E>>,
 }
 
 /// Solves `dx/dt = model(t, x)` from `x0` at `times[0]` and returns the states at every time in
@@ -95,6 +98,13 @@ where
     T: Tape<E, D> + 'static,
     C: StepSizeController + Clone + 'static,
 {
+    if opts.per_sample_steps {
+        let rows = x0.shape().concrete().as_ref().first().copied().unwrap_or(0);
+        return match SampleTimes::shared(rows.max(1), times) {
+            Ok(times) => crate::per_sample::returning_input(model, x0, &times, opts, controller),
+            Err(error) => Err(SolveError { error, input: x0 }),
+        };
+    }
     let method = opts.grad.unwrap_or(M::GRAD);
     grad::with_method(
         method,
@@ -193,6 +203,7 @@ where
                 stats,
                 steps,
                 report,
+                samples: None,
             });
         }
         let solved = Solved {
@@ -215,6 +226,7 @@ where
                 },
                 steps,
                 report,
+                samples: None,
             }),
             Err((error, input)) => Err(SolveError { error, input }),
         }

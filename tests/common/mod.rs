@@ -31,6 +31,19 @@ macro_rules! field {
                 let scale = E::one() + t * E::from_f64_lossy(0.5);
                 self.l2.forward(self.l1.forward(x).tanh()) * scale
             }
+
+            /// The same field with each row at its own time (per-sample steps).
+            #[allow(clippy::type_complexity)]
+            fn eval_rows<T: Tape<E, D>>(
+                &self,
+                t: &[E],
+                x: Tensor<State, E, D, T>,
+            ) -> Result<Tensor<State, E, D, T>, Tensor<State, E, D, T>> {
+                let rows = x.shape().0;
+                let scale: Vec<E> = t.iter().map(|&t| E::one() + t * E::from_f64_lossy(0.5)).collect();
+                let scale = x.device().tensor_from_vec(scale, (rows,)).broadcast_like(&(rows, Const::<2>));
+                Ok(self.l2.forward(self.l1.forward(x).tanh()) * scale)
+            }
         }
 
         impl common::Build for $name<f64, Cpu> {

@@ -11,7 +11,7 @@ mod pi;
 
 use dfdx::prelude::*;
 
-pub(crate) use norm::{all_finite, ErrorNorm};
+pub(crate) use norm::{all_finite, rms_norm, ErrorNorm};
 pub use pi::PiController;
 
 use crate::error::Error;

@@ -232,6 +232,7 @@ where
             grid: Grid::new(t0).into(),
             store,
             reversible: coupling.map(|c| (c, x0.clone())),
+            rows: None,
             stats,
         });
     }
@@ -306,6 +307,7 @@ where
         grid: grid.into(),
         store,
         reversible,
+        rows: None,
         stats,
     })
 }

@@ -33,5 +33,8 @@ pub(crate) struct Record<S: Shape, E: Real, D: Backend<E>> {
     /// When the forward ran the reversible scheme: its coupling and final `z` (its `y` is the
     /// last output).
     pub reversible: Option<(f64, Tensor<S, E, D>)>,
+    /// With per-sample steps: where each row's outputs lie (`out_at` then places every output
+    /// at the end, where every row's last output is).
+    pub rows: Option<outputs::RowOutputs>,
     pub stats: ForwardStats,
 }

@@ -37,6 +37,53 @@ impl<E> OutputAt<E> {
     }
 }
 
+/// Where the outputs of a solve with per-sample steps lie: output `k` of row `i` at the step
+/// boundary where row `i` reached its `k`-th time. Groups `(boundary, k, rows)`, ordered by
+/// boundary.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RowOutputs {
+    /// Rows of the batch.
+    pub batch: usize,
+    pub groups: Vec<(usize, usize, Vec<usize>)>,
+}
+
+impl RowOutputs {
+    /// From `(boundary, k, row)` triples in any order, for a batch of `batch` rows.
+    pub fn new(batch: usize, mut placed: Vec<(usize, usize, usize)>) -> Self {
+        placed.sort_unstable();
+        let mut groups: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+        for (b, k, i) in placed {
+            match groups.last_mut() {
+                Some((gb, gk, rows)) if *gb == b && *gk == k => rows.push(i),
+                _ => groups.push((b, k, vec![i])),
+            }
+        }
+        RowOutputs { batch, groups }
+    }
+
+    /// The groups at boundary `b`, as `(k, rows)`.
+    pub fn at(&self, b: usize) -> impl Iterator<Item = (usize, &[usize])> {
+        let start = self.groups.partition_point(|g| g.0 < b);
+        self.groups[start..]
+            .iter()
+            .take_while(move |g| g.0 == b)
+            .map(|(_, k, rows)| (*k, rows.as_slice()))
+    }
+
+    /// A state-shaped mask: one in the entries of `rows`, zero elsewhere.
+    pub fn mask<S: Shape, E: Real, D: Device<E>>(
+        &self,
+        like: &Tensor<S, E, D>,
+        rows: &[usize],
+    ) -> Tensor<S, E, D> {
+        let mut v = vec![E::zero(); self.batch];
+        for &i in rows {
+            v[i] = E::one();
+        }
+        crate::per_sample::per_row(like, &v)
+    }
+}
+
 /// The outputs produced so far, and the next output time to produce.
 pub(crate) struct Outputs<'a, S: Shape, E: Real, D: Backend<E>> {
     times: &'a [E],

@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 use super::{reference, Attached, GradientMethod, Model, Solved};
 use crate::backend::Backend;
 use crate::field::VectorField;
-use crate::forward::outputs::OutputAt;
+use crate::forward::outputs::{OutputAt, RowOutputs};
 use crate::forward::scheme::reversible_step;
 use crate::forward::StepGrid;
 use crate::real::Real;
@@ -51,7 +51,12 @@ impl GradientMethod for Backprop {
         let x0 = x0.put_tape(tape);
         let (ys, replay_peak) = crate::alloc::measure(|| {
             let coupling = coupling.map(E::from_f64_lossy);
-            replay::<R, M, S, E, D, T>(model, x0, coupling, &record.grid, &record.out_at)
+            match &record.rows {
+                Some(rows) => replay_rows::<R, M, S, E, D, T>(model, x0, &record.grid, rows),
+                None => {
+                    replay::<R, M, S, E, D, T>(model, x0, coupling, &record.grid, &record.out_at)
+                }
+            }
         });
         let peak = forward_peak
             .zip(replay_peak)
@@ -140,4 +145,51 @@ where
     }
     outputs.push(x);
     S::stack_taped(outputs)
+}
+
+/// [`replay`] for a solve with per-sample steps: output `k` of each row is taken from the
+/// boundary where that row reached it (a blend with zero and one weights: the same values, and
+/// the cotangent goes to that boundary alone). The last output is the final state itself, which
+/// carries the steps' tape: each row stays at its last output through the rounds after it
+/// (size zero), so the values are the same and the cotangent flows back through those rounds
+/// unchanged.
+fn replay_rows<R, M, S, E, D, T>(
+    model: &M,
+    x0: Tensor<S, E, D, T>,
+    grid: &StepGrid<E>,
+    rows: &RowOutputs,
+) -> Tensor<S::Stacked, E, D, T>
+where
+    R: RungeKutta,
+    M: VectorField<S, E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D>,
+{
+    let n_out = rows.groups.iter().map(|g| g.1 + 1).max().unwrap_or(1);
+    let mut outputs: Vec<Option<Tensor<S, E, D, T>>> = (0..n_out).map(|_| None).collect();
+    let mut x = x0;
+    for n in 0..=grid.len() {
+        for (k, members) in rows.at(n) {
+            // A tensor of its own (times one, exactly): dfdx's stack needs distinct operands,
+            // and padded outputs repeat a state.
+            let here = x.with_empty_tape() * E::one();
+            outputs[k] = Some(match outputs[k].take() {
+                // Rows that reach output k later replace their part.
+                None => here,
+                Some(before) => {
+                    let plain = x.retaped::<NoneTape>();
+                    let others: Vec<usize> =
+                        (0..rows.batch).filter(|i| !members.contains(i)).collect();
+                    here * rows.mask(&plain, members) + before * rows.mask(&plain, &others)
+                }
+            });
+        }
+        if let Some((t, h)) = grid.step(n) {
+            x = reference::step::<R, S, E, D, T, M>(model, t, h, x);
+        }
+    }
+    outputs[n_out - 1] = Some(x);
+    S::stack_taped(outputs.into_iter().flatten().collect())
 }

@@ -10,7 +10,7 @@ use crate::backend::Backend;
 use crate::controller::all_finite;
 use crate::error::Error;
 use crate::field::VectorField;
-use crate::forward::outputs::OutputAt;
+use crate::forward::outputs::{OutputAt, RowOutputs};
 use crate::real::Real;
 use crate::rk::{RungeKutta, Workspace};
 use crate::shape::StateShape;
@@ -69,10 +69,17 @@ where
     let mut outputs = OutputsBackward::new(&record.out_at);
     let mut host = Vec::new();
     let mut non_finite_at = None;
+    // With per-sample steps, each row's outputs lie where that row reached them.
+    let rows = record.rows.clone();
     for n in (0..n_steps).rev() {
         // Output jumps: outputs at the end of step n.
-        for k in outputs.at_boundary(n + 1) {
-            lambda = add(lambda, &out[k]);
+        match &rows {
+            Some(rows) => lambda = add_rows(lambda, out, rows, n + 1),
+            None => {
+                for k in outputs.at_boundary(n + 1) {
+                    lambda = add(lambda, &out[k]);
+                }
+            }
         }
         // Outputs inside step n, interpolated.
         let inside: Vec<_> = outputs
@@ -103,8 +110,13 @@ where
             non_finite_at = Some(t.into());
         }
     }
-    for k in outputs.rest() {
-        lambda = add(lambda, &out[k]);
+    match &rows {
+        Some(rows) => lambda = add_rows(lambda, out, rows, 0),
+        None => {
+            for k in outputs.rest() {
+                lambda = add(lambda, &out[k]);
+            }
+        }
     }
     if non_finite_at.is_none() && !all_finite(&lambda, &mut host) {
         non_finite_at = record.grid.step(0).map(|(t, _)| t.into()).or(Some(0.0));
@@ -115,6 +127,24 @@ where
         recomputed_steps: record.store.recomputed(),
         non_finite_at,
     })
+}
+
+/// `λ` plus, for each row, the cotangents of the outputs that row reached at boundary `b`.
+fn add_rows<S: Shape, E: Real, D: Backend<E>>(
+    mut lambda: Tensor<S, E, D>,
+    out: &[Tensor<S, E, D>],
+    rows: &RowOutputs,
+    b: usize,
+) -> Tensor<S, E, D> {
+    for (k, members) in rows.at(b) {
+        let masked = if members.len() == rows.batch {
+            out[k].clone()
+        } else {
+            out[k].clone() * rows.mask(&lambda, members)
+        };
+        lambda = add(lambda, &masked);
+    }
+    lambda
 }
 
 /// The error for a step or state the forward should have kept and did not (a bug, not a user

@@ -47,4 +47,4 @@ mod time;
 pub use activation::{Activation, FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
 pub use dense::{builders, Dense, DenseResult, FastDense};
 pub use simd::map;
-pub use time::with_time;
+pub use time::{with_row_times, with_time};

@@ -47,6 +47,45 @@ where
     }
 }
 
+/// [`with_time`] with each row at its own time: `[x_i, t_i]` for row `i`, for a field's
+/// [`VectorField::eval_rows`](crate::VectorField::eval_rows) under per-sample steps.
+///
+/// # Panics
+/// If `t` does not have one time per row.
+pub fn with_row_times<B, const N: usize, const M: usize, E, D, T>(
+    x: Tensor<(B, Const<N>), E, D, T>,
+    t: &[E],
+) -> Tensor<(B, Const<M>), E, D, T>
+where
+    B: Dim,
+    E: Dtype,
+    D: Device<E>,
+    T: Tape<E, D> + Merge<NoneTape>,
+{
+    const {
+        assert!(
+            M == N + 1,
+            "with_row_times: the output width must be the input width + 1"
+        )
+    };
+    let rows = x.shape().0.size();
+    assert_eq!(
+        t.len(),
+        rows,
+        "with_row_times: {} times for {rows} rows",
+        t.len()
+    );
+    let column = x
+        .device()
+        .tensor_from_vec(t.to_vec(), (x.shape().0, 1usize));
+    let joined = (x, column).concat_along(Axis::<1>);
+    match joined.try_realize::<(B, Const<M>)>() {
+        Ok(y) => y,
+        // The width is N + 1 = M by construction.
+        Err(_) => unreachable!("with_row_times: concatenated width differs from N + 1"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +121,22 @@ mod tests {
         let g_ref = (y_ref * v).sum::<Rank0, _>().backward();
         for (a, b) in g.get(&x).as_vec().iter().zip(g_ref.get(&x).as_vec()) {
             assert!((a - b).abs() < 1e-14, "{a} vs {b}");
+        }
+    }
+
+    /// Row `i` of `with_row_times(x, t)` is `with_time(x_i, t_i)`, bit for bit.
+    #[test]
+    fn each_row_gets_its_own_time() {
+        let dev = Cpu::seed_from_u64(3);
+        let layer = dev.build_module::<builders::Dense<3, 4, Identity>, f64>();
+        let x: Tensor<(usize, Const<2>), f64, Cpu> = dev.sample_normal_like(&(3, Const));
+        let ts = [0.25, -1.5, 3.0];
+        let y = layer.forward(with_row_times(x.clone(), &ts)).as_vec();
+        let xs = x.as_vec();
+        for (i, &t) in ts.iter().enumerate() {
+            let xi = dev.tensor_from_vec(xs[2 * i..2 * i + 2].to_vec(), (1usize, Const::<2>));
+            let yi = layer.forward(with_time(xi, t)).as_vec();
+            assert_eq!(yi, y[4 * i..4 * i + 4].to_vec(), "row {i}");
         }
     }
 }

@@ -1,0 +1,430 @@
+//! The forward loop of a solve with per-sample steps: rounds in which every row still running
+//! attempts a step of its own size from its own time, all rows evaluated together (one step
+//! of the batched problem of [`clock`](super::clock)). Each row's step is judged by its own
+//! error norm and its own copy of the step-size controller; a rejected row stays where it was
+//! (its size in the round becomes zero), a row lands on each of its output times and stops at
+//! its last. A round in which some row moved is recorded like an accepted step of a shared
+//! solve (step grid, state store), so the gradient methods walk the rounds.
+
+use dfdx::prelude::*;
+
+use super::clock::{check_autonomous, eval_rows, per_row, takes_scalar_time, Clock, Clocked};
+use super::{SampleStats, SampleTimes};
+use crate::backend::Backend;
+use crate::controller::adaptive::{Adaptive, Limits};
+use crate::controller::{rms_norm, Attempt, StepControl, StepSizeController};
+use crate::error::Error;
+use crate::field::VectorField;
+use crate::forward::outputs::{OutputAt, RowOutputs};
+use crate::forward::{Grid, Record};
+use crate::options::{SolveOptions, Stepping};
+use crate::real::Real;
+use crate::rk::{RungeKutta, Workspace};
+use crate::shape::StateShape;
+use crate::stats::ForwardStats;
+use crate::store::{CheckpointPolicy, Keep, StateStore};
+
+/// What the per-sample forward solve leaves: the record for the gradient pass, and per row its
+/// counts and its accepted steps `(t, h)`.
+pub(crate) struct RowRecord<S: Shape, E: Real, D: Backend<E>> {
+    pub record: Record<S, E, D>,
+    pub samples: Vec<SampleStats>,
+    pub steps: Vec<Vec<(E, E)>>,
+}
+
+/// One row of the batch as the loop drives it.
+struct Row<'c, 'a, E: Real> {
+    times: &'a [E],
+    /// The next output to reach.
+    next: usize,
+    t: E,
+    control: Adaptive<'c, E>,
+    attempt: Option<Attempt<E>>,
+    stats: SampleStats,
+}
+
+fn in_row(row: usize) -> impl Fn(Error) -> Error {
+    move |error| Error::InSample {
+        row,
+        error: Box::new(error),
+    }
+}
+
+/// Integrates each row of `x0` through its own output times with its own adaptive steps, on
+/// the field `clocked` (whose clock this fills in), keeping what `keep` says.
+pub(crate) fn integrate_rows<R, M, S, E, D>(
+    clocked: &Clocked<M, S, E, D>,
+    x0: &Tensor<S, E, D>,
+    times: &SampleTimes<E>,
+    opts: &SolveOptions,
+    controllers: &mut [Box<dyn StepSizeController>],
+    keep: Keep,
+) -> Result<RowRecord<S, E, D>, Error>
+where
+    R: RungeKutta,
+    M: VectorField<S, E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+{
+    let f = &clocked.model;
+    let batch = times.rows();
+    let x0 = x0.clone().contiguous();
+    let len = x0.shape().num_elements();
+    let width = len.checked_div(batch).unwrap_or(0);
+    let tol = match opts.stepping {
+        Stepping::Adaptive { rtol, atol } => (rtol, atol),
+        _ => {
+            return Err(Error::InvalidOption {
+                name: "per_sample_steps",
+                value: 0.0,
+                reason: "per-sample steps are adaptive: start from `SolveOptions::adaptive`",
+            })
+        }
+    };
+    let embedded = match (R::B_ERR, R::EMBEDDED_ORDER) {
+        (Some(_), Some(q)) => q,
+        _ => return Err(Error::NotAdaptive { solver: R::NAME }),
+    };
+    let mut host = x0.as_vec();
+    if let Some(index) = host.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFiniteInitialState {
+            index,
+            value: host[index].into(),
+        });
+    }
+    let mut store = StateStore::new(opts.checkpoints, keep);
+    if store.start(&x0, None).is_none() {
+        if let CheckpointPolicy::Budget(budget) = opts.checkpoints {
+            return Err(Error::CheckpointBudgetTooSmall {
+                budget,
+                slot_bytes: StateStore::<S, E, D>::slot_bytes(&x0),
+            });
+        }
+    }
+    let n_out = times.len();
+    // Outputs gathered row by row, on the host.
+    let mut out_host: Vec<Vec<E>> = vec![Vec::new(); n_out];
+    let mut placed = Vec::new();
+    let mut stats = ForwardStats::default();
+    let mut samples = vec![SampleStats::default(); batch];
+    let mut steps = vec![Vec::new(); batch];
+    let starts: Vec<E> = (0..batch).map(|i| times.row(i)[0]).collect();
+    let ends: Vec<E> = (0..batch).map(|i| times.row(i)[n_out - 1]).collect();
+    let running = (0..batch).any(|i| starts[i] != ends[i]);
+    let finish = |out_host: Vec<Vec<E>>, placed, grid: Grid<E>, store, stats, samples, steps| {
+        let outputs = out_host
+            .into_iter()
+            .map(|v| x0.device().tensor_from_vec(v, *x0.shape()))
+            .collect();
+        let end = grid.len();
+        RowRecord {
+            record: Record {
+                outputs,
+                out_at: vec![OutputAt::boundary(end); n_out],
+                grid: grid.into(),
+                store,
+                reversible: None,
+                rows: Some(RowOutputs::new(batch, placed)),
+                stats,
+            },
+            samples,
+            steps,
+        }
+    };
+    if len == 0 || !running {
+        for (k, out) in out_host.iter_mut().enumerate() {
+            *out = host.clone();
+            placed.extend((0..batch).map(|i| (0, k, i)));
+        }
+        return Ok(finish(
+            out_host,
+            placed,
+            Grid::new(E::zero()),
+            store,
+            stats,
+            samples,
+            steps,
+        ));
+    }
+
+    // The field takes row times, or one time and must not read it.
+    let scalar_time = takes_scalar_time(f, &starts, &x0);
+    if scalar_time {
+        let lo = starts.iter().chain(&ends).copied().fold(starts[0], E::min);
+        let hi = starts.iter().chain(&ends).copied().fold(starts[0], E::max);
+        check_autonomous(f, &x0, (lo, hi))?;
+        stats.nfe += 2;
+    }
+    clocked.clock.borrow_mut().set_scalar_time(scalar_time);
+    let f0 = eval_rows(f, &starts, x0.clone()).contiguous();
+    if f0.shape().concrete() != x0.shape().concrete() {
+        return Err(Error::ShapeMismatch {
+            expected: format!("{:?}", x0.shape().concrete()),
+            found: format!("{:?}", f0.shape().concrete()),
+        });
+    }
+    stats.nfe += 1;
+    let h0 = first_steps(
+        f,
+        &x0,
+        &f0,
+        (&starts, &ends),
+        tol,
+        R::ORDER.min(embedded),
+        opts,
+    );
+    if opts.first_step.is_none() {
+        stats.nfe += 1;
+    }
+    let limits = Limits {
+        max_steps: opts.max_steps,
+        min_step: opts.min_step,
+    };
+    let mut rows: Vec<Row<'_, '_, E>> = controllers
+        .iter_mut()
+        .enumerate()
+        .map(|(i, c)| {
+            let span: f64 = (ends[i] - starts[i]).into();
+            let dir = if span < 0.0 { -1.0 } else { 1.0 };
+            Row {
+                times: times.row(i),
+                next: 1,
+                t: starts[i],
+                control: Adaptive::new(c.as_mut(), limits, dir, embedded + 1, h0[i], None),
+                attempt: None,
+                stats: SampleStats {
+                    // A row with nothing to integrate needs no evaluation.
+                    nfe: if span == 0.0 {
+                        0
+                    } else {
+                        1 + usize::from(opts.first_step.is_none())
+                    },
+                    ..SampleStats::default()
+                },
+            }
+        })
+        .collect();
+    for out in &mut out_host[..1] {
+        *out = host.clone();
+    }
+    placed.extend((0..batch).map(|i| (0, 0, i)));
+    for out in &mut out_host[1..] {
+        out.resize(len, E::zero());
+    }
+
+    let max_rounds = clocked.clock.borrow().max_rounds();
+    let mut grid = Grid::new(Clock::<S, E, D>::start(0));
+    let mut ws: Workspace<S, E, D> = Workspace::new();
+    ws.keep_stages(keep == Keep::Stages);
+    let mut x = x0.clone();
+    // The unscaled `f(tᵢ, xᵢ)` of every row, for FSAL methods.
+    let mut u = R::FSAL.then(|| f0.clone());
+    let (mut t_round, mut h_round) = (vec![E::zero(); batch], vec![E::zero(); batch]);
+    loop {
+        // Each running row's next attempt; a row on an output time records it first.
+        let n = grid.len();
+        let mut any = false;
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.attempt = None;
+            while row.next < n_out {
+                match row
+                    .control
+                    .attempt(row.t, row.times[row.next])
+                    .map_err(in_row(i))?
+                {
+                    Some(a) => {
+                        row.attempt = Some(a);
+                        break;
+                    }
+                    None => {
+                        out_host[row.next][i * width..(i + 1) * width]
+                            .copy_from_slice(&host[i * width..(i + 1) * width]);
+                        placed.push((n, row.next, i));
+                        row.next += 1;
+                    }
+                }
+            }
+            t_round[i] = row.t;
+            h_round[i] = row.attempt.map_or(E::zero(), |a| a.h);
+            any |= row.attempt.is_some();
+        }
+        if !any {
+            break;
+        }
+        if n >= max_rounds {
+            return Err(Error::InvalidOption {
+                name: "per_sample_steps",
+                value: n as f64,
+                reason: "more rounds of steps than this dtype resolves with per-sample steps \
+                         (their pseudo-times lose the stage nodes); use f64, or fewer steps",
+            });
+        }
+        let step = {
+            let mut clock = clocked.clock.borrow_mut();
+            clock.set_round(n, &t_round, &h_round);
+            clock.stash_ends(R::FSAL);
+            drop(clock);
+            let k1 = u.as_ref().map(|u| u.clone() * per_row(&x, &h_round));
+            R::step(
+                clocked,
+                Clock::<S, E, D>::start(n),
+                E::one(),
+                &x,
+                k1,
+                &mut ws,
+            )
+        };
+        let stash = clocked.clock.borrow_mut().take_stash();
+        clocked.clock.borrow_mut().stash_ends(false);
+        stats.nfe += step.evals;
+        let y_host = step.y.as_vec();
+        let err_host = step.err.as_ref().map(|e| e.as_vec());
+        let mut held = Vec::new();
+        let mut moved = false;
+        for (i, row) in rows.iter_mut().enumerate() {
+            let Some(attempt) = row.attempt else { continue };
+            row.stats.nfe += step.evals;
+            let r = i * width..(i + 1) * width;
+            let norm = match &err_host {
+                Some(err) => rms_norm(&err[r.clone()], &host[r.clone()], &y_host[r], tol, None),
+                None => 0.0,
+            };
+            if row.control.decide(row.t, norm, &attempt) {
+                steps[i].push((row.t, attempt.h));
+                row.t = attempt.end;
+                row.stats.accepted += 1;
+                moved = true;
+            } else {
+                row.stats.rejected += 1;
+                held.push(i);
+            }
+        }
+        if !moved {
+            ws.discard_kept();
+            stats.rejected += 1;
+            continue;
+        }
+        let mut kept = ws.take_kept();
+        let x_next = if held.is_empty() {
+            host = y_host;
+            step.y
+        } else {
+            // Held rows keep their state (and, for the stage store, stage states equal to it,
+            // as a step of size zero builds them).
+            let mut clock = clocked.clock.borrow_mut();
+            for &i in &held {
+                clock.hold(n, i);
+            }
+            drop(clock);
+            let mut next = y_host;
+            for &i in &held {
+                let r = i * width..(i + 1) * width;
+                next[r.clone()].copy_from_slice(&host[r]);
+            }
+            for stage in &mut kept {
+                let mut v = stage.as_vec();
+                for &i in &held {
+                    let r = i * width..(i + 1) * width;
+                    v[r.clone()].copy_from_slice(&host[r]);
+                }
+                *stage = x.device().tensor_from_vec(v, *x.shape());
+            }
+            host = next.clone();
+            x.device().tensor_from_vec(next, *x.shape())
+        };
+        if let (Some(u), Some(end)) = (u.as_mut(), stash) {
+            *u = if held.is_empty() {
+                end
+            } else {
+                let mut v = end.as_vec();
+                let old = u.as_vec();
+                for &i in &held {
+                    let r = i * width..(i + 1) * width;
+                    v[r.clone()].copy_from_slice(&old[r]);
+                }
+                x.device().tensor_from_vec(v, *x.shape())
+            };
+        }
+        store.push(&x, kept);
+        let t = Clock::<S, E, D>::start(n);
+        grid.accept(t, E::one(), t + E::one());
+        stats.accepted += 1;
+        x = x_next;
+    }
+    for (i, row) in rows.iter().enumerate() {
+        samples[i] = row.stats;
+    }
+    stats.checkpoint_bytes = store.bytes() + grid.bytes() + clocked.clock.borrow().bytes();
+    Ok(finish(out_host, placed, grid, store, stats, samples, steps))
+}
+
+/// Each row's first step: Hairer, Nørsett & Wanner I, §II.4 on the row's own entries (as
+/// `initial_step` does for a whole batch), or `opts.first_step` for every row. Costs one
+/// evaluation of the batch (none with a given first step).
+fn first_steps<M, S, E, D>(
+    f: &M,
+    x0: &Tensor<S, E, D>,
+    f0: &Tensor<S, E, D>,
+    (starts, ends): (&[E], &[E]),
+    tol: (f64, f64),
+    order: u32,
+    opts: &SolveOptions,
+) -> Vec<f64>
+where
+    M: VectorField<S, E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+{
+    let batch = starts.len();
+    let spans: Vec<f64> = (0..batch).map(|i| (ends[i] - starts[i]).into()).collect();
+    if let Some(h) = opts.first_step {
+        return spans.iter().map(|s| h.min(s.abs())).collect();
+    }
+    let x = x0.as_vec();
+    let k = f0.as_vec();
+    let width = x.len() / batch;
+    let row = |v: &[E], i: usize| v[i * width..(i + 1) * width].to_vec();
+    let mut h0 = vec![0.0; batch];
+    let mut d1s = vec![0.0; batch];
+    let mut x1 = x.clone();
+    for i in 0..batch {
+        let (xi, ki) = (row(&x, i), row(&k, i));
+        let d0 = rms_norm(&xi, &xi, &xi, tol, None);
+        let d1 = rms_norm(&ki, &xi, &xi, tol, None);
+        let h = if d0 < 1e-5 || d1 < 1e-5 || !d0.is_finite() || !d1.is_finite() {
+            1e-6
+        } else {
+            0.01 * d0 / d1
+        };
+        h0[i] = h.min(spans[i].abs());
+        d1s[i] = d1;
+        let c = E::from_f64_lossy(h0[i] * spans[i].signum());
+        for j in i * width..(i + 1) * width {
+            x1[j] = x[j] + c * k[j];
+        }
+    }
+    let t1: Vec<E> = (0..batch)
+        .map(|i| starts[i] + E::from_f64_lossy(h0[i] * spans[i].signum()))
+        .collect();
+    let x1 = x0.device().tensor_from_vec(x1, *x0.shape());
+    let k1 = eval_rows(f, &t1, x1).as_vec();
+    (0..batch)
+        .map(|i| {
+            let inv = E::from_f64_lossy(1.0 / h0[i]);
+            let diff: Vec<E> = (i * width..(i + 1) * width)
+                .map(|j| (k1[j] - k[j]) * inv)
+                .collect();
+            let xi = row(&x, i);
+            let d2 = rms_norm(&diff, &xi, &xi, tol, None);
+            let d1 = d1s[i];
+            let h1 = if d1.max(d2) <= 1e-15 || !d2.is_finite() {
+                (h0[i] * 1e-3).max(1e-6)
+            } else {
+                (0.01 / d1.max(d2)).powf(1.0 / f64::from(order + 1))
+            };
+            (100.0 * h0[i]).min(h1).min(spans[i].abs())
+        })
+        .collect()
+}

@@ -1,0 +1,313 @@
+//! Samples on their own clocks: output times per sample ([`SampleTimes`]) and per-sample step
+//! control ([`SolveOptions::per_sample_steps`]), through [`solve_per_sample`]. Each row of the
+//! batch (the state's first axis) takes its own adaptive steps over its own span and lands on
+//! its own output times; the rows are still evaluated together. The rounds of steps are steps
+//! of one batched problem ([`clock`]), which the gradient methods differentiate as they do any
+//! solve: exactly, for each row's own steps.
+
+mod clock;
+mod forward;
+mod times;
+
+use dfdx::nn::tensor_collection::TensorCollection;
+use dfdx::prelude::*;
+
+pub(crate) use clock::per_row;
+pub use times::SampleTimes;
+
+use crate::backend::Backend;
+use crate::controller::{PiController, StepSizeController};
+use crate::error::{Error, SolveError};
+use crate::field::VectorField;
+use crate::forward::{Grid, StepGrid};
+use crate::grad::{self, GradientMethod, Solved, Visit};
+use crate::model::{GradMethod, NeuralOde};
+use crate::options::SolveOptions;
+use crate::real::Real;
+use crate::shape::StateShape;
+use crate::solve::Solution;
+use crate::stats::BackwardReport;
+use crate::store::Keep;
+use clock::Clocked;
+
+/// What one sample (row of the batch) did in a solve with per-sample steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleStats {
+    /// Steps of this row accepted.
+    pub accepted: usize,
+    /// Steps of this row rejected.
+    pub rejected: usize,
+    /// Evaluations of this row's field (its first step's included); the batch is evaluated
+    /// together, so each round's evaluations count for every row that stepped in it.
+    pub nfe: usize,
+}
+
+/// Per-sample results of a solve with per-sample steps ([`Solution::samples`]).
+#[derive(Clone, Debug)]
+pub struct Samples<E> {
+    /// Per row: its counts.
+    pub stats: Vec<SampleStats>,
+    /// Per row: its accepted steps.
+    pub steps: Vec<StepGrid<E>>,
+    /// Rounds of the batch: steps in which some row moved (each evaluated the whole batch).
+    pub rounds: usize,
+}
+
+impl<E> Samples<E> {
+    /// The largest number of accepted steps of any row.
+    pub fn max_accepted(&self) -> usize {
+        self.stats.iter().map(|s| s.accepted).max().unwrap_or(0)
+    }
+
+    /// The mean number of accepted steps per row.
+    pub fn mean_accepted(&self) -> f64 {
+        let n = self.stats.len().max(1) as f64;
+        self.stats.iter().map(|s| s.accepted as f64).sum::<f64>() / n
+    }
+}
+
+/// Solves every sample of the batch `x0` (its first axis) over its own output times, row `i`
+/// from `x0[i]` at `times.row(i)[0]` through `times.row(i)`, with per-sample steps (the options
+/// must say [`SolveOptions::per_sample_steps`]). Returns the states at the output times stacked
+/// as [`solve`](crate::solve) does: output `k` of row `i` is row `i`'s state at its `k`-th
+/// time (a padded time repeats the row's last output). On a tape, the gradient method of
+/// `opts.grad` or the model's attribute (`symplectic`, `aca` or `backprop`) runs during
+/// `backward()`; each row's outputs and its share of the gradients are those of solving that
+/// row alone. Adaptive steps are controlled by a copy of [`PiController::default`] per row.
+pub fn solve_per_sample<M, S, E, D, T>(
+    model: &M,
+    x0: Tensor<S, E, D, T>,
+    times: &SampleTimes<E>,
+    opts: &SolveOptions,
+) -> Result<Solution<S, E, D, T>, Error>
+where
+    M: NeuralOde + VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D> + 'static,
+{
+    solve_per_sample_with(model, x0, times, opts, &PiController::default())
+}
+
+/// [`solve_per_sample`] with a step-size controller of the caller's choice (one copy per row).
+pub fn solve_per_sample_with<M, S, E, D, T, C>(
+    model: &M,
+    x0: Tensor<S, E, D, T>,
+    times: &SampleTimes<E>,
+    opts: &SolveOptions,
+    controller: &C,
+) -> Result<Solution<S, E, D, T>, Error>
+where
+    M: NeuralOde + VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D> + 'static,
+    C: StepSizeController + Clone + 'static,
+{
+    returning_input(model, x0, times, opts, controller).map_err(Error::from)
+}
+
+/// [`solve_per_sample_with`], returning the initial state on failure.
+#[allow(clippy::type_complexity)]
+pub(crate) fn returning_input<M, S, E, D, T, C>(
+    model: &M,
+    x0: Tensor<S, E, D, T>,
+    times: &SampleTimes<E>,
+    opts: &SolveOptions,
+    controller: &C,
+) -> Result<Solution<S, E, D, T>, SolveError<Tensor<S, E, D, T>>>
+where
+    M: NeuralOde + VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D> + 'static,
+    C: StepSizeController + Clone + 'static,
+{
+    let method = opts.grad.unwrap_or(M::GRAD);
+    if let Err(error) = check(opts, method, times, x0.shape()) {
+        return Err(SolveError { error, input: x0 });
+    }
+    grad::with_method(
+        method,
+        PerSample {
+            model,
+            x0,
+            times,
+            opts,
+            controller,
+        },
+    )
+}
+
+/// What per-sample steps do not combine with, and whether `times` fits the batch.
+fn check<E: Real, S: Shape>(
+    opts: &SolveOptions,
+    method: GradMethod,
+    times: &SampleTimes<E>,
+    shape: &S,
+) -> Result<(), Error> {
+    let refuse = |reason| {
+        Err(Error::InvalidOption {
+            name: "per_sample_steps",
+            value: 1.0,
+            reason,
+        })
+    };
+    if !opts.per_sample_steps {
+        return refuse(
+            "output times per sample need per-sample steps (`SolveOptions::per_sample_steps()`); \
+             shared steps with per-sample outputs are not built",
+        );
+    }
+    if opts.batch_group.is_some() {
+        return refuse("a batch split across processes takes shared steps; drop the batch group");
+    }
+    if opts.reversible.is_some() || matches!(method, GradMethod::Adjoint | GradMethod::Reversible) {
+        return refuse(
+            "per-sample steps are differentiated by `symplectic`, `aca` or `backprop` (the \
+             continuous adjoint and the reversible scheme take shared steps)",
+        );
+    }
+    opts.validate_for::<E>()?;
+    let dims = shape.concrete();
+    let rows = dims.as_ref().first().copied();
+    if rows != Some(times.rows()) {
+        return Err(Error::ShapeMismatch {
+            expected: format!("output times for {} rows", rows.unwrap_or(0)),
+            found: format!("{} rows of output times", times.rows()),
+        });
+    }
+    Ok(())
+}
+
+/// A per-sample solve waiting for its gradient method.
+struct PerSample<'a, M, S: Shape, E: Dtype, D: Storage<E>, T, C> {
+    model: &'a M,
+    x0: Tensor<S, E, D, T>,
+    times: &'a SampleTimes<E>,
+    opts: &'a SolveOptions,
+    controller: &'a C,
+}
+
+impl<M, S, E, D, T, C> Visit for PerSample<'_, M, S, E, D, T, C>
+where
+    M: NeuralOde + VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D> + 'static,
+    C: StepSizeController + Clone + 'static,
+{
+    type Out = Result<Solution<S, E, D, T>, SolveError<Tensor<S, E, D, T>>>;
+
+    fn visit<G: GradientMethod>(self) -> Self::Out {
+        let PerSample {
+            model,
+            x0,
+            times,
+            opts,
+            controller,
+        } = self;
+        let keep = if T::OWNS_TAPE {
+            G::keep(opts.checkpoints)
+        } else {
+            Keep::Nothing
+        };
+        let (x, tape) = x0.split_tape();
+        let clocked = Clocked::new::<M::Solver>(model.clone(), times.rows());
+        if let Err(error) = controller.validate() {
+            return Err(SolveError {
+                error,
+                input: x.put_tape(tape),
+            });
+        }
+        let mut controllers: Vec<Box<dyn StepSizeController>> = (0..times.rows())
+            .map(|_| Box::new(controller.clone()) as Box<dyn StepSizeController>)
+            .collect();
+        let solve_base = crate::alloc::current();
+        let (rows, forward_peak) = crate::alloc::measure(|| {
+            forward::integrate_rows::<M::Solver, _, S, E, D>(
+                &clocked,
+                &x,
+                times,
+                opts,
+                &mut controllers,
+                keep,
+            )
+        });
+        let forward::RowRecord {
+            mut record,
+            samples,
+            steps,
+        } = match rows {
+            Ok(rows) => rows,
+            Err(error) => {
+                return Err(SolveError {
+                    error,
+                    input: x.put_tape(tape),
+                })
+            }
+        };
+        let mut stats = record.stats;
+        stats.peak_bytes = forward_peak;
+        let samples = Samples {
+            steps: steps
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| row_grid(times.row(i), s))
+                .collect(),
+            stats: samples,
+            rounds: record.grid.len(),
+        };
+        let no_steps: StepGrid<E> = Grid::new(times.row(0)[0]).into();
+        let report = BackwardReport::default();
+        if !T::OWNS_TAPE {
+            let ys = S::stack(core::mem::take(&mut record.outputs)).put_tape(tape);
+            return Ok(Solution {
+                ys,
+                stats,
+                steps: no_steps,
+                report,
+                samples: Some(samples),
+            });
+        }
+        let solved = Solved {
+            model: &clocked,
+            x0: x,
+            record,
+            times: times.row(0),
+            opts,
+            controller: Box::new(controller.clone()),
+            report: report.clone(),
+            solve_base,
+            forward_peak,
+        };
+        match G::attach::<M::Solver, _, S, E, D, T>(solved, tape) {
+            Ok((ys, peak_bytes)) => Ok(Solution {
+                ys,
+                stats: crate::stats::ForwardStats {
+                    peak_bytes,
+                    ..stats
+                },
+                steps: no_steps,
+                report,
+                samples: Some(samples),
+            }),
+            Err((error, input)) => Err(SolveError { error, input }),
+        }
+    }
+}
+
+/// A row's accepted steps as a step grid (ending on its last output time).
+fn row_grid<E: Real>(times: &[E], steps: Vec<(E, E)>) -> StepGrid<E> {
+    let mut grid = Grid::new(times[0]);
+    let last = times[times.len() - 1];
+    for (j, &(t, h)) in steps.iter().enumerate() {
+        let end = steps.get(j + 1).map_or(last, |s| s.0);
+        grid.accept(t, h, end);
+    }
+    grid.into()
+}
