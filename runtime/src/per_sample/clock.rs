@@ -177,18 +177,6 @@ where
     }
 }
 
-/// Whether the field declines [`VectorField::eval_rows`] (takes one time for the batch).
-pub(crate) fn takes_scalar_time<M, S, E, D>(model: &M, t: &[E], x: &Tensor<S, E, D>) -> bool
-where
-    M: VectorField<S, E, D> + ?Sized,
-    S: Shape,
-    E: Real,
-    D: Device<E>,
-{
-    // Declining hands the state back untouched, before any work.
-    model.eval_rows(t, x.clone()).is_err()
-}
-
 /// A field that takes one time must not read it: `f(t, x₀)` is compared bit for bit at the
 /// earliest and the latest time of any row.
 pub(crate) fn check_autonomous<M, S, E, D>(

@@ -8,7 +8,7 @@
 
 use dfdx::prelude::*;
 
-use super::clock::{check_autonomous, eval_rows, per_row, takes_scalar_time, Clock, Clocked};
+use super::clock::{check_autonomous, eval_rows, per_row, Clock, Clocked};
 use super::{SampleStats, SampleTimes};
 use crate::backend::Backend;
 use crate::controller::adaptive::{Adaptive, Limits};
@@ -149,15 +149,18 @@ where
     }
 
     // The field takes row times, or one time and must not read it.
-    let scalar_time = takes_scalar_time(f, &starts, &x0);
-    if scalar_time {
-        let lo = starts.iter().chain(&ends).copied().fold(starts[0], E::min);
-        let hi = starts.iter().chain(&ends).copied().fold(starts[0], E::max);
-        check_autonomous(f, &x0, (lo, hi))?;
-        stats.nfe += 2;
+    let f0 = match f.eval_rows(&starts, x0.clone()) {
+        Ok(f0) => f0,
+        Err(x) => {
+            let lo = starts.iter().chain(&ends).copied().fold(starts[0], E::min);
+            let hi = starts.iter().chain(&ends).copied().fold(starts[0], E::max);
+            check_autonomous(f, &x0, (lo, hi))?;
+            stats.nfe += 2;
+            clocked.clock.borrow_mut().set_scalar_time(true);
+            f.eval(starts[0], x)
+        }
     }
-    clocked.clock.borrow_mut().set_scalar_time(scalar_time);
-    let f0 = eval_rows(f, &starts, x0.clone()).contiguous();
+    .contiguous();
     if f0.shape().concrete() != x0.shape().concrete() {
         return Err(Error::ShapeMismatch {
             expected: format!("{:?}", x0.shape().concrete()),

@@ -147,7 +147,7 @@ mod tests {
         assert_eq!((0..3).map(|i| t.observed(i)).collect::<Vec<_>>(), [3, 2, 2]);
         let padded = SampleTimes::new(2, vec![0.0, 1.0, 1.0, 0.0, 0.5, 0.7]).unwrap();
         assert_eq!((padded.observed(0), padded.observed(1)), (2, 3));
-        let err = SampleTimes::new(2, vec![0.0, 1.0, 0.0, 1.0, 0.5, 2.0]).unwrap_err();
+        let err = SampleTimes::new(2, vec![0.0, 1.0, 2.0, 1.0, 0.5, 2.0]).unwrap_err();
         assert!(matches!(
             err,
             Error::InSample { row: 1, ref error } if matches!(**error, Error::TimesNotMonotonic { index: 2, .. })
