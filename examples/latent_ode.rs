@@ -46,7 +46,11 @@ struct LatentOde {
 /// Autonomous: the latent dynamics do not read `t` (rows are at different times, and a field
 /// that takes one time is checked to ignore it).
 impl VectorField<Latent, f64, Cpu> for LatentOde {
-    fn eval<T: Tape<f64, Cpu>>(&self, _t: f64, z: Tensor<Latent, f64, Cpu, T>) -> Tensor<Latent, f64, Cpu, T> {
+    fn eval<T: Tape<f64, Cpu>>(
+        &self,
+        _t: f64,
+        z: Tensor<Latent, f64, Cpu, T>,
+    ) -> Tensor<Latent, f64, Cpu, T> {
         self.f3.forward(self.f2.forward(self.f1.forward(z)))
     }
 }
@@ -168,7 +172,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|_| &data[(rng.uniform() * n_train as f64) as usize % n_train])
             .collect();
         // Each row's own times, padded to the longest; the padding is masked out of the loss.
-        let times = SampleTimes::ragged(&batch.iter().map(|s| s.times.clone()).collect::<Vec<_>>())?;
+        let times =
+            SampleTimes::ragged(&batch.iter().map(|s| s.times.clone()).collect::<Vec<_>>())?;
         let (rows, len) = (times.rows(), times.len());
         let mut target = vec![0.0; len * rows * 2];
         let mut mask = vec![0.0; len * rows * 2];
@@ -186,7 +191,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let z0 = model.enc2.forward(model.enc1.forward(input.traced(grads)));
         let sol = solve_per_sample(&model, z0, &times, &opts)?;
         let samples = sol.samples.as_ref().expect("per-sample steps");
-        (steps_max, steps_mean, rounds) = (samples.max_accepted(), samples.mean_accepted(), samples.rounds);
+        (steps_max, steps_mean, rounds) = (
+            samples.max_accepted(),
+            samples.mean_accepted(),
+            samples.rounds,
+        );
         let zs = sol.ys.reshape_like(&(len * rows, Const::<LATENT>));
         let pred = model.dec.forward(zs);
         let loss = ((pred - target) * mask).square().sum::<Rank0, _>() / count;
@@ -265,7 +274,11 @@ fn plot(
         if text {
             builder
                 .caption(
-                    format!("sequence {i}: ω = {:.2}, {} observations", s.omega, s.times.len()),
+                    format!(
+                        "sequence {i}: ω = {:.2}, {} observations",
+                        s.omega,
+                        s.times.len()
+                    ),
                     ("sans-serif", 18),
                 )
                 .x_label_area_size(25)
@@ -285,7 +298,10 @@ fn plot(
                     .map(|(k, &t)| (t, pred[(k * rows + i) * 2 + d]))
                     .collect()
             };
-            chart.draw_series(LineSeries::new(curve(&|t| t <= T_OBS), color.stroke_width(2)))?;
+            chart.draw_series(LineSeries::new(
+                curve(&|t| t <= T_OBS),
+                color.stroke_width(2),
+            ))?;
             chart.draw_series(DashedLineSeries::new(
                 curve(&|t| t >= T_OBS),
                 6,

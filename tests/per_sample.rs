@@ -62,12 +62,28 @@ where
     let times = ragged();
     let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(times.rows(), Const));
     let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), times.rows(), Const));
+    // Outputs interpolated inside each row's steps (the default), and every output a step
+    // boundary.
+    for base in [opts(), opts().land_on_outputs()] {
+        check_exact_with(&model, &x0, &w, &times, base);
+    }
+}
+
+fn check_exact_with<M>(
+    model: &M,
+    x0: &Tensor<State, f64, Cpu>,
+    w: &Tensor<Stacked, f64, Cpu>,
+    times: &SampleTimes<f64>,
+    base: SolveOptions,
+) where
+    M: NeuralOde + VectorField<State, f64, Cpu> + TensorCollection<f64, Cpu> + Build,
+{
     let (reference, ys_ref, samples) = gradient(
-        &model,
-        &x0,
-        &w,
-        &times,
-        &opts().with_grad(GradMethod::Backprop),
+        model,
+        x0,
+        w,
+        times,
+        &base.clone().with_grad(GradMethod::Backprop),
     );
     // The rows took different numbers of steps.
     let accepted: Vec<usize> = samples.stats.iter().map(|s| s.accepted).collect();
@@ -81,18 +97,19 @@ where
         (GradMethod::Aca, CheckpointPolicy::All),
     ] {
         let (g, ys, _) = gradient(
-            &model,
-            &x0,
-            &w,
-            &times,
-            &opts().with_grad(method).with_checkpoints(policy),
+            model,
+            x0,
+            w,
+            times,
+            &base.clone().with_grad(method).with_checkpoints(policy),
         );
-        assert_eq!(ys, ys_ref, "{name} {method} {policy:?}: outputs");
+        let land = base.land_on_outputs;
+        assert_eq!(ys, ys_ref, "{name} {method} {policy:?} land {land}: outputs");
         let err = rel_err(&g, &reference);
-        println!("{name:>10} {method:>10} {policy:?}: rel err {err:.2e}");
+        println!("{name:>10} {method:>10} {policy:?} land {land}: rel err {err:.2e}");
         assert!(
             err <= 1e-12,
-            "{name} {method} {policy:?}: relative error {err:e}"
+            "{name} {method} {policy:?} land {land}: relative error {err:e}"
         );
     }
 }
@@ -239,13 +256,7 @@ fn shared_times_with_per_sample_steps() {
     let row = x0.as_vec()[..2].to_vec();
     let same = dev.tensor_from_vec(row.repeat(4), (4, Const));
     let per = solve(&model, same.clone(), &times, &opts()).unwrap();
-    let one = solve(
-        &model,
-        same,
-        &times,
-        &SolveOptions::adaptive(1e-7, 1e-7).land_on_outputs(),
-    )
-    .unwrap();
+    let one = solve(&model, same, &times, &SolveOptions::adaptive(1e-7, 1e-7)).unwrap();
     let samples = per.samples.unwrap();
     for s in &samples.stats {
         assert_eq!(s.accepted, one.stats.accepted);

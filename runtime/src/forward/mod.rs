@@ -35,6 +35,6 @@ pub(crate) struct Record<S: Shape, E: Real, D: Backend<E>> {
     pub reversible: Option<(f64, Tensor<S, E, D>)>,
     /// With per-sample steps: where each row's outputs lie (`out_at` then places every output
     /// at the end, where every row's last output is).
-    pub rows: Option<outputs::RowOutputs>,
+    pub rows: Option<outputs::RowOutputs<E>>,
     pub stats: ForwardStats,
 }

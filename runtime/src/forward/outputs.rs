@@ -38,18 +38,24 @@ impl<E> OutputAt<E> {
 }
 
 /// Where the outputs of a solve with per-sample steps lie: output `k` of row `i` at the step
-/// boundary where row `i` reached its `k`-th time. Groups `(boundary, k, rows)`, ordered by
-/// boundary.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct RowOutputs {
+/// boundary where row `i` reached its `k`-th time (`groups`: `(boundary, k, rows)`, ordered by
+/// boundary), or inside the step where row `i` passed it, at its own `θ` (`inside`:
+/// `(step, k, [(row, θ)])`, ordered by step).
+#[derive(Clone, Debug)]
+pub(crate) struct RowOutputs<E> {
     /// Rows of the batch.
     pub batch: usize,
     pub groups: Vec<(usize, usize, Vec<usize>)>,
+    pub inside: Vec<(usize, usize, Vec<(usize, E)>)>,
 }
 
-impl RowOutputs {
-    /// From `(boundary, k, row)` triples in any order, for a batch of `batch` rows.
-    pub fn new(batch: usize, mut placed: Vec<(usize, usize, usize)>) -> Self {
+impl<E: Real> RowOutputs<E> {
+    /// From `(boundary, k, row)` and `(step, k, row, θ)` in any order, for `batch` rows.
+    pub fn new(
+        batch: usize,
+        mut placed: Vec<(usize, usize, usize)>,
+        mut inside: Vec<(usize, usize, usize, E)>,
+    ) -> Self {
         placed.sort_unstable();
         let mut groups: Vec<(usize, usize, Vec<usize>)> = Vec::new();
         for (b, k, i) in placed {
@@ -58,7 +64,19 @@ impl RowOutputs {
                 _ => groups.push((b, k, vec![i])),
             }
         }
-        RowOutputs { batch, groups }
+        inside.sort_by_key(|&(n, k, i, _)| (n, k, i));
+        let mut within: Vec<(usize, usize, Vec<(usize, E)>)> = Vec::new();
+        for (n, k, i, theta) in inside {
+            match within.last_mut() {
+                Some((gn, gk, rows)) if *gn == n && *gk == k => rows.push((i, theta)),
+                _ => within.push((n, k, vec![(i, theta)])),
+            }
+        }
+        RowOutputs {
+            batch,
+            groups,
+            inside: within,
+        }
     }
 
     /// The groups at boundary `b`, as `(k, rows)`.
@@ -70,12 +88,24 @@ impl RowOutputs {
             .map(|(_, k, rows)| (*k, rows.as_slice()))
     }
 
+    /// The outputs interpolated inside step `n`, as `(k, θ per row, rows)`: rows that are not
+    /// in the group get `θ = 0`.
+    pub fn inside(&self, n: usize) -> impl Iterator<Item = (usize, Vec<E>, Vec<usize>)> + '_ {
+        let start = self.inside.partition_point(|g| g.0 < n);
+        self.inside[start..]
+            .iter()
+            .take_while(move |g| g.0 == n)
+            .map(|(_, k, rows)| {
+                let mut thetas = vec![E::zero(); self.batch];
+                for &(i, theta) in rows {
+                    thetas[i] = theta;
+                }
+                (*k, thetas, rows.iter().map(|r| r.0).collect())
+            })
+    }
+
     /// A state-shaped mask: one in the entries of `rows`, zero elsewhere.
-    pub fn mask<S: Shape, E: Real, D: Device<E>>(
-        &self,
-        like: &Tensor<S, E, D>,
-        rows: &[usize],
-    ) -> Tensor<S, E, D> {
+    pub fn mask<S: Shape, D: Device<E>>(&self, like: &Tensor<S, E, D>, rows: &[usize]) -> Tensor<S, E, D> {
         let mut v = vec![E::zero(); self.batch];
         for &i in rows {
             v[i] = E::one();

@@ -42,6 +42,7 @@ impl GradientMethod for Aca {
                 x,
                 lambda,
                 inside,
+                inside_rows,
                 ..
             } = step;
             // Outputs inside the step: their interpolants are recorded with the step.
@@ -49,7 +50,23 @@ impl GradientMethod for Aca {
                 .into_iter()
                 .map(|(theta, o)| (theta, o.clone()))
                 .unzip();
+            let (row_thetas, row_cots): (Vec<Vec<E>>, Vec<_>) = inside_rows.into_iter().unzip();
+            let interpolated = !thetas.is_empty() || !row_thetas.is_empty();
             let x_bar = products.pull(x, |x| {
+                if !row_thetas.is_empty() {
+                    let (y, outputs) = reference::step_with_row_outputs::<R, _, _, _, _, _>(
+                        model,
+                        t,
+                        h,
+                        x,
+                        &row_thetas,
+                    );
+                    let mut loss = (y * lambda).sum::<Rank0, _>();
+                    for (o, c) in outputs.into_iter().zip(row_cots) {
+                        loss = loss + (o * c).sum::<Rank0, _>();
+                    }
+                    return loss;
+                }
                 if thetas.is_empty() {
                     return (reference::step::<R, _, _, _, _, _>(model, t, h, x) * lambda)
                         .sum::<Rank0, _>();
@@ -62,7 +79,7 @@ impl GradientMethod for Aca {
                 }
                 loss
             })?;
-            nfe_vjp += if thetas.is_empty() {
+            nfe_vjp += if !interpolated {
                 R::STAGES
             } else {
                 R::INTERPOLANT_STAGES

@@ -157,7 +157,7 @@ fn replay_rows<R, M, S, E, D, T>(
     model: &M,
     x0: Tensor<S, E, D, T>,
     grid: &StepGrid<E>,
-    rows: &RowOutputs,
+    rows: &RowOutputs<E>,
 ) -> Tensor<S::Stacked, E, D, T>
 where
     R: RungeKutta,
@@ -169,25 +169,40 @@ where
 {
     let n_out = rows.groups.iter().map(|g| g.1 + 1).max().unwrap_or(1);
     let mut outputs: Vec<Option<Tensor<S, E, D, T>>> = (0..n_out).map(|_| None).collect();
+    // Output k takes `value` in the rows `members` (the rows that reach it later replace
+    // their part).
+    let place = |outputs: &mut Vec<Option<Tensor<S, E, D, T>>>,
+                 k: usize,
+                 value: Tensor<S, E, D, T>,
+                 members: &[usize]| {
+        outputs[k] = Some(match outputs[k].take() {
+            None => value,
+            Some(before) => {
+                let plain = value.retaped::<NoneTape>();
+                let others: Vec<usize> = (0..rows.batch).filter(|i| !members.contains(i)).collect();
+                value * rows.mask(&plain, members) + before * rows.mask(&plain, &others)
+            }
+        });
+    };
     let mut x = x0;
     for n in 0..=grid.len() {
         for (k, members) in rows.at(n) {
             // A tensor of its own (times one, exactly): dfdx's stack needs distinct operands,
             // and padded outputs repeat a state.
-            let here = x.with_empty_tape() * E::one();
-            outputs[k] = Some(match outputs[k].take() {
-                // Rows that reach output k later replace their part.
-                None => here,
-                Some(before) => {
-                    let plain = x.retaped::<NoneTape>();
-                    let others: Vec<usize> =
-                        (0..rows.batch).filter(|i| !members.contains(i)).collect();
-                    here * rows.mask(&plain, members) + before * rows.mask(&plain, &others)
-                }
-            });
+            place(&mut outputs, k, x.with_empty_tape() * E::one(), members);
         }
-        if let Some((t, h)) = grid.step(n) {
+        let Some((t, h)) = grid.step(n) else { continue };
+        let inside: Vec<_> = rows.inside(n).collect();
+        if inside.is_empty() {
             x = reference::step::<R, S, E, D, T, M>(model, t, h, x);
+        } else {
+            let thetas: Vec<Vec<E>> = inside.iter().map(|(_, th, _)| th.clone()).collect();
+            let (y, values) =
+                reference::step_with_row_outputs::<R, S, E, D, T, M>(model, t, h, x, &thetas);
+            for ((k, _, members), value) in inside.iter().zip(values) {
+                place(&mut outputs, *k, value, members);
+            }
+            x = y;
         }
     }
     outputs[n_out - 1] = Some(x);

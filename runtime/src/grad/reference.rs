@@ -55,18 +55,71 @@ where
     T: Tape<E, D>,
     F: VectorField<S, E, D> + ?Sized,
 {
+    with_interpolant::<R, S, E, D, T, F>(f, t, h, x, thetas.len(), |k, row, j| {
+        k * (h * interpolant_weight(row, thetas[j]))
+    })
+}
+
+/// [`step_with_outputs`] with each row of the batch at its own `θ` (`thetas[j][i]`: output
+/// `j`, row `i`): the interpolant of a solve with per-sample steps, whose rounds are steps of
+/// size 1 (`h` is then 1 and each row's own step size is in the stages).
+pub(crate) fn step_with_row_outputs<R, S, E, D, T, F>(
+    f: &F,
+    t: E,
+    h: E,
+    x: Tensor<S, E, D, T>,
+    thetas: &[Vec<E>],
+) -> StepOutputs<S, E, D, T>
+where
+    R: RungeKutta,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D>,
+    F: VectorField<S, E, D> + ?Sized,
+{
+    let like = x.retaped::<NoneTape>();
+    with_interpolant::<R, S, E, D, T, F>(f, t, h, x, thetas.len(), |k, row, j| {
+        let w: Vec<E> = thetas[j]
+            .iter()
+            .map(|&theta| h * interpolant_weight(row, theta))
+            .collect();
+        k * crate::per_sample::per_row(&like, &w)
+    })
+}
+
+/// `bᵢ(θ)` from the constants of one row of [`RungeKutta::INTERPOLANT`] (the coefficients of
+/// `θ, θ², …`).
+pub(crate) fn interpolant_weight<E: Real>(row: &[f64], theta: E) -> E {
+    let mut acc = E::zero();
+    let mut pow = theta;
+    for &c in row {
+        acc += lit::<E>(c) * pow;
+        pow *= theta;
+    }
+    acc
+}
+
+/// A step and `n` outputs of its interpolant, `o_j = x + Σᵢ scale(kᵢ, rowᵢ, j)`, on the tape.
+fn with_interpolant<R, S, E, D, T, F>(
+    f: &F,
+    t: E,
+    h: E,
+    x: Tensor<S, E, D, T>,
+    n: usize,
+    scale: impl Fn(Tensor<S, E, D, T>, &[f64], usize) -> Tensor<S, E, D, T>,
+) -> StepOutputs<S, E, D, T>
+where
+    R: RungeKutta,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D>,
+    F: VectorField<S, E, D> + ?Sized,
+{
     let ks = stages::<R, _, _, _, _, _>(f, t, h, &x);
     // The outputs read the stages through tape-less handles; the stages' own tapes go into `y`
     // (and the interpolant's extra stage's into the first output), so each operation is recorded once.
-    let weight = |row: &[f64], theta: E| -> E {
-        let mut acc = E::zero();
-        let mut pow = theta;
-        for &c in row {
-            acc += lit::<E>(c) * pow;
-            pow *= theta;
-        }
-        acc
-    };
     let handles: Vec<Tensor<S, E, D, T>> = ks.iter().map(|k| k.with_empty_tape()).collect();
     let x_handle = x.with_empty_tape();
     let mut y = x;
@@ -75,8 +128,8 @@ where
     }
     let mut extra = (R::INTERPOLANT_STAGES > R::STAGES).then(|| f.eval(t + h, y.with_empty_tape()));
     let extra_handle = extra.as_ref().map(|k| k.with_empty_tape());
-    let mut outputs = Vec::with_capacity(thetas.len());
-    for &theta in thetas {
+    let mut outputs = Vec::with_capacity(n);
+    for j in 0..n {
         let mut o = x_handle.with_empty_tape();
         for (i, row) in R::INTERPOLANT.iter().enumerate() {
             if row.iter().all(|&c| c == 0.0) {
@@ -92,7 +145,7 @@ where
                 (None, None, Some(k)) => k.with_empty_tape(),
                 (None, None, None) => continue,
             };
-            o = o + k * (h * weight(row, theta));
+            o = o + scale(k, row, j);
         }
         outputs.push(o);
     }

@@ -4,7 +4,7 @@
 //! symplectic-partner step, one vector–Jacobian product per live stage. Memory: the stored
 //! states and one evaluation's graph.
 
-use super::walk::{stage_cotangents, walk, StepBack};
+use super::walk::{row_stage_cotangents, stage_cotangents, walk, StepBack};
 use super::{add, Back, Cotangents, GradientMethod, Model, Products};
 use crate::backend::Backend;
 use crate::error::Error;
@@ -57,6 +57,7 @@ impl GradientMethod for Symplectic {
                 x,
                 lambda,
                 inside,
+                inside_rows,
                 stages,
                 ws,
                 ..
@@ -72,7 +73,11 @@ impl GradientMethod for Symplectic {
                 .filter(|s| s.len() == R::KEPT_STAGES.len())
                 .zip(y_end.as_ref())
                 .map(|(stages, y)| StoredStages { stages, y });
-            let outputs = (!inside.is_empty()).then(|| stage_cotangents::<R, S, E, D>(&inside));
+            let outputs = if !inside_rows.is_empty() {
+                Some(row_stage_cotangents::<R, S, E, D>(&inside_rows))
+            } else {
+                (!inside.is_empty()).then(|| stage_cotangents::<R, S, E, D>(&inside))
+            };
             let input = AdjointInput {
                 t,
                 h,
@@ -89,6 +94,9 @@ impl GradientMethod for Symplectic {
             }
             // The interpolant's direct dependence on x.
             for (_, o) in &inside {
+                lambda = add(lambda, o);
+            }
+            for (_, o) in &inside_rows {
                 lambda = add(lambda, o);
             }
             Ok(lambda)

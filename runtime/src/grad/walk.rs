@@ -26,6 +26,9 @@ pub(crate) struct StepBack<'a, S: Shape, E: Real, D: Backend<E>> {
     pub lambda: Tensor<S, E, D>,
     /// The outputs interpolated inside the step, `(θ, ō)`, last first.
     pub inside: Vec<(E, &'a Tensor<S, E, D>)>,
+    /// With per-sample steps, the outputs interpolated inside the step with each row at its own
+    /// `θ`: `(θ per row, ō)`, `ō` zero in the rows that have no output there.
+    pub inside_rows: Vec<(Vec<E>, Tensor<S, E, D>)>,
     /// The stage states the store kept for the step (the stage store).
     pub stages: Option<&'a [Tensor<S, E, D>]>,
     /// Buffers shared with the recomputation of states.
@@ -87,6 +90,20 @@ where
             .into_iter()
             .map(|(k, theta)| (theta, &out[k]))
             .collect();
+        let inside_rows: Vec<_> = match &rows {
+            Some(rows) => rows
+                .inside(n)
+                .map(|(k, thetas, members)| {
+                    let o = if members.len() == rows.batch {
+                        out[k].clone()
+                    } else {
+                        out[k].clone() * rows.mask(&out[k], &members)
+                    };
+                    (thetas, o)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let (t, h) = record.grid.step(n).ok_or_else(|| missing("step", n))?;
         let (x, recomputed) = record
             .store
@@ -101,6 +118,7 @@ where
             x,
             lambda,
             inside,
+            inside_rows,
             stages: record.store.stages(n),
             ws: &mut ws,
         })?;
@@ -133,7 +151,7 @@ where
 fn add_rows<S: Shape, E: Real, D: Backend<E>>(
     mut lambda: Tensor<S, E, D>,
     out: &[Tensor<S, E, D>],
-    rows: &RowOutputs,
+    rows: &RowOutputs<E>,
     b: usize,
 ) -> Tensor<S, E, D> {
     for (k, members) in rows.at(b) {
@@ -275,4 +293,34 @@ mod tests {
         assert_eq!(seen, expected);
         assert_eq!(walk.rest().count(), 0);
     }
+}
+
+/// [`stage_cotangents`] with each row at its own `θ`: `Σⱼ bᵢ(θⱼ) ōⱼ` per interpolant stage, the
+/// weights spread over each row's entries.
+pub(crate) fn row_stage_cotangents<R, S, E, D>(outs: &[(Vec<E>, Tensor<S, E, D>)]) -> Vec<Tensor<S, E, D>>
+where
+    R: RungeKutta,
+    S: Shape,
+    E: Real,
+    D: Backend<E>,
+{
+    let like = &outs[0].1;
+    R::INTERPOLANT
+        .iter()
+        .map(|row| {
+            if row.iter().all(|&c| c == 0.0) {
+                // Never read: bᵢ(θ) is identically zero.
+                return like.clone();
+            }
+            let mut acc = like.device().zeros_like(like.shape());
+            for (thetas, o) in outs {
+                let w: Vec<E> = thetas
+                    .iter()
+                    .map(|&theta| super::reference::interpolant_weight(row, theta))
+                    .collect();
+                acc = add(acc, &(o.clone() * crate::per_sample::per_row(o, &w)));
+            }
+            acc
+        })
+        .collect()
 }

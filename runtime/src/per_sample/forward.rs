@@ -19,6 +19,7 @@ use crate::forward::outputs::{OutputAt, RowOutputs};
 use crate::forward::{Grid, Record};
 use crate::options::{SolveOptions, Stepping};
 use crate::real::Real;
+use crate::grad::reference::interpolant_weight;
 use crate::rk::{RungeKutta, Workspace};
 use crate::shape::StateShape;
 use crate::stats::ForwardStats;
@@ -112,7 +113,13 @@ where
     let starts: Vec<E> = (0..batch).map(|i| times.row(i)[0]).collect();
     let ends: Vec<E> = (0..batch).map(|i| times.row(i)[n_out - 1]).collect();
     let running = (0..batch).any(|i| starts[i] != ends[i]);
-    let finish = |out_host: Vec<Vec<E>>, placed, grid: Grid<E>, store, stats, samples, steps| {
+    let finish = |out_host: Vec<Vec<E>>,
+                  (placed, inside),
+                  grid: Grid<E>,
+                  store,
+                  stats,
+                  samples,
+                  steps| {
         let outputs = out_host
             .into_iter()
             .map(|v| x0.device().tensor_from_vec(v, *x0.shape()))
@@ -125,7 +132,7 @@ where
                 grid: grid.into(),
                 store,
                 reversible: None,
-                rows: Some(RowOutputs::new(batch, placed)),
+                rows: Some(RowOutputs::new(batch, placed, inside)),
                 stats,
             },
             samples,
@@ -139,7 +146,7 @@ where
         }
         return Ok(finish(
             out_host,
-            placed,
+            (placed, Vec::new()),
             Grid::new(E::zero()),
             store,
             stats,
@@ -220,6 +227,9 @@ where
     let mut grid = Grid::new(Clock::<S, E, D>::start(0));
     let mut ws: Workspace<S, E, D> = Workspace::new();
     ws.keep_stages(keep == Keep::Stages);
+    let land = opts.land_on_outputs;
+    ws.record_derivatives(!land && n_out > 2);
+    let mut inside = Vec::new();
     let mut x = x0.clone();
     // The unscaled `f(tᵢ, xᵢ)` of every row, for FSAL methods.
     let mut u = R::FSAL.then(|| f0.clone());
@@ -230,21 +240,22 @@ where
         let mut any = false;
         for (i, row) in rows.iter_mut().enumerate() {
             row.attempt = None;
-            while row.next < n_out {
-                match row
-                    .control
-                    .attempt(row.t, row.times[row.next])
-                    .map_err(in_row(i))?
-                {
-                    Some(a) => {
-                        row.attempt = Some(a);
-                        break;
-                    }
+            // Outputs at the row's time lie at this boundary.
+            while row.next < n_out && row.times[row.next] == row.t {
+                out_host[row.next][i * width..(i + 1) * width]
+                    .copy_from_slice(&host[i * width..(i + 1) * width]);
+                placed.push((n, row.next, i));
+                row.next += 1;
+            }
+            if row.next < n_out {
+                // Steps land on every output time, or on the last (the rest interpolated).
+                let target = row.times[if land { row.next } else { n_out - 1 }];
+                match row.control.attempt(row.t, target).map_err(in_row(i))? {
+                    Some(a) => row.attempt = Some(a),
                     None => {
-                        out_host[row.next][i * width..(i + 1) * width]
-                            .copy_from_slice(&host[i * width..(i + 1) * width]);
-                        placed.push((n, row.next, i));
-                        row.next += 1;
+                        return Err(Error::internal(
+                            "a row reached its target before its output times",
+                        ))
                     }
                 }
             }
@@ -278,6 +289,7 @@ where
                 &mut ws,
             )
         };
+        let ks = ws.take_derivatives();
         let stash = clocked.clock.borrow_mut().take_stash();
         clocked.clock.borrow_mut().stash_ends(false);
         stats.nfe += step.evals;
@@ -285,6 +297,8 @@ where
         let err_host = step.err.as_ref().map(|e| e.as_vec());
         let mut held = Vec::new();
         let mut moved = false;
+        // Rows that moved with outputs inside their step: (row, t, h, first output, end).
+        let mut passing = Vec::new();
         for (i, row) in rows.iter_mut().enumerate() {
             let Some(attempt) = row.attempt else { continue };
             row.stats.nfe += step.evals;
@@ -295,6 +309,13 @@ where
             };
             if row.control.decide(row.t, norm, &attempt) {
                 steps[i].push((row.t, attempt.h));
+                let first = row.next;
+                while row.next < n_out && passed(row.times[row.next], attempt.end, attempt.h) {
+                    row.next += 1;
+                }
+                if row.next > first {
+                    passing.push((i, row.t, attempt.h, first..row.next));
+                }
                 row.t = attempt.end;
                 row.stats.accepted += 1;
                 moved = true;
@@ -308,6 +329,24 @@ where
             stats.rejected += 1;
             continue;
         }
+        // Held rows do not move in this round (their size in it is zero).
+        {
+            let mut clock = clocked.clock.borrow_mut();
+            for &i in &held {
+                clock.hold(n, i);
+            }
+        }
+        if !passing.is_empty() {
+            interpolate_rows::<R, _, S, E, D>(
+                clocked,
+                (n, &x, &host, &y_host, &held),
+                ks,
+                &passing,
+                times,
+                (&mut out_host, &mut inside),
+                &mut stats,
+            );
+        }
         let mut kept = ws.take_kept();
         let x_next = if held.is_empty() {
             host = y_host;
@@ -315,11 +354,6 @@ where
         } else {
             // Held rows keep their state (and, for the stage store, stage states equal to it,
             // as a step of size zero builds them).
-            let mut clock = clocked.clock.borrow_mut();
-            for &i in &held {
-                clock.hold(n, i);
-            }
-            drop(clock);
             let mut next = y_host;
             for &i in &held {
                 let r = i * width..(i + 1) * width;
@@ -359,7 +393,15 @@ where
         samples[i] = row.stats;
     }
     stats.checkpoint_bytes = store.bytes() + grid.bytes() + clocked.clock.borrow().bytes();
-    Ok(finish(out_host, placed, grid, store, stats, samples, steps))
+    Ok(finish(
+        out_host,
+        (placed, inside),
+        grid,
+        store,
+        stats,
+        samples,
+        steps,
+    ))
 }
 
 /// Each row's first step: Hairer, Nørsett & Wanner I, §II.4 on the row's own entries (as
@@ -430,4 +472,66 @@ where
             (100.0 * h0[i]).min(h1).min(spans[i].abs())
         })
         .collect()
+}
+
+/// Whether an output at `tau` lies strictly inside a step of (signed) size `h` ending at `end`.
+fn passed<E: Real>(tau: E, end: E, h: E) -> bool {
+    let ahead: f64 = (tau - end).into();
+    let dir: f64 = h.into();
+    tau != end && ahead * dir < 0.0
+}
+
+/// The outputs that rows passed inside their accepted step of round `n` (`passing`: row, its
+/// `t` and `h`, its outputs), each `x + Σᵢ bᵢ(θ) gᵢ` with the round's stage derivatives `ks`
+/// (each row's own size is in them) and the row's own `θ`, computed as the reference
+/// interpolant on the tape computes it. Evaluates the interpolant's extra stage at the round's
+/// result where the method has one.
+#[allow(clippy::type_complexity)]
+fn interpolate_rows<R, M, S, E, D>(
+    clocked: &Clocked<M, S, E, D>,
+    (n, x, host, y_host, held): (usize, &Tensor<S, E, D>, &[E], &[E], &[usize]),
+    mut ks: Vec<Tensor<S, E, D>>,
+    passing: &[(usize, E, E, core::ops::Range<usize>)],
+    times: &SampleTimes<E>,
+    (out_host, inside): (&mut [Vec<E>], &mut Vec<(usize, usize, usize, E)>),
+    stats: &mut ForwardStats,
+) where
+    R: RungeKutta,
+    M: VectorField<S, E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+{
+    let width = host.len() / times.rows();
+    if ks.len() < R::INTERPOLANT_STAGES {
+        // The extra stage g(2n + 1, y) at the state the round leaves (held rows where they were).
+        let mut y = y_host.to_vec();
+        for &i in held {
+            let r = i * width..(i + 1) * width;
+            y[r.clone()].copy_from_slice(&host[r]);
+        }
+        let y = x.device().tensor_from_vec(y, *x.shape());
+        ks.push(crate::rk::eval(clocked, Clock::<S, E, D>::start(n) + E::one(), y));
+        stats.nfe += 1;
+    }
+    let ks: Vec<Vec<E>> = ks.iter().map(|k| k.as_vec()).collect();
+    for (i, t, h, outputs) in passing {
+        let r = i * width..(i + 1) * width;
+        for k in outputs.clone() {
+            let theta = (times.row(*i)[k] - *t) / *h;
+            let mut o = host[r.clone()].to_vec();
+            for (stage, row) in R::INTERPOLANT.iter().enumerate() {
+                if row.iter().all(|&c| c == 0.0) {
+                    continue;
+                }
+                let Some(g) = ks.get(stage) else { continue };
+                let w = E::one() * interpolant_weight(row, theta);
+                for (o, &g) in o.iter_mut().zip(&g[r.clone()]) {
+                    *o = *o + g * w;
+                }
+            }
+            out_host[k][r.clone()].copy_from_slice(&o);
+            inside.push((n, k, *i, theta));
+        }
+    }
 }
