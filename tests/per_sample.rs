@@ -67,6 +67,25 @@ where
     for base in [opts(), opts().land_on_outputs()] {
         check_exact_with(&model, &x0, &w, &times, base);
     }
+    // Shared steps, each row's outputs at its own times.
+    let times = common_start();
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(times.rows(), Const));
+    let w: Tensor<Stacked, f64, Cpu> = dev.sample_normal_like(&(times.len(), times.rows(), Const));
+    let shared = SolveOptions::adaptive(1e-7, 1e-7);
+    for base in [shared.clone(), shared.land_on_outputs()] {
+        check_exact_with(&model, &x0, &w, &times, base);
+    }
+}
+
+/// Ragged sequences from one start time, one direction.
+fn common_start() -> SampleTimes<f64> {
+    SampleTimes::ragged(&[
+        vec![0.0, 0.3, 0.35, 1.2, 2.0],
+        vec![0.0, 1.0, 1.7],
+        vec![0.0],
+        vec![0.0, 0.9, 0.9, 1.5, 1.6],
+    ])
+    .unwrap()
 }
 
 fn check_exact_with<M>(
@@ -85,10 +104,14 @@ fn check_exact_with<M>(
         times,
         &base.clone().with_grad(GradMethod::Backprop),
     );
-    // The rows took different numbers of steps.
     let accepted: Vec<usize> = samples.stats.iter().map(|s| s.accepted).collect();
-    assert!(accepted.iter().any(|&a| a != accepted[0]), "{accepted:?}");
-    assert_eq!(accepted[3], 0, "a row with one time takes no step");
+    if base.per_sample_steps {
+        // The rows took different numbers of steps.
+        assert!(accepted.iter().any(|&a| a != accepted[0]), "{accepted:?}");
+        assert_eq!(accepted[3], 0, "a row with one time takes no step");
+    } else {
+        assert!(accepted.iter().all(|&a| a == accepted[0]), "{accepted:?}");
+    }
     let name = <M::Solver as RungeKutta>::NAME;
     for (method, policy) in [
         (GradMethod::Symplectic, CheckpointPolicy::All),
@@ -104,7 +127,10 @@ fn check_exact_with<M>(
             &base.clone().with_grad(method).with_checkpoints(policy),
         );
         let land = base.land_on_outputs;
-        assert_eq!(ys, ys_ref, "{name} {method} {policy:?} land {land}: outputs");
+        assert_eq!(
+            ys, ys_ref,
+            "{name} {method} {policy:?} land {land}: outputs"
+        );
         let err = rel_err(&g, &reference);
         println!("{name:>10} {method:>10} {policy:?} land {land}: rel err {err:.2e}");
         assert!(
@@ -339,4 +365,56 @@ fn what_does_not_combine_is_refused() {
     // A row that fails says which.
     let e = solve_per_sample(&model, x0, &times, &opts().with_max_steps(3)).unwrap_err();
     assert!(matches!(e, Error::InSample { .. }), "{e}");
+}
+
+/// Shared steps with output times per row: the steps and the outputs of `solve` over the union
+/// of the rows' times (interpolated there).
+#[test]
+fn shared_steps_with_times_per_row() {
+    let dev = Cpu::seed_from_u64(12);
+    let model = Dopri5::<f64, Cpu>::create(&dev);
+    let times = common_start();
+    let rows = times.rows();
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(rows, Const));
+    let o = SolveOptions::adaptive(1e-7, 1e-7);
+    let per_row = solve_per_sample(&model, x0.clone(), &times, &o).unwrap();
+    let mut union: Vec<f64> = (0..rows).flat_map(|i| times.row(i).to_vec()).collect();
+    union.sort_by(f64::total_cmp);
+    union.dedup();
+    let all = solve(&model, x0, &union, &o).unwrap();
+    let samples = per_row.samples.unwrap();
+    assert_eq!(samples.stats[0].accepted, all.stats.accepted);
+    assert_eq!(samples.stats[0].rejected, all.stats.rejected);
+    let (a, b) = (per_row.ys.as_vec(), all.ys.as_vec());
+    let mut worst: f64 = 0.0;
+    for i in 0..rows {
+        for (k, t) in times.row(i).iter().enumerate() {
+            let u = union.iter().position(|s| s == t).unwrap();
+            for d in 0..2 {
+                let (p, q) = (a[(k * rows + i) * 2 + d], b[(u * rows + i) * 2 + d]);
+                worst = worst.max((p - q).abs() / q.abs().max(1.0));
+            }
+        }
+    }
+    println!("shared steps, outputs per row against solve over the union: {worst:.1e}");
+    assert!(worst <= 1e-14, "{worst:e}");
+}
+
+/// Dense observations: interpolating inside each row's steps takes fewer steps than landing
+/// on every time.
+#[test]
+fn interpolation_takes_fewer_steps_than_landing() {
+    let dev = Cpu::seed_from_u64(13);
+    let model = Dopri5::<f64, Cpu>::create(&dev);
+    let rows: Vec<Vec<f64>> = (0..3)
+        .map(|i| (0..60).map(|k| 0.1 * i as f64 + 0.05 * k as f64).collect())
+        .collect();
+    let times = SampleTimes::ragged(&rows).unwrap();
+    let x0: Tensor<State, f64, Cpu> = dev.sample_normal_like(&(3, Const));
+    let steps = |o: &SolveOptions| {
+        let s = solve_per_sample(&model, x0.clone(), &times, o).unwrap();
+        s.samples.unwrap().max_accepted()
+    };
+    let (inside, landing) = (steps(&opts()), steps(&opts().land_on_outputs()));
+    assert!(inside * 3 < landing, "{inside} vs {landing}");
 }

@@ -191,7 +191,9 @@ impl SolveOptions {
     /// batch. A rejected row keeps its state while the others advance; a finished row is carried
     /// along at zero step size. The rows are still evaluated together, one batched call of the
     /// field per stage. Output times may differ per row
-    /// ([`solve_per_sample`](crate::solve_per_sample)); every output time is landed on.
+    /// ([`solve_per_sample`](crate::solve_per_sample)); a row's outputs inside its steps are
+    /// interpolated at its own `θ` (every one a step boundary with
+    /// [`land_on_outputs`](Self::land_on_outputs)).
     ///
     /// The gradient methods `symplectic`, `aca` and `backprop` are exact here as elsewhere
     /// (each row's steps are those it took); the continuous adjoint and the reversible scheme

@@ -233,6 +233,7 @@ where
             store,
             reversible: coupling.map(|c| (c, x0.clone())),
             rows: None,
+            end: None,
             stats,
         });
     }
@@ -308,6 +309,7 @@ where
         store,
         reversible,
         rows: None,
+        end: None,
         stats,
     })
 }

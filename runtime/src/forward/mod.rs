@@ -33,8 +33,10 @@ pub(crate) struct Record<S: Shape, E: Real, D: Backend<E>> {
     /// When the forward ran the reversible scheme: its coupling and final `z` (its `y` is the
     /// last output).
     pub reversible: Option<(f64, Tensor<S, E, D>)>,
-    /// With per-sample steps: where each row's outputs lie (`out_at` then places every output
-    /// at the end, where every row's last output is).
+    /// With per-sample steps: where each row's outputs lie (`out_at` is then unused).
     pub rows: Option<outputs::RowOutputs<E>>,
+    /// With per-sample steps: the state after the last step (rows with shared steps go on past
+    /// their last output, so it is not an output).
+    pub end: Option<Tensor<S, E, D>>,
     pub stats: ForwardStats,
 }

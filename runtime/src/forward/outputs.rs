@@ -46,8 +46,11 @@ pub(crate) struct RowOutputs<E> {
     /// Rows of the batch.
     pub batch: usize,
     pub groups: Vec<(usize, usize, Vec<usize>)>,
-    pub inside: Vec<(usize, usize, Vec<(usize, E)>)>,
+    pub inside: Vec<Within<E>>,
 }
+
+/// Outputs inside one step: `(step, k, [(row, θ)])`.
+pub(crate) type Within<E> = (usize, usize, Vec<(usize, E)>);
 
 impl<E: Real> RowOutputs<E> {
     /// From `(boundary, k, row)` and `(step, k, row, θ)` in any order, for `batch` rows.
@@ -65,7 +68,7 @@ impl<E: Real> RowOutputs<E> {
             }
         }
         inside.sort_by_key(|&(n, k, i, _)| (n, k, i));
-        let mut within: Vec<(usize, usize, Vec<(usize, E)>)> = Vec::new();
+        let mut within: Vec<Within<E>> = Vec::new();
         for (n, k, i, theta) in inside {
             match within.last_mut() {
                 Some((gn, gk, rows)) if *gn == n && *gk == k => rows.push((i, theta)),
@@ -105,7 +108,11 @@ impl<E: Real> RowOutputs<E> {
     }
 
     /// A state-shaped mask: one in the entries of `rows`, zero elsewhere.
-    pub fn mask<S: Shape, D: Device<E>>(&self, like: &Tensor<S, E, D>, rows: &[usize]) -> Tensor<S, E, D> {
+    pub fn mask<S: Shape, D: Device<E>>(
+        &self,
+        like: &Tensor<S, E, D>,
+        rows: &[usize],
+    ) -> Tensor<S, E, D> {
         let mut v = vec![E::zero(); self.batch];
         for &i in rows {
             v[i] = E::one();

@@ -147,12 +147,10 @@ where
     S::stack_taped(outputs)
 }
 
-/// [`replay`] for a solve with per-sample steps: output `k` of each row is taken from the
-/// boundary where that row reached it (a blend with zero and one weights: the same values, and
-/// the cotangent goes to that boundary alone). The last output is the final state itself, which
-/// carries the steps' tape: each row stays at its last output through the rounds after it
-/// (size zero), so the values are the same and the cotangent flows back through those rounds
-/// unchanged.
+/// [`replay`] for a solve with per-sample steps or output times per row: output `k` of each
+/// row is taken from the boundary where that row reached it, or interpolated inside the step
+/// where it passed it (a blend with zero and one weights: the same values, and the cotangent
+/// goes there alone).
 fn replay_rows<R, M, S, E, D, T>(
     model: &M,
     x0: Tensor<S, E, D, T>,
@@ -205,6 +203,12 @@ where
             x = y;
         }
     }
-    outputs[n_out - 1] = Some(x);
+    // The steps' operations reach the outputs through tape-less handles; their tape goes with
+    // the last output.
+    let (_, steps_tape) = x.split_tape();
+    if let Some(last) = outputs[n_out - 1].take() {
+        let (last, tape) = last.split_tape();
+        outputs[n_out - 1] = Some(last.put_tape(tape.merge(steps_tape)));
+    }
     S::stack_taped(outputs.into_iter().flatten().collect())
 }

@@ -45,6 +45,9 @@ impl GradientMethod for Symplectic {
         let keeps_stages = back.record.store.keeps_stages();
         let mut y_end = keeps_stages
             .then(|| {
+                if let Some(end) = &back.record.end {
+                    return Some(end.clone());
+                }
                 let end = OutputAt::boundary(n_steps);
                 let last = back.record.out_at.iter().rposition(|at| *at == end)?;
                 Some(S::unstack(back.ys.clone(), last))

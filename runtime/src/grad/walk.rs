@@ -28,12 +28,15 @@ pub(crate) struct StepBack<'a, S: Shape, E: Real, D: Backend<E>> {
     pub inside: Vec<(E, &'a Tensor<S, E, D>)>,
     /// With per-sample steps, the outputs interpolated inside the step with each row at its own
     /// `θ`: `(θ per row, ō)`, `ō` zero in the rows that have no output there.
-    pub inside_rows: Vec<(Vec<E>, Tensor<S, E, D>)>,
+    pub inside_rows: Vec<RowOutput<S, E, D>>,
     /// The stage states the store kept for the step (the stage store).
     pub stages: Option<&'a [Tensor<S, E, D>]>,
     /// Buffers shared with the recomputation of states.
     pub ws: &'a mut Workspace<S, E, D>,
 }
+
+/// An output interpolated inside a step with each row at its own `θ`: `(θ per row, ō)`.
+pub(crate) type RowOutput<S, E, D> = (Vec<E>, Tensor<S, E, D>);
 
 /// What the walk produced besides the method's own results.
 pub(crate) struct Walked<S: Shape, E: Real, D: Backend<E>> {
@@ -255,6 +258,36 @@ where
         .collect()
 }
 
+/// [`stage_cotangents`] with each row at its own `θ`: `Σⱼ bᵢ(θⱼ) ōⱼ` per interpolant stage, the
+/// weights spread over each row's entries.
+pub(crate) fn row_stage_cotangents<R, S, E, D>(outs: &[RowOutput<S, E, D>]) -> Vec<Tensor<S, E, D>>
+where
+    R: RungeKutta,
+    S: Shape,
+    E: Real,
+    D: Backend<E>,
+{
+    let like = &outs[0].1;
+    R::INTERPOLANT
+        .iter()
+        .map(|row| {
+            if row.iter().all(|&c| c == 0.0) {
+                // Never read: bᵢ(θ) is identically zero.
+                return like.clone();
+            }
+            let mut acc = like.device().zeros_like(like.shape());
+            for (thetas, o) in outs {
+                let w: Vec<E> = thetas
+                    .iter()
+                    .map(|&theta| super::reference::interpolant_weight(row, theta))
+                    .collect();
+                acc = add(acc, &(o.clone() * crate::per_sample::per_row(o, &w)));
+            }
+            acc
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,34 +326,4 @@ mod tests {
         assert_eq!(seen, expected);
         assert_eq!(walk.rest().count(), 0);
     }
-}
-
-/// [`stage_cotangents`] with each row at its own `θ`: `Σⱼ bᵢ(θⱼ) ōⱼ` per interpolant stage, the
-/// weights spread over each row's entries.
-pub(crate) fn row_stage_cotangents<R, S, E, D>(outs: &[(Vec<E>, Tensor<S, E, D>)]) -> Vec<Tensor<S, E, D>>
-where
-    R: RungeKutta,
-    S: Shape,
-    E: Real,
-    D: Backend<E>,
-{
-    let like = &outs[0].1;
-    R::INTERPOLANT
-        .iter()
-        .map(|row| {
-            if row.iter().all(|&c| c == 0.0) {
-                // Never read: bᵢ(θ) is identically zero.
-                return like.clone();
-            }
-            let mut acc = like.device().zeros_like(like.shape());
-            for (thetas, o) in outs {
-                let w: Vec<E> = thetas
-                    .iter()
-                    .map(|&theta| super::reference::interpolant_weight(row, theta))
-                    .collect();
-                acc = add(acc, &(o.clone() * crate::per_sample::per_row(o, &w)));
-            }
-            acc
-        })
-        .collect()
 }

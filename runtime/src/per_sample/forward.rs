@@ -1,25 +1,27 @@
-//! The forward loop of a solve with per-sample steps: rounds in which every row still running
-//! attempts a step of its own size from its own time, all rows evaluated together (one step
-//! of the batched problem of [`clock`](super::clock)). Each row's step is judged by its own
-//! error norm and its own copy of the step-size controller; a rejected row stays where it was
-//! (its size in the round becomes zero), a row lands on each of its output times and stops at
-//! its last. A round in which some row moved is recorded like an accepted step of a shared
-//! solve (step grid, state store), so the gradient methods walk the rounds.
+//! The forward loop of a solve with output times per sample: rounds in which every row still
+//! running attempts a step of its own size from its own time (or the batch's shared step), all
+//! rows evaluated together (one step of the batched problem of [`clock`](super::clock)). With
+//! per-sample steps each row's step is judged by its own error norm and its own copy of the
+//! step-size controller, and a rejected row stays where it was (its size in the round becomes
+//! zero). A row's outputs are interpolated inside its steps ([`interpolate`](super::interpolate))
+//! or landed on, and it stops at its last. A round in which some row moved is recorded like an
+//! accepted step of a shared solve (step grid, state store), so the gradient methods walk the
+//! rounds.
 
 use dfdx::prelude::*;
 
 use super::clock::{check_autonomous, eval_rows, per_row, Clock, Clocked};
+use super::interpolate::{interpolate_rows, passed};
 use super::{SampleStats, SampleTimes};
 use crate::backend::Backend;
-use crate::controller::adaptive::{Adaptive, Limits};
-use crate::controller::{rms_norm, Attempt, StepControl, StepSizeController};
+use crate::controller::adaptive::{initial_step, Adaptive, Limits};
+use crate::controller::{rms_norm, Attempt, ErrorNorm, StepControl, StepSizeController};
 use crate::error::Error;
 use crate::field::VectorField;
 use crate::forward::outputs::{OutputAt, RowOutputs};
 use crate::forward::{Grid, Record};
 use crate::options::{SolveOptions, Stepping};
 use crate::real::Real;
-use crate::grad::reference::interpolant_weight;
 use crate::rk::{RungeKutta, Workspace};
 use crate::shape::StateShape;
 use crate::stats::ForwardStats;
@@ -58,7 +60,10 @@ pub(crate) fn integrate_rows<R, M, S, E, D>(
     x0: &Tensor<S, E, D>,
     times: &SampleTimes<E>,
     opts: &SolveOptions,
-    controllers: &mut [Box<dyn StepSizeController>],
+    (controllers, shared_controller): (
+        &mut [Box<dyn StepSizeController>],
+        &mut dyn StepSizeController,
+    ),
     keep: Keep,
 ) -> Result<RowRecord<S, E, D>, Error>
 where
@@ -69,20 +74,22 @@ where
     D: Backend<E>,
 {
     let f = &clocked.model;
+    let per_sample = opts.per_sample_steps;
+    let land = opts.land_on_outputs;
     let batch = times.rows();
     let x0 = x0.clone().contiguous();
     let len = x0.shape().num_elements();
     let width = len.checked_div(batch).unwrap_or(0);
-    let tol = match opts.stepping {
-        Stepping::Adaptive { rtol, atol } => (rtol, atol),
-        _ => {
-            return Err(Error::InvalidOption {
+    let tol =
+        match opts.stepping {
+            Stepping::Adaptive { rtol, atol } => (rtol, atol),
+            _ => return Err(Error::InvalidOption {
                 name: "per_sample_steps",
                 value: 0.0,
-                reason: "per-sample steps are adaptive: start from `SolveOptions::adaptive`",
-            })
-        }
-    };
+                reason:
+                    "`solve_per_sample` takes adaptive steps: start from `SolveOptions::adaptive`",
+            }),
+        };
     let embedded = match (R::B_ERR, R::EMBEDDED_ORDER) {
         (Some(_), Some(q)) => q,
         _ => return Err(Error::NotAdaptive { solver: R::NAME }),
@@ -114,7 +121,7 @@ where
     let ends: Vec<E> = (0..batch).map(|i| times.row(i)[n_out - 1]).collect();
     let running = (0..batch).any(|i| starts[i] != ends[i]);
     let finish = |out_host: Vec<Vec<E>>,
-                  (placed, inside),
+                  (placed, inside, last),
                   grid: Grid<E>,
                   store,
                   stats,
@@ -124,15 +131,16 @@ where
             .into_iter()
             .map(|v| x0.device().tensor_from_vec(v, *x0.shape()))
             .collect();
-        let end = grid.len();
+        let steps_taken = grid.len();
         RowRecord {
             record: Record {
                 outputs,
-                out_at: vec![OutputAt::boundary(end); n_out],
+                out_at: vec![OutputAt::boundary(steps_taken); n_out],
                 grid: grid.into(),
                 store,
                 reversible: None,
                 rows: Some(RowOutputs::new(batch, placed, inside)),
+                end: Some(last),
                 stats,
             },
             samples,
@@ -146,7 +154,7 @@ where
         }
         return Ok(finish(
             out_host,
-            (placed, Vec::new()),
+            (placed, Vec::new(), x0.clone()),
             Grid::new(E::zero()),
             store,
             stats,
@@ -159,10 +167,13 @@ where
     let f0 = match f.eval_rows(&starts, x0.clone()) {
         Ok(f0) => f0,
         Err(x) => {
-            let lo = starts.iter().chain(&ends).copied().fold(starts[0], E::min);
-            let hi = starts.iter().chain(&ends).copied().fold(starts[0], E::max);
-            check_autonomous(f, &x0, (lo, hi))?;
-            stats.nfe += 2;
+            // (With shared steps every row is at the same time.)
+            if per_sample {
+                let lo = starts.iter().chain(&ends).copied().fold(starts[0], E::min);
+                let hi = starts.iter().chain(&ends).copied().fold(starts[0], E::max);
+                check_autonomous(f, &x0, (lo, hi))?;
+                stats.nfe += 2;
+            }
             clocked.clock.borrow_mut().set_scalar_time(true);
             f.eval(starts[0], x)
         }
@@ -175,15 +186,19 @@ where
         });
     }
     stats.nfe += 1;
-    let h0 = first_steps(
-        f,
-        &x0,
-        &f0,
-        (&starts, &ends),
-        tol,
-        R::ORDER.min(embedded),
-        opts,
-    );
+    let h0 = if per_sample {
+        first_steps(
+            f,
+            &x0,
+            &f0,
+            (&starts, &ends),
+            tol,
+            R::ORDER.min(embedded),
+            opts,
+        )
+    } else {
+        vec![0.0; batch]
+    };
     if opts.first_step.is_none() {
         stats.nfe += 1;
     }
@@ -191,6 +206,42 @@ where
         max_steps: opts.max_steps,
         min_step: opts.min_step,
     };
+    // Shared steps: one controller for the batch, judged by the norm over all its entries, from
+    // the common start to the farthest last time (landing on every row's times, or on that one).
+    let mut shared = (!per_sample).then(|| {
+        let t0 = starts[0];
+        let far = ends.iter().copied().fold(t0, |a, b| {
+            if (b - t0).abs() > (a - t0).abs() {
+                b
+            } else {
+                a
+            }
+        });
+        let span: f64 = (far - t0).into();
+        let dir = if span < 0.0 { -1.0 } else { 1.0 };
+        let mut targets: Vec<E> = if land {
+            (0..batch)
+                .flat_map(|i| times.row(i)[1..].iter().copied())
+                .filter(|&t| t != t0)
+                .collect()
+        } else {
+            vec![far]
+        };
+        targets.sort_by(|a, b| {
+            let (a, b): (f64, f64) = ((*a).into(), (*b).into());
+            (a * dir).total_cmp(&(b * dir))
+        });
+        targets.dedup();
+        let h0 = match opts.first_step {
+            Some(h) => h.min(span.abs()),
+            None => {
+                let norm = ErrorNorm::new(tol, None);
+                initial_step(f, t0, &x0, &f0, R::ORDER.min(embedded), &norm, span)
+            }
+        };
+        let control = Adaptive::new(shared_controller, limits, dir, embedded + 1, h0, None);
+        (control, targets, 0usize, t0)
+    });
     let mut rows: Vec<Row<'_, '_, E>> = controllers
         .iter_mut()
         .enumerate()
@@ -227,7 +278,6 @@ where
     let mut grid = Grid::new(Clock::<S, E, D>::start(0));
     let mut ws: Workspace<S, E, D> = Workspace::new();
     ws.keep_stages(keep == Keep::Stages);
-    let land = opts.land_on_outputs;
     ws.record_derivatives(!land && n_out > 2);
     let mut inside = Vec::new();
     let mut x = x0.clone();
@@ -247,6 +297,9 @@ where
                 placed.push((n, row.next, i));
                 row.next += 1;
             }
+            if shared.is_some() {
+                continue;
+            }
             if row.next < n_out {
                 // Steps land on every output time, or on the last (the rest interpolated).
                 let target = row.times[if land { row.next } else { n_out - 1 }];
@@ -262,6 +315,24 @@ where
             t_round[i] = row.t;
             h_round[i] = row.attempt.map_or(E::zero(), |a| a.h);
             any |= row.attempt.is_some();
+        }
+        if let Some((control, targets, next, t)) = shared.as_mut() {
+            let mut attempt = None;
+            while let Some(&target) = targets.get(*next) {
+                match control.attempt(*t, target)? {
+                    Some(a) => {
+                        attempt = Some(a);
+                        break;
+                    }
+                    None => *next += 1,
+                }
+            }
+            for (i, row) in rows.iter_mut().enumerate() {
+                row.attempt = attempt;
+                t_round[i] = row.t;
+                h_round[i] = attempt.map_or(E::zero(), |a| a.h);
+            }
+            any = attempt.is_some();
         }
         if !any {
             break;
@@ -299,15 +370,39 @@ where
         let mut moved = false;
         // Rows that moved with outputs inside their step: (row, t, h, first output, end).
         let mut passing = Vec::new();
+        // With shared steps, one decision for the batch.
+        let verdict = match (shared.as_mut(), rows.first().and_then(|r| r.attempt)) {
+            (Some((control, _, _, t)), Some(attempt)) => {
+                let norm = match &err_host {
+                    Some(err) => rms_norm(err, &host, &y_host, tol, None),
+                    None => 0.0,
+                };
+                let accept = control.decide(*t, norm, &attempt);
+                if accept {
+                    *t = attempt.end;
+                }
+                Some(accept)
+            }
+            _ => None,
+        };
         for (i, row) in rows.iter_mut().enumerate() {
             let Some(attempt) = row.attempt else { continue };
             row.stats.nfe += step.evals;
             let r = i * width..(i + 1) * width;
-            let norm = match &err_host {
-                Some(err) => rms_norm(&err[r.clone()], &host[r.clone()], &y_host[r], tol, None),
-                None => 0.0,
-            };
-            if row.control.decide(row.t, norm, &attempt) {
+            let accept = verdict.unwrap_or_else(|| {
+                let norm = match &err_host {
+                    Some(err) => rms_norm(
+                        &err[r.clone()],
+                        &host[r.clone()],
+                        &y_host[r.clone()],
+                        tol,
+                        None,
+                    ),
+                    None => 0.0,
+                };
+                row.control.decide(row.t, norm, &attempt)
+            });
+            if accept {
                 steps[i].push((row.t, attempt.h));
                 let first = row.next;
                 while row.next < n_out && passed(row.times[row.next], attempt.end, attempt.h) {
@@ -395,7 +490,7 @@ where
     stats.checkpoint_bytes = store.bytes() + grid.bytes() + clocked.clock.borrow().bytes();
     Ok(finish(
         out_host,
-        (placed, inside),
+        (placed, inside, x),
         grid,
         store,
         stats,
@@ -472,66 +567,4 @@ where
             (100.0 * h0[i]).min(h1).min(spans[i].abs())
         })
         .collect()
-}
-
-/// Whether an output at `tau` lies strictly inside a step of (signed) size `h` ending at `end`.
-fn passed<E: Real>(tau: E, end: E, h: E) -> bool {
-    let ahead: f64 = (tau - end).into();
-    let dir: f64 = h.into();
-    tau != end && ahead * dir < 0.0
-}
-
-/// The outputs that rows passed inside their accepted step of round `n` (`passing`: row, its
-/// `t` and `h`, its outputs), each `x + Σᵢ bᵢ(θ) gᵢ` with the round's stage derivatives `ks`
-/// (each row's own size is in them) and the row's own `θ`, computed as the reference
-/// interpolant on the tape computes it. Evaluates the interpolant's extra stage at the round's
-/// result where the method has one.
-#[allow(clippy::type_complexity)]
-fn interpolate_rows<R, M, S, E, D>(
-    clocked: &Clocked<M, S, E, D>,
-    (n, x, host, y_host, held): (usize, &Tensor<S, E, D>, &[E], &[E], &[usize]),
-    mut ks: Vec<Tensor<S, E, D>>,
-    passing: &[(usize, E, E, core::ops::Range<usize>)],
-    times: &SampleTimes<E>,
-    (out_host, inside): (&mut [Vec<E>], &mut Vec<(usize, usize, usize, E)>),
-    stats: &mut ForwardStats,
-) where
-    R: RungeKutta,
-    M: VectorField<S, E, D>,
-    S: StateShape,
-    E: Real,
-    D: Backend<E>,
-{
-    let width = host.len() / times.rows();
-    if ks.len() < R::INTERPOLANT_STAGES {
-        // The extra stage g(2n + 1, y) at the state the round leaves (held rows where they were).
-        let mut y = y_host.to_vec();
-        for &i in held {
-            let r = i * width..(i + 1) * width;
-            y[r.clone()].copy_from_slice(&host[r]);
-        }
-        let y = x.device().tensor_from_vec(y, *x.shape());
-        ks.push(crate::rk::eval(clocked, Clock::<S, E, D>::start(n) + E::one(), y));
-        stats.nfe += 1;
-    }
-    let ks: Vec<Vec<E>> = ks.iter().map(|k| k.as_vec()).collect();
-    for (i, t, h, outputs) in passing {
-        let r = i * width..(i + 1) * width;
-        for k in outputs.clone() {
-            let theta = (times.row(*i)[k] - *t) / *h;
-            let mut o = host[r.clone()].to_vec();
-            for (stage, row) in R::INTERPOLANT.iter().enumerate() {
-                if row.iter().all(|&c| c == 0.0) {
-                    continue;
-                }
-                let Some(g) = ks.get(stage) else { continue };
-                let w = E::one() * interpolant_weight(row, theta);
-                for (o, &g) in o.iter_mut().zip(&g[r.clone()]) {
-                    *o = *o + g * w;
-                }
-            }
-            out_host[k][r.clone()].copy_from_slice(&o);
-            inside.push((n, k, *i, theta));
-        }
-    }
 }

@@ -1,12 +1,14 @@
 //! Samples on their own clocks: output times per sample ([`SampleTimes`]) and per-sample step
 //! control ([`SolveOptions::per_sample_steps`]), through [`solve_per_sample`]. Each row of the
-//! batch (the state's first axis) takes its own adaptive steps over its own span and lands on
-//! its own output times; the rows are still evaluated together. The rounds of steps are steps
+//! batch (the state's first axis) takes its own adaptive steps over its own span (or the
+//! batch's shared steps) and gets its outputs at its own times, interpolated inside its steps;
+//! the rows are still evaluated together. The rounds of steps are steps
 //! of one batched problem ([`clock`]), which the gradient methods differentiate as they do any
 //! solve: exactly, for each row's own steps.
 
 mod clock;
 mod forward;
+mod interpolate;
 mod times;
 
 use dfdx::nn::tensor_collection::TensorCollection;
@@ -67,13 +69,20 @@ impl<E> Samples<E> {
 }
 
 /// Solves every sample of the batch `x0` (its first axis) over its own output times, row `i`
-/// from `x0[i]` at `times.row(i)[0]` through `times.row(i)`, with per-sample steps (the options
-/// must say [`SolveOptions::per_sample_steps`]). Returns the states at the output times stacked
-/// as [`solve`](crate::solve) does: output `k` of row `i` is row `i`'s state at its `k`-th
-/// time (a padded time repeats the row's last output). On a tape, the gradient method of
-/// `opts.grad` or the model's attribute (`symplectic`, `aca` or `backprop`) runs during
-/// `backward()`; each row's outputs and its share of the gradients are those of solving that
-/// row alone. Adaptive steps are controlled by a copy of [`PiController::default`] per row.
+/// from `x0[i]` at `times.row(i)[0]` through `times.row(i)`. Returns the states at the output
+/// times stacked as [`solve`](crate::solve) does: output `k` of row `i` is row `i`'s state at
+/// its `k`-th time (a padded time repeats the row's last output), interpolated inside a step
+/// unless the options say [`land_on_outputs`](SolveOptions::land_on_outputs).
+///
+/// With [`SolveOptions::per_sample_steps`] each row takes its own adaptive steps, controlled by
+/// its own copy of [`PiController::default`], and its outputs and its share of the gradients
+/// are those of solving that row alone. Without, the batch takes shared steps (one controller,
+/// the norm over the whole batch) from the rows' common start time to the farthest last time;
+/// rows that start at different times, or run in different directions, need per-sample steps.
+/// Adaptive steps only.
+///
+/// On a tape, the gradient method of `opts.grad` or the model's attribute (`symplectic`, `aca`
+/// or `backprop`) runs during `backward()`.
 pub fn solve_per_sample<M, S, E, D, T>(
     model: &M,
     x0: Tensor<S, E, D, T>,
@@ -157,10 +166,28 @@ fn check<E: Real, S: Shape>(
         })
     };
     if !opts.per_sample_steps {
-        return refuse(
-            "output times per sample need per-sample steps (`SolveOptions::per_sample_steps()`); \
-             shared steps with per-sample outputs are not built",
-        );
+        // Shared steps: one clock for the batch, so one start and one direction.
+        let t0 = times.row(0)[0];
+        let mut dir = 0.0;
+        for i in 0..times.rows() {
+            let row = times.row(i);
+            if row[0] != t0 {
+                return refuse(
+                    "the rows start at different times, and shared steps need one start time \
+                     (use `SolveOptions::per_sample_steps()`)",
+                );
+            }
+            let span: f64 = (row[row.len() - 1] - t0).into();
+            if span * dir < 0.0 {
+                return refuse(
+                    "the rows run in different directions of time, and shared steps need one \
+                     (use `SolveOptions::per_sample_steps()`)",
+                );
+            }
+            if span != 0.0 {
+                dir = span;
+            }
+        }
     }
     if opts.batch_group.is_some() {
         return refuse("a batch split across processes takes shared steps; drop the batch group");
@@ -227,6 +254,7 @@ where
         let mut controllers: Vec<Box<dyn StepSizeController>> = (0..times.rows())
             .map(|_| Box::new(controller.clone()) as Box<dyn StepSizeController>)
             .collect();
+        let mut shared_controller = controller.clone();
         let solve_base = crate::alloc::current();
         let (rows, forward_peak) = crate::alloc::measure(|| {
             forward::integrate_rows::<M::Solver, _, S, E, D>(
@@ -234,7 +262,7 @@ where
                 &x,
                 times,
                 opts,
-                &mut controllers,
+                (&mut controllers, &mut shared_controller),
                 keep,
             )
         });
