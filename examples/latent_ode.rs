@@ -6,7 +6,7 @@
 //! the observations back. Trained with the symplectic adjoint; writes `latent_ode.png`: observed
 //! points, reconstruction (to t = 5) and extrapolation (to t = 8) for four sequences.
 //!
-//! Run with `cargo run --release --example latent_ode -- [--iters 2000] [--batch 64]
+//! Run with `cargo run --release --example latent_ode -- [--iters 4000] [--batch 64]
 //! [--rtol 1e-5] [--out latent_ode.png]`.
 
 mod common;
@@ -138,9 +138,9 @@ fn features(batch: &[&Sequence]) -> Vec<f64> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = common::Args::parse(
         &["iters", "batch", "rtol", "out", "train"],
-        "latent_ode [--iters 2000] [--batch 64] [--rtol 1e-5] [--train 512] [--out latent_ode.png]",
+        "latent_ode [--iters 4000] [--batch 64] [--rtol 1e-5] [--train 512] [--out latent_ode.png]",
     );
-    let iters: usize = args.get("iters", 2000);
+    let iters: usize = args.get("iters", 4000);
     let batch_size: usize = args.get("batch", 64);
     let rtol: f64 = args.get("rtol", 1e-5);
     let n_train: usize = args.get("train", 512);

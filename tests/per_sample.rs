@@ -418,3 +418,33 @@ fn interpolation_takes_fewer_steps_than_landing() {
     let (inside, landing) = (steps(&opts()), steps(&opts().land_on_outputs()));
     assert!(inside * 3 < landing, "{inside} vs {landing}");
 }
+
+/// f32: per-sample steps and interpolated outputs, symplectic against backprop.
+#[test]
+fn f32_matches_backprop() {
+    let dev = Cpu::seed_from_u64(14);
+    let model = Tsit5::<f32, Cpu> {
+        l1: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<2, 6>, f32>(),
+        l2: dev.build_module::<neural_ode::dfdx::nn::builders::Linear<6, 2>, f32>(),
+    };
+    let rows: Vec<Vec<f32>> = vec![
+        vec![0.0, 0.4, 1.0, 2.0],
+        vec![0.5, 0.6],
+        vec![1.0, -1.0, -1.5],
+    ];
+    let times = SampleTimes::ragged(&rows).unwrap();
+    let x0: Tensor<State, f32, Cpu> = dev.sample_normal_like(&(3, Const));
+    let w: Tensor<Stacked, f32, Cpu> = dev.sample_normal_like(&(times.len(), 3, Const));
+    let grad = |method| {
+        let o = SolveOptions::adaptive(1e-5, 1e-5)
+            .per_sample_steps()
+            .with_grad(method);
+        let sol = solve_per_sample(&model, x0.leaky_trace(), &times, &o).unwrap();
+        let g = (sol.ys * w.clone()).sum::<Rank0, _>().backward();
+        let mut v = g.get(&x0).as_vec();
+        v.extend(g.get(&model.l1.weight).as_vec());
+        v.into_iter().map(f64::from).collect::<Vec<_>>()
+    };
+    let err = rel_err(&grad(GradMethod::Symplectic), &grad(GradMethod::Backprop));
+    assert!(err <= 1e-5, "{err:e}");
+}
