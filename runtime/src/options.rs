@@ -196,9 +196,10 @@ impl SolveOptions {
     /// [`land_on_outputs`](Self::land_on_outputs)).
     ///
     /// The gradient methods `symplectic`, `aca` and `backprop` are exact here as elsewhere
-    /// (each row's steps are those it took); the continuous adjoint and the reversible scheme
-    /// are not available with per-sample steps, nor is a batch group. Adaptive steps only. A
-    /// field that reads `t` implements [`VectorField::eval_rows`](crate::VectorField::eval_rows).
+    /// (each row's steps are those it took); the continuous adjoint integrates back with each
+    /// row's own adaptive steps. The reversible scheme is not available with per-sample steps,
+    /// nor is a batch group. Adaptive steps only. A field that reads `t` implements
+    /// [`VectorField::eval_rows`](crate::VectorField::eval_rows).
     pub fn per_sample_steps(mut self) -> Self {
         self.per_sample_steps = true;
         self

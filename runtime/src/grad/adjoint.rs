@@ -154,12 +154,12 @@ impl GradientMethod for Adjoint {
     }
 }
 
-struct AugStep<S: Shape, E: Real, D: Backend<E>> {
-    x: Tensor<S, E, D>,
-    a: Tensor<S, E, D>,
+pub(crate) struct AugStep<S: Shape, E: Real, D: Backend<E>> {
+    pub x: Tensor<S, E, D>,
+    pub a: Tensor<S, E, D>,
     /// The error estimates of `x` and `a` (when asked for).
-    err: Option<[Tensor<S, E, D>; 2]>,
-    params: Gradients<E, D>,
+    pub err: Option<[Tensor<S, E, D>; 2]>,
+    pub params: Gradients<E, D>,
 }
 
 /// `(J_f(t, x)ᵀ v, f(t, x))`.
@@ -210,7 +210,7 @@ fn weighted<'a, S: Shape, E: Real, D: Backend<E>>(
 
 /// One step of the augmented system with the tableau's arrays (and its error estimate when
 /// `with_err`).
-fn aug_step<R, M, S, E, D>(
+pub(crate) fn aug_step<R, M, S, E, D>(
     model: &M,
     t: E,
     h: E,

@@ -89,6 +89,11 @@ impl<S: Shape, E: Real, D: Backend<E>> Clock<S, E, D> {
         (&self.t[r.clone()], &self.h[r])
     }
 
+    /// Rounds recorded.
+    pub fn len(&self) -> usize {
+        self.t.len().checked_div(self.rows).unwrap_or(0)
+    }
+
     /// Bytes the clock holds.
     pub fn bytes(&self) -> usize {
         (self.t.capacity() + self.h.capacity()) * core::mem::size_of::<E>()

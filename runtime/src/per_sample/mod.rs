@@ -6,10 +6,15 @@
 //! of one batched problem ([`clock`]), which the gradient methods differentiate as they do any
 //! solve: exactly, for each row's own steps.
 
+mod adjoint;
 mod clock;
 mod forward;
 mod interpolate;
 mod times;
+
+use std::any::TypeId;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
@@ -22,6 +27,7 @@ use crate::controller::{PiController, StepSizeController};
 use crate::error::{Error, SolveError};
 use crate::field::VectorField;
 use crate::forward::{Grid, StepGrid};
+use crate::grad::adjoint::Adjoint;
 use crate::grad::{self, GradientMethod, Solved, Visit};
 use crate::model::{GradMethod, NeuralOde};
 use crate::options::SolveOptions;
@@ -30,7 +36,7 @@ use crate::shape::StateShape;
 use crate::solve::Solution;
 use crate::stats::BackwardReport;
 use crate::store::Keep;
-use clock::Clocked;
+use clock::{Clock, Clocked};
 
 /// What one sample (row of the batch) did in a solve with per-sample steps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,8 +87,9 @@ impl<E> Samples<E> {
 /// rows that start at different times, or run in different directions, need per-sample steps.
 /// Adaptive steps only.
 ///
-/// On a tape, the gradient method of `opts.grad` or the model's attribute (`symplectic`, `aca`
-/// or `backprop`) runs during `backward()`.
+/// On a tape, the gradient method of `opts.grad` or the model's attribute runs during
+/// `backward()`: `symplectic`, `aca` or `backprop` (exact), or `adjoint` (the continuous
+/// adjoint, each row stepping back on its own clock whatever the forward's steps were).
 pub fn solve_per_sample<M, S, E, D, T>(
     model: &M,
     x0: Tensor<S, E, D, T>,
@@ -192,10 +199,10 @@ fn check<E: Real, S: Shape>(
     if opts.batch_group.is_some() {
         return refuse("a batch split across processes takes shared steps; drop the batch group");
     }
-    if opts.reversible.is_some() || matches!(method, GradMethod::Adjoint | GradMethod::Reversible) {
+    if opts.reversible.is_some() || method == GradMethod::Reversible {
         return refuse(
-            "per-sample steps are differentiated by `symplectic`, `aca` or `backprop` (the \
-             continuous adjoint and the reversible scheme take shared steps)",
+            "output times per sample are differentiated by `symplectic`, `aca`, `backprop` or \
+             `adjoint` (the reversible scheme lands on shared steps)",
         );
     }
     opts.validate_for::<E>()?;
@@ -231,6 +238,56 @@ where
     type Out = Result<Solution<S, E, D, T>, SolveError<Tensor<S, E, D, T>>>;
 
     fn visit<G: GradientMethod>(self) -> Self::Out {
+        let keep = if T::OWNS_TAPE {
+            G::keep(self.opts.checkpoints)
+        } else {
+            Keep::Nothing
+        };
+        if TypeId::of::<G>() == TypeId::of::<Adjoint>() {
+            // The continuous adjoint steps back on each row's own clock.
+            let times = self.times.clone();
+            let controller = self.controller.clone();
+            return self.run(keep, move |solved, tape, clock| {
+                let mut controllers: Vec<Box<dyn StepSizeController>> = (0..times.rows())
+                    .map(|_| Box::new(controller.clone()) as Box<dyn StepSizeController>)
+                    .collect();
+                grad::on_tape(solved, tape, move |back| {
+                    adjoint::reverse::<M::Solver, _, S, E, D>(
+                        back,
+                        &clock,
+                        &times,
+                        &mut controllers,
+                    )
+                })
+            });
+        }
+        self.run(keep, |solved, tape, _| {
+            G::attach::<M::Solver, _, S, E, D, T>(solved, tape)
+        })
+    }
+}
+
+impl<'a, M, S, E, D, T, C> PerSample<'a, M, S, E, D, T, C>
+where
+    M: NeuralOde + VectorField<S, E, D> + TensorCollection<E, D>,
+    S: StateShape,
+    E: Real,
+    D: Backend<E>,
+    T: Tape<E, D> + 'static,
+    C: StepSizeController + Clone + 'static,
+{
+    /// The forward solve, keeping what `keep` says, then `attach` puts it on the caller's tape
+    /// (given the row-scaled field's clock).
+    #[allow(clippy::type_complexity)]
+    fn run(
+        self,
+        keep: Keep,
+        attach: impl FnOnce(
+            Solved<'_, Clocked<M, S, E, D>, S, E, D>,
+            T,
+            Rc<RefCell<Clock<S, E, D>>>,
+        ) -> grad::Attached<S, E, D, T>,
+    ) -> Result<Solution<S, E, D, T>, SolveError<Tensor<S, E, D, T>>> {
         let PerSample {
             model,
             x0,
@@ -238,11 +295,6 @@ where
             opts,
             controller,
         } = self;
-        let keep = if T::OWNS_TAPE {
-            G::keep(opts.checkpoints)
-        } else {
-            Keep::Nothing
-        };
         let (x, tape) = x0.split_tape();
         let clocked = Clocked::new::<M::Solver>(model.clone(), times.rows());
         if let Err(error) = controller.validate() {
@@ -313,7 +365,8 @@ where
             solve_base,
             forward_peak,
         };
-        match G::attach::<M::Solver, _, S, E, D, T>(solved, tape) {
+        let clock = Rc::clone(&clocked.clock);
+        match attach(solved, tape, clock) {
             Ok((ys, peak_bytes)) => Ok(Solution {
                 ys,
                 stats: crate::stats::ForwardStats {
