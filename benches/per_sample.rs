@@ -4,7 +4,7 @@
 //!    evenly over [0.1, 5], all from (2, 0), on [0, 10], dopri5 at rtol = atol = 1e-6 (the
 //!    batch `benches/torchode_vdp.py` solves with torchode and torchdiffeq). Steps (max, mean
 //!    per row), evaluations, forward time; gradient of Σ x(10)² + v(10)² with respect to every
-//!    μ: time and peak heap of the symplectic adjoint and of backprop.
+//!    μ: time and peak heap of the symplectic adjoint, backprop and the continuous adjoint.
 //! 2. **Overhead where it cannot help**: the MLP 2 → 64 → 64 → 2 (`Dense`, tanh) on a batch of
 //!    512 rows from one distribution, dopri5 at rtol = atol = 1e-6 on [0, 10]: symplectic
 //!    gradient with shared and with per-sample steps, interleaved rounds, median of the paired
@@ -22,7 +22,7 @@ use std::time::Instant;
 use neural_ode::alloc::{self, CountingAllocator};
 use neural_ode::dfdx::prelude::*;
 use neural_ode::nn::{builders, Dense, Identity, Tanh};
-use neural_ode::{neural_ode, solve, GradMethod, SolveOptions, VectorField};
+use neural_ode::{neural_ode, solve, GradMethod, GradientFailure, SolveOptions, VectorField};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -176,14 +176,24 @@ fn van_der_pol(rounds: usize) {
             "per-sample, backprop",
             per.clone().with_grad(GradMethod::Backprop),
         ),
+        (
+            "shared, continuous adjoint",
+            shared.clone().with_grad(GradMethod::Adjoint),
+        ),
+        (
+            "per-sample, continuous adjoint",
+            per.clone().with_grad(GradMethod::Adjoint),
+        ),
     ] {
+        let opts = opts.with_gradient_failure(GradientFailure::Report);
         let mut times_ms = Vec::new();
         let mut peak = 0;
         let mut grad_row0 = 0.0;
+        let mut failure = None;
         for _ in 0..rounds.max(1) {
             let base = alloc::current();
             alloc::reset_peak();
-            let (g, t) = timed(|| {
+            let ((g, report), t) = timed(|| {
                 let sol = solve(
                     &model,
                     x0.clone().traced(model.alloc_grads()),
@@ -193,17 +203,24 @@ fn van_der_pol(rounds: usize) {
                 .unwrap();
                 let n = sol.ys.shape().0;
                 let last = sol.ys.select(dev.tensor(n - 1));
-                last.square().sum::<Rank0, _>().backward()
+                (last.square().sum::<Rank0, _>().backward(), sol.report)
             });
+            if let Err(e) = report.stats() {
+                failure = Some(e);
+                break;
+            }
             peak = peak.max(alloc::peak().saturating_sub(base));
             grad_row0 = g.get(&model.mu).as_vec()[0];
             times_ms.push(t * 1e3);
         }
-        println!(
-            "| {name} | {:.1} | {:.2} |  (dL/dmu_0 = {grad_row0:.6e})",
-            median(times_ms),
-            peak as f64 / (1 << 20) as f64
-        );
+        match failure {
+            Some(e) => println!("| {name} | failed: {e} | |"),
+            None => println!(
+                "| {name} | {:.1} | {:.2} |  (dL/dmu_0 = {grad_row0:.6e})",
+                median(times_ms),
+                peak as f64 / (1 << 20) as f64
+            ),
+        }
     }
 }
 
