@@ -39,11 +39,25 @@ where
     };
     let rows = x.shape().0;
     let column = (x.device().ones_like(&(rows, 1usize)) * t).retaped::<NoneTape>();
+    append_column(x, column)
+}
+
+/// `[x, column]`, `(B, Const<N>)` → `(B, Const<M>)` with `M = N + 1` (checked by the callers).
+fn append_column<B, const N: usize, const M: usize, E, D, T>(
+    x: Tensor<(B, Const<N>), E, D, T>,
+    column: Tensor<(B, usize), E, D>,
+) -> Tensor<(B, Const<M>), E, D, T>
+where
+    B: Dim,
+    E: Dtype,
+    D: Device<E>,
+    T: Tape<E, D> + Merge<NoneTape>,
+{
     let joined = (x, column).concat_along(Axis::<1>);
     match joined.try_realize::<(B, Const<M>)>() {
         Ok(y) => y,
         // The width is N + 1 = M by construction.
-        Err(_) => unreachable!("with_time: concatenated width differs from N + 1"),
+        Err(_) => unreachable!("a column appended to width N is not of width N + 1"),
     }
 }
 
@@ -78,12 +92,7 @@ where
     let column = x
         .device()
         .tensor_from_vec(t.to_vec(), (x.shape().0, 1usize));
-    let joined = (x, column).concat_along(Axis::<1>);
-    match joined.try_realize::<(B, Const<M>)>() {
-        Ok(y) => y,
-        // The width is N + 1 = M by construction.
-        Err(_) => unreachable!("with_row_times: concatenated width differs from N + 1"),
-    }
+    append_column(x, column)
 }
 
 #[cfg(test)]

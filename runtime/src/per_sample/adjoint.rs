@@ -14,7 +14,7 @@ use std::rc::Rc;
 use dfdx::prelude::*;
 
 use super::clock::Clock;
-use super::SampleTimes;
+use super::{in_row, SampleTimes};
 use crate::backend::Backend;
 use crate::controller::adaptive::{Adaptive, Limits};
 use crate::controller::{rms_norm, Attempt, StepControl, StepSizeController};
@@ -199,11 +199,4 @@ where
             ..BackwardStats::default()
         },
     })
-}
-
-fn in_row(row: usize) -> impl Fn(Error) -> Error {
-    move |error| Error::InSample {
-        row,
-        error: Box::new(error),
-    }
 }

@@ -12,7 +12,7 @@ use dfdx::prelude::*;
 
 use super::clock::{check_autonomous, eval_rows, per_row, Clock, Clocked};
 use super::interpolate::{interpolate_rows, passed};
-use super::{SampleStats, SampleTimes};
+use super::{in_row, SampleStats, SampleTimes};
 use crate::backend::Backend;
 use crate::controller::adaptive::{initial_step, Adaptive, Limits};
 use crate::controller::{rms_norm, Attempt, ErrorNorm, StepControl, StepSizeController};
@@ -44,13 +44,6 @@ struct Row<'c, 'a, E: Real> {
     control: Adaptive<'c, E>,
     attempt: Option<Attempt<E>>,
     stats: SampleStats,
-}
-
-fn in_row(row: usize) -> impl Fn(Error) -> Error {
-    move |error| Error::InSample {
-        row,
-        error: Box::new(error),
-    }
 }
 
 /// Integrates each row of `x0` through its own output times with its own adaptive steps, on

@@ -382,6 +382,14 @@ where
     }
 }
 
+/// Names the row an error happened in.
+fn in_row(row: usize) -> impl Fn(Error) -> Error {
+    move |error| Error::InSample {
+        row,
+        error: Box::new(error),
+    }
+}
+
 /// A row's accepted steps as a step grid (ending on its last output time).
 fn row_grid<E: Real>(times: &[E], steps: Vec<(E, E)>) -> StepGrid<E> {
     let mut grid = Grid::new(times[0]);
