@@ -33,7 +33,9 @@ pub(crate) fn cache_enabled<E: Dtype + Pooled>(dev: &Cpu) -> Result<bool, CpuErr
         let mut g = Gradients::<E, Cpu>::leaky();
         g.get_or_alloc_mut(&key)?.as_ptr() as usize
     };
-    let hold: Vec<E> = Vec::with_capacity(PROBE);
+    // Opaque to the optimiser: an allocation nobody reads is otherwise elided in release
+    // builds, and the probe would read every cache as enabled.
+    let hold: Vec<E> = std::hint::black_box(Vec::with_capacity(PROBE));
     let second = {
         let mut g = Gradients::<E, Cpu>::leaky();
         g.get_or_alloc_mut(&key)?.as_ptr() as usize

@@ -116,7 +116,13 @@ pub mod map {
     simd_map!(sigmoid_f64, f64, kernels::sigmoid_f64);
     simd_map!(softplus_f64, f64, kernels::softplus_f64);
     simd_map!(silu_f64, f64, kernels::silu_f64);
-    simd_map!(tanh_f32, f32, kernels::tanh_f32);
+    simd_map!(
+        tanh_f32,
+        f32,
+        kernels::tanh_f32,
+        kernels::tanh_f32_fma,
+        kernels::tanh_f32_fma_lanes
+    );
     simd_map!(sigmoid_f32, f32, kernels::sigmoid_f32);
     simd_map!(softplus_f32, f32, kernels::softplus_f32);
     simd_map!(silu_f32, f32, kernels::silu_f32);
@@ -165,7 +171,7 @@ mod tests {
             sigmoid_f64, kernels::sigmoid_f64, kernels::sigmoid_f64, xs64;
             softplus_f64, kernels::softplus_f64, kernels::softplus_f64, xs64;
             silu_f64, kernels::silu_f64, kernels::silu_f64, xs64;
-            tanh_f32, kernels::tanh_f32, kernels::tanh_f32, xs32;
+            tanh_f32, kernels::tanh_f32, kernels::tanh_f32_fma, xs32;
             sigmoid_f32, kernels::sigmoid_f32, kernels::sigmoid_f32, xs32;
             softplus_f32, kernels::softplus_f32, kernels::softplus_f32, xs32;
             silu_f32, kernels::silu_f32, kernels::silu_f32, xs32;

@@ -130,10 +130,11 @@ const FUNCS_64: [Pair64; 7] = [
 
 type Pair32 = (&'static str, fn(f32) -> f32, fn(f64) -> f64);
 
-const FUNCS_32: [Pair32; 6] = [
+const FUNCS_32: [Pair32; 7] = [
     ("exp", exp_f32, f64::exp),
     ("expm1", expm1_f32, f64::exp_m1),
     ("tanh", tanh_f32, f64::tanh),
+    ("tanh (fma)", tanh_f32_fma, f64::tanh),
     ("sigmoid", sigmoid_f32, sigmoid_ref),
     ("softplus", softplus_f32, softplus_ref),
     ("silu", silu_f32, silu_ref),
@@ -346,6 +347,32 @@ fn fma_tanh_within_1_ulp_of_the_plain_kernel() {
     }
 }
 
+/// The same for `f32`, on the `f32` grid and every 97th `f32` in [-12, 12].
+#[test]
+fn fma_tanh_f32_within_1_ulp_of_the_plain_kernel() {
+    let sweep = (0..)
+        .map(|i| f32::from_bits(0x0080_0000 + 97 * i))
+        .take_while(|x| *x <= 12.0)
+        .flat_map(|x| [x, -x]);
+    for x in grid32().into_iter().chain(sweep) {
+        let d = ulps32(tanh_f32_fma(x), tanh_f32(x));
+        assert!(d <= 1, "{d} ulps at x = {x:e}");
+    }
+}
+
+/// Many lanes at once give the single-lane kernel's bits.
+#[test]
+fn tanh_f32_lanes_match_one_lane() {
+    let xs: Vec<f32> = (0..4096).map(|i| (i as f32 - 2048.0) * 0.0071).collect();
+    for chunk in xs.chunks_exact(64) {
+        let mut lanes: [f32; 64] = chunk.try_into().unwrap();
+        tanh_f32_fma_lanes(&mut lanes);
+        for (x, y) in chunk.iter().zip(lanes) {
+            assert_eq!(y.to_bits(), tanh_f32_fma(*x).to_bits(), "at {x}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- limits and signs
 
 fn same64(a: f64, b: f64) -> bool {
@@ -439,7 +466,7 @@ fn f32_special_values() {
     let inf = f32::INFINITY;
     let nan = f32::NAN;
     type Case32 = (&'static str, fn(f32) -> f32, f32, f32);
-    let cases: [Case32; 38] = [
+    let cases: [Case32; 45] = [
         ("exp", exp_f32, 0.0, 1.0),
         ("exp", exp_f32, -0.0, 1.0),
         ("exp", exp_f32, inf, inf),
@@ -460,6 +487,13 @@ fn f32_special_values() {
         ("tanh", tanh_f32, inf, 1.0),
         ("tanh", tanh_f32, -inf, -1.0),
         ("tanh", tanh_f32, nan, nan),
+        ("tanh (fma)", tanh_f32_fma, 0.0, 0.0),
+        ("tanh (fma)", tanh_f32_fma, -0.0, -0.0),
+        ("tanh (fma)", tanh_f32_fma, 9.1, 1.0),
+        ("tanh (fma)", tanh_f32_fma, -30.0, -1.0),
+        ("tanh (fma)", tanh_f32_fma, inf, 1.0),
+        ("tanh (fma)", tanh_f32_fma, -inf, -1.0),
+        ("tanh (fma)", tanh_f32_fma, nan, nan),
         ("sigmoid", sigmoid_f32, 0.0, 0.5),
         ("sigmoid", sigmoid_f32, -0.0, 0.5),
         ("sigmoid", sigmoid_f32, 20.0, 1.0),
