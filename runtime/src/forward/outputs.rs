@@ -82,6 +82,14 @@ impl<E: Real> RowOutputs<E> {
         }
     }
 
+    /// The number of outputs (one more than the largest index placed).
+    pub fn outputs(&self) -> usize {
+        let at = self.groups.iter().map(|g| g.1);
+        at.chain(self.inside.iter().map(|g| g.1))
+            .max()
+            .map_or(1, |k| k + 1)
+    }
+
     /// The groups at boundary `b`, as `(k, rows)`.
     pub fn at(&self, b: usize) -> impl Iterator<Item = (usize, &[usize])> {
         let start = self.groups.partition_point(|g| g.0 < b);

@@ -165,7 +165,7 @@ where
     D: Backend<E>,
     T: Tape<E, D>,
 {
-    let n_out = rows.groups.iter().map(|g| g.1 + 1).max().unwrap_or(1);
+    let n_out = rows.outputs();
     let mut outputs: Vec<Option<Tensor<S, E, D, T>>> = (0..n_out).map(|_| None).collect();
     // Output k takes `value` in the rows `members` (the rows that reach it later replace
     // their part).
@@ -177,7 +177,11 @@ where
             None => value,
             Some(before) => {
                 let plain = value.retaped::<NoneTape>();
-                let others: Vec<usize> = (0..rows.batch).filter(|i| !members.contains(i)).collect();
+                let mut member = vec![false; rows.batch];
+                for &i in members {
+                    member[i] = true;
+                }
+                let others: Vec<usize> = (0..rows.batch).filter(|&i| !member[i]).collect();
                 value * rows.mask(&plain, members) + before * rows.mask(&plain, &others)
             }
         });
