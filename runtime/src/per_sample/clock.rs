@@ -248,8 +248,14 @@ where
             let mut clock = self.clock.borrow_mut();
             let (n, c) = clock.locate(s);
             let (t, h) = clock.round(n);
-            // As the generated step computes a stage's time: `t`, `t + h` or `t + h·c`.
-            let times: Vec<E> = t
+            // As the generated step computes a stage's time: `t`, `t + h` or `t + h·c` (the
+            // first row's alone for a field that takes one time).
+            let rows = if clock.scalar_time {
+                1.min(t.len())
+            } else {
+                t.len()
+            };
+            let times: Vec<E> = t[..rows]
                 .iter()
                 .zip(h)
                 .map(|(&t, &h)| {
@@ -270,11 +276,6 @@ where
                     clock.scale = Some((n, scale.clone()));
                     scale
                 }
-            };
-            let times = if clock.scalar_time {
-                vec![times.first().copied().unwrap_or_else(E::zero)]
-            } else {
-                times
             };
             (times, scale, c == 1.0 && clock.stash.is_some())
         };
