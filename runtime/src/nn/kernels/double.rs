@@ -193,69 +193,13 @@ pub fn tanh_f64_fma(x: f64) -> f64 {
     lane[0]
 }
 
-/// `[x; B]` from a per-lane expression (a plain loop: closures, as in `array::from_fn`, are
-/// compiled without the calling function's target features, so `mul_add` in them would be a
-/// library call).
-macro_rules! lanes {
-    ($i:ident => $e:expr) => {{
-        let mut out = [0.0; B];
-        for $i in 0..B {
-            out[$i] = $e;
-        }
-        out
-    }};
-}
-
-/// [`tanh_f64_fma`] on `B` values at once, bit for bit, written one operation across all lanes
-/// at a time. With `B` a few vectors wide, the vectoriser emits the independent lanes' chains
-/// interleaved, which keeps more of them in the out-of-order window than a loop over single
-/// vectors does (faster with AVX-512 at `B = 32`; `benches/activations.rs` compares them).
-#[inline(always)]
-pub fn tanh_f64_fma_lanes<const B: usize>(xs: &mut [f64; B]) {
-    let a: [f64; B] = lanes!(i => {
-        let a = xs[i].abs();
-        if a > TANH_CLAMP_64 { TANH_CLAMP_64 } else { a }
-    });
-    let y: [f64; B] = lanes!(i => a[i] + a[i]);
-    // y = k ln2 + r: kf * LN2_HI is exact, so rh is exact; r carries one rounding.
-    let t: [f64; B] = lanes!(i => y[i].mul_add(INV_LN2_64, MAGIC_64));
-    let kf: [f64; B] = lanes!(i => t[i] - MAGIC_64);
-    let rh: [f64; B] = lanes!(i => (-kf[i]).mul_add(LN2_HI_64, y[i]));
-    let r: [f64; B] = lanes!(i => (-kf[i]).mul_add(LN2_LO_64, rh[i]));
-    // e^r − 1 = r + r² (1/2 + r (Q1 + Q2 r + … + Q10 r^9)).
-    let mut h = [Q10_64; B];
-    for c in [
-        Q9_64, Q8_64, Q7_64, Q6_64, Q5_64, Q4_64, Q3_64, Q2_64, Q1_64, 0.5,
-    ] {
-        h = lanes!(i => h[i].mul_add(r[i], c));
-    }
-    // e = expm1(y) = 2^k (e^r − 1) + (2^k − 1) as a hi/lo pair (e, el); 0 <= k <= 64.
-    let sc: [f64; B] = lanes!(i => {
-        let k = t[i].to_bits().wrapping_sub(MAGIC_BITS_64);
-        f64::from_bits(k.wrapping_add(BIAS_64) << 52)
-    });
-    let c: [f64; B] = lanes!(i => sc[i] - 1.0);
-    let sr: [f64; B] = lanes!(i => sc[i] * r[i]);
-    let s: [f64; B] = lanes!(i => c[i] + sr[i]);
-    // exact: |c| >= |sr| whenever c != 0
-    let err: [f64; B] = lanes!(i => (c[i] - s[i]) + sr[i]);
-    let tail: [f64; B] = lanes!(i => (sc[i] * (r[i] * r[i])).mul_add(h[i], err[i]));
-    let e: [f64; B] = lanes!(i => s[i] + tail[i]);
-    let el: [f64; B] = lanes!(i => (s[i] - e[i]) + tail[i]);
-    // tanh = e / (e + 2); d + dl = e + 2 exactly (Fast2Sum), 1/d = (1 − q)/2.
-    let d: [f64; B] = lanes!(i => e[i] + 2.0);
-    let dl: [f64; B] = lanes!(i => {
-        let dl_big = (e[i] - d[i]) + 2.0;
-        let dl_small = (2.0 - d[i]) + e[i];
-        if e[i] > 2.0 { dl_big } else { dl_small }
-    });
-    let q: [f64; B] = lanes!(i => e[i] / d[i]);
-    for i in 0..B {
-        let omq = 1.0 - q[i];
-        let res = (el[i].mul_add(omq, -(q[i] * dl[i])) * omq).mul_add(0.5, q[i]);
-        xs[i] = res.copysign(xs[i]);
-    }
-}
+tanh_fma_lanes!(
+    /// [`tanh_f64_fma`] on `B` values at once, bit for bit (faster with AVX-512 at `B = 32`;
+    /// `benches/activations.rs` compares them).
+    tanh_f64_fma_lanes, f64, mantissa: 52, clamp: TANH_CLAMP_64, inv_ln2: INV_LN2_64,
+    magic: MAGIC_64, magic_bits: MAGIC_BITS_64, bias: BIAS_64, ln2: (LN2_HI_64, LN2_LO_64),
+    poly: [Q10_64, Q9_64, Q8_64, Q7_64, Q6_64, Q5_64, Q4_64, Q3_64, Q2_64, Q1_64]
+);
 
 /// Logistic sigmoid `1 / (1 + e^-x)` (max error 1.1 ulp; exactly 1 for x >= 37.5, 0 below
 /// -745.2, correctly rounded subnormals in between).

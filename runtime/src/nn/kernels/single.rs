@@ -158,64 +158,12 @@ pub fn tanh_f32_fma(x: f32) -> f32 {
     lane[0]
 }
 
-/// `[x; B]` from a per-lane expression (a plain loop: a closure would be compiled without the
-/// calling function's target features, and `mul_add` in it would be a library call).
-macro_rules! lanes {
-    ($i:ident => $e:expr) => {{
-        let mut out = [0.0; B];
-        for $i in 0..B {
-            out[$i] = $e;
-        }
-        out
-    }};
-}
-
-/// [`tanh_f32_fma`] on `B` values at once, bit for bit, one operation across all lanes at a
-/// time (as [`tanh_f64_fma_lanes`](super::tanh_f64_fma_lanes)).
-#[inline(always)]
-pub fn tanh_f32_fma_lanes<const B: usize>(xs: &mut [f32; B]) {
-    let a: [f32; B] = lanes!(i => {
-        let a = xs[i].abs();
-        if a > TANH_CLAMP_32 { TANH_CLAMP_32 } else { a }
-    });
-    let y: [f32; B] = lanes!(i => a[i] + a[i]);
-    // y = k ln2 + r: kf * LN2_HI is exact, so rh is exact; r carries one rounding.
-    let t: [f32; B] = lanes!(i => y[i].mul_add(INV_LN2_32, MAGIC_32));
-    let kf: [f32; B] = lanes!(i => t[i] - MAGIC_32);
-    let rh: [f32; B] = lanes!(i => (-kf[i]).mul_add(LN2_HI_32, y[i]));
-    let r: [f32; B] = lanes!(i => (-kf[i]).mul_add(LN2_LO_32, rh[i]));
-    // e^r − 1 = r + r² (1/2 + r (Q1 + Q2 r + … + Q5 r⁴)).
-    let mut h = [Q5_32; B];
-    for c in [Q4_32, Q3_32, Q2_32, Q1_32, 0.5] {
-        h = lanes!(i => h[i].mul_add(r[i], c));
-    }
-    // e = expm1(y) = 2^k (e^r − 1) + (2^k − 1) as a hi/lo pair (e, el); 0 <= k <= 29.
-    let sc: [f32; B] = lanes!(i => {
-        let k = t[i].to_bits().wrapping_sub(MAGIC_BITS_32);
-        f32::from_bits(k.wrapping_add(BIAS_32) << 23)
-    });
-    let c: [f32; B] = lanes!(i => sc[i] - 1.0);
-    let sr: [f32; B] = lanes!(i => sc[i] * r[i]);
-    let s: [f32; B] = lanes!(i => c[i] + sr[i]);
-    // exact: |c| >= |sr| whenever c != 0
-    let err: [f32; B] = lanes!(i => (c[i] - s[i]) + sr[i]);
-    let tail: [f32; B] = lanes!(i => (sc[i] * (r[i] * r[i])).mul_add(h[i], err[i]));
-    let e: [f32; B] = lanes!(i => s[i] + tail[i]);
-    let el: [f32; B] = lanes!(i => (s[i] - e[i]) + tail[i]);
-    // tanh = e / (e + 2); d + dl = e + 2 exactly (Fast2Sum), 1/d = (1 − q)/2.
-    let d: [f32; B] = lanes!(i => e[i] + 2.0);
-    let dl: [f32; B] = lanes!(i => {
-        let dl_big = (e[i] - d[i]) + 2.0;
-        let dl_small = (2.0 - d[i]) + e[i];
-        if e[i] > 2.0 { dl_big } else { dl_small }
-    });
-    let q: [f32; B] = lanes!(i => e[i] / d[i]);
-    for i in 0..B {
-        let omq = 1.0 - q[i];
-        let res = (el[i].mul_add(omq, -(q[i] * dl[i])) * omq).mul_add(0.5, q[i]);
-        xs[i] = res.copysign(xs[i]);
-    }
-}
+tanh_fma_lanes!(
+    /// [`tanh_f32_fma`] on `B` values at once, bit for bit.
+    tanh_f32_fma_lanes, f32, mantissa: 23, clamp: TANH_CLAMP_32, inv_ln2: INV_LN2_32,
+    magic: MAGIC_32, magic_bits: MAGIC_BITS_32, bias: BIAS_32, ln2: (LN2_HI_32, LN2_LO_32),
+    poly: [Q5_32, Q4_32, Q3_32, Q2_32, Q1_32]
+);
 
 /// Logistic sigmoid in `f32` (max error 1.1 ulp).
 #[inline(always)]
