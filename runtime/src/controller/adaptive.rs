@@ -172,12 +172,7 @@ where
     let x = x0.as_vec();
     let d0 = norm.of_slices(&x, &x, &x);
     let d1 = norm.of_slices(&f0.as_vec(), &x, &x);
-    let h0 = if d0 < 1e-5 || d1 < 1e-5 || !d0.is_finite() || !d1.is_finite() {
-        1e-6
-    } else {
-        0.01 * d0 / d1
-    };
-    let h0 = h0.min(span.abs());
+    let h0 = first_guess(d0, d1, span);
     let mut x1 = x0.clone();
     x1.axpy(1.0, f0, h0 * span.signum());
     let f1 = f.eval(t0 + E::from_f64_lossy(h0 * span.signum()), x1);
@@ -189,6 +184,23 @@ where
         .map(|(&a, b)| (a - b) * inv_h0)
         .collect();
     let d2 = norm.of_slices(&diff, &x, &x);
+    first_step(h0, (d1, d2), order, span)
+}
+
+/// Hairer's first guess from the norms of the state (`d0`) and of its derivative (`d1`), at
+/// most the span: the size of the explicit Euler step that probes the second derivative.
+pub(crate) fn first_guess(d0: f64, d1: f64, span: f64) -> f64 {
+    let h0 = if d0 < 1e-5 || d1 < 1e-5 || !d0.is_finite() || !d1.is_finite() {
+        1e-6
+    } else {
+        0.01 * d0 / d1
+    };
+    h0.min(span.abs())
+}
+
+/// Hairer's first step from the guess `h0`, the derivative's norm `d1` and the norm `d2` of
+/// the second-derivative estimate, for a method of order `order`, at most the span.
+pub(crate) fn first_step(h0: f64, (d1, d2): (f64, f64), order: u32, span: f64) -> f64 {
     let h1 = if d1.max(d2) <= 1e-15 || !d2.is_finite() {
         (h0 * 1e-3).max(1e-6)
     } else {

@@ -89,6 +89,19 @@ impl<S: Shape, E: Real, D: Backend<E>> Clock<S, E, D> {
         (&self.t[r.clone()], &self.h[r])
     }
 
+    /// `hᵢ` of round `n` spread over row `i`'s entries (shaped like `like`), built once per
+    /// round.
+    pub fn scale(&mut self, n: usize, like: &Tensor<S, E, D>) -> Tensor<S, E, D> {
+        match &self.scale {
+            Some((m, scale)) if *m == n => scale.clone(),
+            _ => {
+                let scale = per_row(like, self.round(n).1);
+                self.scale = Some((n, scale.clone()));
+                scale
+            }
+        }
+    }
+
     /// Rounds recorded.
     pub fn len(&self) -> usize {
         self.t.len().checked_div(self.rows).unwrap_or(0)
@@ -268,15 +281,7 @@ where
                     }
                 })
                 .collect();
-            let scale = match &clock.scale {
-                Some((m, scale)) if *m == n => scale.clone(),
-                _ => {
-                    let h = h.to_vec();
-                    let scale = per_row(&x.retaped::<NoneTape>(), &h);
-                    clock.scale = Some((n, scale.clone()));
-                    scale
-                }
-            };
+            let scale = clock.scale(n, &x.retaped::<NoneTape>());
             (times, scale, c == 1.0 && clock.stash.is_some())
         };
         let k = if times.len() == 1 {

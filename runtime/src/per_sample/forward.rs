@@ -10,11 +10,11 @@
 
 use dfdx::prelude::*;
 
-use super::clock::{check_autonomous, eval_rows, per_row, Clock, Clocked};
+use super::clock::{check_autonomous, eval_rows, Clock, Clocked};
 use super::interpolate::{interpolate_rows, passed};
 use super::{in_row, SampleStats, SampleTimes};
 use crate::backend::Backend;
-use crate::controller::adaptive::{initial_step, Adaptive, Limits};
+use crate::controller::adaptive::{first_guess, first_step, initial_step, Adaptive, Limits};
 use crate::controller::{rms_norm, Attempt, ErrorNorm, StepControl, StepSizeController};
 use crate::error::Error;
 use crate::field::VectorField;
@@ -108,7 +108,6 @@ where
     let mut out_host: Vec<Vec<E>> = vec![Vec::new(); n_out];
     let mut placed = Vec::new();
     let mut stats = ForwardStats::default();
-    let mut samples = vec![SampleStats::default(); batch];
     let mut steps = vec![Vec::new(); batch];
     let starts: Vec<E> = (0..batch).map(|i| times.row(i)[0]).collect();
     let ends: Vec<E> = (0..batch).map(|i| times.row(i)[n_out - 1]).collect();
@@ -151,7 +150,7 @@ where
             Grid::new(E::zero()),
             store,
             stats,
-            samples,
+            vec![SampleStats::default(); batch],
             steps,
         ));
     }
@@ -342,8 +341,9 @@ where
             let mut clock = clocked.clock.borrow_mut();
             clock.set_round(n, &t_round, &h_round);
             clock.stash_ends(R::FSAL);
+            // `g(2n, x) = h ⊙ f(t, x)` from the kept `f(t, x)`, with the scale the field uses.
+            let k1 = u.as_ref().map(|u| u.clone() * clock.scale(n, &x));
             drop(clock);
-            let k1 = u.as_ref().map(|u| u.clone() * per_row(&x, &h_round));
             R::step(
                 clocked,
                 Clock::<S, E, D>::start(n),
@@ -477,9 +477,7 @@ where
         stats.accepted += 1;
         x = x_next;
     }
-    for (i, row) in rows.iter().enumerate() {
-        samples[i] = row.stats;
-    }
+    let samples = rows.iter().map(|row| row.stats).collect();
     stats.checkpoint_bytes = store.bytes() + grid.bytes() + clocked.clock.borrow().bytes();
     Ok(finish(
         out_host,
@@ -492,8 +490,8 @@ where
     ))
 }
 
-/// Each row's first step: Hairer, Nørsett & Wanner I, §II.4 on the row's own entries (as
-/// `initial_step` does for a whole batch), or `opts.first_step` for every row. Costs one
+/// Each row's first step: Hairer, Nørsett & Wanner I, §II.4 on the row's own entries (the
+/// formulas of `initial_step`, which takes one for the whole batch), or `opts.first_step` for every row. Costs one
 /// evaluation of the batch (none with a given first step).
 fn first_steps<M, S, E, D>(
     f: &M,
@@ -526,12 +524,7 @@ where
         let (xi, ki) = (row(&x, i), row(&k, i));
         let d0 = rms_norm(&xi, &xi, &xi, tol, None);
         let d1 = rms_norm(&ki, &xi, &xi, tol, None);
-        let h = if d0 < 1e-5 || d1 < 1e-5 || !d0.is_finite() || !d1.is_finite() {
-            1e-6
-        } else {
-            0.01 * d0 / d1
-        };
-        h0[i] = h.min(spans[i].abs());
+        h0[i] = first_guess(d0, d1, spans[i]);
         d1s[i] = d1;
         let c = E::from_f64_lossy(h0[i] * spans[i].signum());
         for j in i * width..(i + 1) * width {
@@ -551,13 +544,7 @@ where
                 .collect();
             let xi = row(&x, i);
             let d2 = rms_norm(&diff, &xi, &xi, tol, None);
-            let d1 = d1s[i];
-            let h1 = if d1.max(d2) <= 1e-15 || !d2.is_finite() {
-                (h0[i] * 1e-3).max(1e-6)
-            } else {
-                (0.01 / d1.max(d2)).powf(1.0 / f64::from(order + 1))
-            };
-            (100.0 * h0[i]).min(h1).min(spans[i].abs())
+            first_step(h0[i], (d1s[i], d2), order, spans[i])
         })
         .collect()
 }
