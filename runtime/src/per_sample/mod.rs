@@ -12,7 +12,6 @@ mod forward;
 mod interpolate;
 mod times;
 
-use std::any::TypeId;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -27,7 +26,6 @@ use crate::controller::{PiController, StepSizeController};
 use crate::error::{Error, SolveError};
 use crate::field::VectorField;
 use crate::forward::{Grid, StepGrid};
-use crate::grad::adjoint::Adjoint;
 use crate::grad::{self, GradientMethod, Solved, Visit};
 use crate::model::{GradMethod, NeuralOde};
 use crate::options::SolveOptions;
@@ -146,16 +144,34 @@ where
     if let Err(error) = check(opts, method, times, x0.shape()) {
         return Err(SolveError { error, input: x0 });
     }
-    grad::with_method(
-        method,
-        PerSample {
-            model,
-            x0,
-            times,
-            opts,
-            controller,
-        },
-    )
+    let solve = PerSample {
+        model,
+        x0,
+        times,
+        opts,
+        controller,
+    };
+    match method {
+        // The continuous adjoint steps back on each row's own clock; it keeps nothing.
+        GradMethod::Adjoint => {
+            let times = times.clone();
+            let controller = controller.clone();
+            solve.run(Keep::Nothing, move |solved, tape, clock| {
+                let mut controllers: Vec<Box<dyn StepSizeController>> = (0..times.rows())
+                    .map(|_| Box::new(controller.clone()) as Box<dyn StepSizeController>)
+                    .collect();
+                grad::on_tape(solved, tape, move |back| {
+                    adjoint::reverse::<M::Solver, _, S, E, D>(
+                        back,
+                        &clock,
+                        &times,
+                        &mut controllers,
+                    )
+                })
+            })
+        }
+        _ => grad::with_method(method, solve),
+    }
 }
 
 /// What per-sample steps do not combine with, and whether `times` fits the batch.
@@ -243,24 +259,6 @@ where
         } else {
             Keep::Nothing
         };
-        if TypeId::of::<G>() == TypeId::of::<Adjoint>() {
-            // The continuous adjoint steps back on each row's own clock.
-            let times = self.times.clone();
-            let controller = self.controller.clone();
-            return self.run(keep, move |solved, tape, clock| {
-                let mut controllers: Vec<Box<dyn StepSizeController>> = (0..times.rows())
-                    .map(|_| Box::new(controller.clone()) as Box<dyn StepSizeController>)
-                    .collect();
-                grad::on_tape(solved, tape, move |back| {
-                    adjoint::reverse::<M::Solver, _, S, E, D>(
-                        back,
-                        &clock,
-                        &times,
-                        &mut controllers,
-                    )
-                })
-            });
-        }
         self.run(keep, |solved, tape, _| {
             G::attach::<M::Solver, _, S, E, D, T>(solved, tape)
         })
