@@ -76,10 +76,10 @@ where
     let mut host = Vec::new();
     let mut non_finite_at = None;
     // With per-sample steps, each row's outputs lie where that row reached them.
-    let rows = record.rows.clone();
+    let rows = record.rows.as_ref();
     for n in (0..n_steps).rev() {
         // Output jumps: outputs at the end of step n.
-        match &rows {
+        match rows {
             Some(rows) => lambda = add_rows(lambda, out, rows, n + 1),
             None => {
                 for k in outputs.at_boundary(n + 1) {
@@ -93,7 +93,7 @@ where
             .into_iter()
             .map(|(k, theta)| (theta, &out[k]))
             .collect();
-        let inside_rows: Vec<_> = match &rows {
+        let inside_rows: Vec<_> = match rows {
             Some(rows) => rows
                 .inside(n)
                 .map(|(k, thetas, members)| {
@@ -131,7 +131,7 @@ where
             non_finite_at = Some(t.into());
         }
     }
-    match &rows {
+    match rows {
         Some(rows) => lambda = add_rows(lambda, out, rows, 0),
         None => {
             for k in outputs.rest() {
