@@ -1,7 +1,8 @@
 //! The fused layers split a batch over rayon's threads in blocks of a fixed size, so a solve and
 //! its gradient come out bit-identical for every thread count: 1, 2, 3 and 8 threads against
 //! each other, for batches below, at and above the block size (a partial last block), f64 and
-//! f32, an activation that keeps its output (tanh) and one that keeps its input (softplus).
+//! f32, an activation that keeps its output (tanh) and one that keeps its input (softplus); and
+//! from a thread on no pool, which shares the blocks with rayon's global pool.
 
 use neural_ode::dfdx::prelude::*;
 use neural_ode::nn::{builders, Dense, Identity, Softplus, Tanh};
@@ -83,16 +84,33 @@ where
                     one.len()
                 );
             }
+            // From a thread on no pool, sharing the work with rayon's global pool (three threads
+            // here, or whatever another test of this binary set up first).
+            let outside = std::thread::scope(|s| s.spawn(|| bits(&model, rows, grad)).join());
+            assert!(
+                outside.as_ref().is_ok_and(|b| *b == one),
+                "{rows} rows, {grad:?}: a thread on no pool and 1 thread differ"
+            );
         }
     }
 }
 
+/// The global pool, for the threads on no pool: three threads, whatever the machine.
+fn global_pool() {
+    // An error means another test built it first, which is fine.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build_global();
+}
+
 #[test]
 fn gradients_are_bit_identical_for_every_thread_count_f64() {
+    global_pool();
     check::<f64>();
 }
 
 #[test]
 fn gradients_are_bit_identical_for_every_thread_count_f32() {
+    global_pool();
     check::<f32>();
 }

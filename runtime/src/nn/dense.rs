@@ -11,6 +11,7 @@ use super::apply::DenseFloat;
 use super::handoff;
 use super::matmul;
 use super::pool::Buf;
+use super::threads;
 
 /// A dense layer `y = act(x Wᵀ + b)`, where `act` is one of this module's activations or
 /// [`Identity`].
@@ -223,7 +224,7 @@ fn cpu_dense<
         });
         let mut z = Buf::<E>::take(rows * O);
         z.copy_from_slice(&y);
-        matmul::by_rows(rows, &mut y, O, |_, yb| A::apply(yb));
+        threads::by_rows(rows, &mut y, O, |_, yb| A::apply(yb));
         Some(z)
     } else {
         // For a narrow input (the first layer) block by block, each block still in L1.
@@ -242,7 +243,7 @@ fn cpu_dense<
             {
                 let g: &[E] = grads.get_or_alloc_mut(&out_g)?;
                 let kept = kept.as_deref();
-                matmul::by_rows(rows, &mut d, O, |r, db| {
+                threads::by_rows(rows, &mut d, O, |r, db| {
                     let span = r.start * O..r.end * O;
                     let k = kept.map(|k| &k[span.clone()]);
                     activation::cotangent::<A, E>(k, &g[span], db);

@@ -42,6 +42,7 @@ pub mod kernels;
 pub mod matmul;
 mod pool;
 mod simd;
+pub mod threads;
 mod time;
 
 pub use activation::{Activation, FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};

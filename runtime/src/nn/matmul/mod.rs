@@ -13,20 +13,19 @@
 //! AVX-512 micro-kernels run on stable Rust (selected at run time, AVX2/FMA or scalar
 //! otherwise). Why these: measured on the shapes that matter, see `benches/README.md`.
 //!
-//! Threads: on a thread of a rayon pool with several threads ([`parallel`]), a batch of at
-//! least two blocks ([`splits`]) is split into tasks of [`PAR_ROWS`] rows (the forward product and
-//! the input cotangent), and the weight cotangent into tasks of [`PAR_OUTPUTS`] of its rows, each
-//! summing over the whole batch in row order; elsewhere each product is one call. A row of a
-//! product, and an entry of the weight cotangent, is computed with the same operations in the
+//! Threads: a batch of at least two blocks ([`splits`]) is split into blocks of
+//! [`PAR_ROWS`](super::threads::PAR_ROWS) rows (the forward product and the input cotangent), and the weight cotangent into blocks of
+//! [`PAR_OUTPUTS`] of its rows, each summing over the whole batch in row order; the calling
+//! thread runs them with the threads of rayon's pool (see [`threads`](super::threads)). A row of
+//! a product, and an entry of the weight cotangent, is computed with the same operations in the
 //! same order however the work is split, so results are bit-identical for every thread count
-//! (tested). Each product itself is single-threaded (`gemm` splitting the small products of a
-//! dense layer cost more in synchronisation than it gained).
+//! (tested).
 
 pub mod skinny;
 
 use std::ops::Range;
 
-use rayon::prelude::*;
+use super::threads::{blocks, by_rows, helpers, share, splits, PAR_OUTPUTS};
 
 #[cfg(test)]
 mod tests;
@@ -100,64 +99,6 @@ fn transpose_into<E: Float>(rows: usize, cols: usize, s: &[E], t: &mut Vec<E>) {
             t[c * rows + r] = *v;
         }
     }
-}
-
-/// Rows per task where a batch is split over rayon's threads (see the module docs). Fixed, so
-/// that results do not depend on the number of threads.
-pub const PAR_ROWS: usize = 64;
-
-/// Rows of the weight cotangent per task where a batch is split (the last task also takes the
-/// remainder).
-pub const PAR_OUTPUTS: usize = 16;
-
-/// Whether a batch of `rows` is split into tasks: at least two blocks of [`PAR_ROWS`].
-pub fn splits(rows: usize) -> bool {
-    rows >= 2 * PAR_ROWS
-}
-
-/// `f(rows, the rows of out)` for the first `rows` rows of `out` (`width` values per row): once
-/// per block of [`PAR_ROWS`] rows (the last one taking the remainder) as tasks on rayon's pool
-/// when the batch is split and [`parallel`] says so, else once on the whole. The closure reads
-/// its inputs by the row range. (Every kernel computes a row the same way whichever rows, at
-/// least [`PAR_ROWS`] of them, it is given with it, so the two give the same bits:
-/// `tests/threads.rs` and this module's tests hold them to it.)
-pub(crate) fn by_rows<T: Send>(
-    rows: usize,
-    out: &mut [T],
-    width: usize,
-    f: impl Fn(Range<usize>, &mut [T]) + Sync,
-) {
-    let out = &mut out[..rows * width];
-    if !splits(rows) || width == 0 || !parallel() {
-        f(0..rows, out);
-        return;
-    }
-    blocks(out, width, PAR_ROWS)
-        .into_par_iter()
-        .for_each(|(r, chunk)| f(r, chunk));
-}
-
-/// `out` (rows of `width` values) cut into blocks of `size` rows, the last one also taking the
-/// remainder (so no block has fewer than `size` rows, unless `out` has), with their row ranges.
-fn blocks<T>(mut out: &mut [T], width: usize, size: usize) -> Vec<(Range<usize>, &mut [T])> {
-    let rows = out.len() / width;
-    let count = (rows / size).max(1);
-    let mut cut = Vec::with_capacity(count);
-    for b in 0..count {
-        let end = if b + 1 == count { rows } else { (b + 1) * size };
-        let (head, tail) = std::mem::take(&mut out).split_at_mut((end - b * size) * width);
-        cut.push((b * size..end, head));
-        out = tail;
-    }
-    cut
-}
-
-/// Whether split work runs as tasks on rayon's pool: only on a thread of a pool with more than
-/// one thread (inside `ThreadPool::install`, or a thread of rayon's global pool). Work started
-/// from any other thread, such as the program's main thread, runs on that thread: handing it to
-/// the pool and waiting for it at every layer costs more than it gains.
-pub fn parallel() -> bool {
-    rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1
 }
 
 /// `y = x wᵀ` on the rows `r` of `x` (rows × i) into `y` (those rows only), single-threaded;
@@ -267,22 +208,20 @@ fn weight_grad_impl<E: Float>(rows: usize, i: usize, o: usize, d: &[E], x: &[E],
                 w_bar[r * i + c] += *v;
             }
         }
-    } else if splits(rows) && parallel() {
-        // Blocks of w̄'s rows as tasks, each summing over the whole batch in row order.
-        blocks(&mut w_bar[..o * i], i, PAR_OUTPUTS)
-            .into_par_iter()
-            .for_each(|(r, wb)| {
-                gemm(
-                    (r.len(), i, rows),
-                    wb,
-                    i,
-                    &d[r.start..],
-                    (1, o),
-                    x,
-                    (i, 1),
-                    true,
-                );
-            });
+    } else if splits(rows) && helpers() > 0 {
+        // Blocks of w̄'s rows, each summing over the whole batch in row order.
+        share(blocks(&mut w_bar[..o * i], i, PAR_OUTPUTS), &|r, wb| {
+            gemm(
+                (r.len(), i, rows),
+                wb,
+                i,
+                &d[r.start..],
+                (1, o),
+                x,
+                (i, 1),
+                true,
+            );
+        });
     } else {
         gemm((o, i, rows), w_bar, i, d, (1, o), x, (i, 1), true);
     }

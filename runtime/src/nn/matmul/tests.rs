@@ -302,17 +302,19 @@ fn small_kernels_on_every_instruction_set() {
     }
 }
 
-/// Split into tasks on a pool of two threads, every product gives the bits of the unsplit call
-/// (made from the test's own thread, which is not a pool thread).
+/// Split over a pool of two threads, and from the test's own thread (on no pool: shared with
+/// rayon's global pool), every product gives the bits of the unsplit call (in a pool of one).
 fn split_matches_unsplit<E: TestFloat + PartialEq + std::fmt::Debug>(
     rows: usize,
     i: usize,
     o: usize,
 ) {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
     let seed = (rows * 7 + i * 3 + o) as u64;
     let x: Vec<E> = conv(&mat(rows * i, seed));
     let w: Vec<E> = conv(&mat(o * i, seed + 1));
@@ -330,15 +332,18 @@ fn split_matches_unsplit<E: TestFloat + PartialEq + std::fmt::Debug>(
         weight_grad(rows, i, o, &d, &x, &mut wb);
         [y, y2, xb, wb]
     };
-    assert!(!super::parallel());
-    let unsplit = run();
-    let split = pool.install(|| {
-        assert!(super::parallel());
+    let unsplit = pool(1).install(|| {
+        assert_eq!(crate::nn::threads::helpers(), 0);
         run()
     });
-    for (k, (a, b)) in unsplit.iter().zip(&split).enumerate() {
+    let split = pool(2).install(|| {
+        assert_eq!(crate::nn::threads::helpers(), 1);
+        run()
+    });
+    let shared = run();
+    for (k, ((a, b), c)) in unsplit.iter().zip(&split).zip(&shared).enumerate() {
         assert!(
-            a == b,
+            a == b && a == c,
             "rows={rows} i={i} o={o}: product {k} differs when split"
         );
     }
