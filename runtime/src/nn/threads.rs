@@ -79,6 +79,9 @@ pub(crate) fn blocks<T>(
     cut
 }
 
+/// A block of split work: its row range and its rows of the output.
+type Block<'a, T> = (Range<usize>, &'a mut [T]);
+
 /// `f` on every block, each exactly once, by the calling thread and up to [`helpers`] threads
 /// of rayon's pool (see the module docs). A panic in `f` on any thread is raised again here once
 /// no thread runs `f` any more.
@@ -94,7 +97,7 @@ pub(crate) fn share<T: Send>(
         }
         return;
     }
-    let slots: Vec<Mutex<Option<(Range<usize>, &mut [T])>>> =
+    let slots: Vec<Mutex<Option<Block<T>>>> =
         blocks.into_iter().map(|b| Mutex::new(Some(b))).collect();
     let run = |i: usize| {
         let block = slots[i].lock().ok().and_then(|mut slot| slot.take());
