@@ -10,6 +10,7 @@ use super::activation::{self, Activation, FastActivations, Identity, Kept};
 use super::apply::DenseFloat;
 use super::handoff;
 use super::matmul;
+use super::mlp::{Layers, MlpResult};
 use super::pool::Buf;
 use super::threads;
 
@@ -169,10 +170,19 @@ pub trait FastDense<E: Dtype>: FastActivations<E> {
         weight: &Tensor<Rank2<O, I>, E, Self>,
         bias: &Tensor<Rank1<O>, E, Self>,
     ) -> DenseResult<B, O, E, Self, T>;
+
+    /// A stack of layers ([`Mlp`](super::Mlp)) on `x`'s tape: the layers called one by one,
+    /// unless the device fuses them (the CPU does).
+    fn mlp<B: Dim, const I: usize, L: Layers<E, Self, I>, T: Tape<E, Self>>(
+        x: Tensor<(B, Const<I>), E, Self, T>,
+        layers: &L,
+    ) -> MlpResult<B, L::Out, E, Self, T> {
+        layers.sequential(x)
+    }
 }
 
 /// A tensor's values in a pooled host buffer (one memcpy; dfdx 0.13 offers no borrowed view).
-fn host<S: Shape, E: DenseFloat, T>(t: &Tensor<S, E, Cpu, T>) -> Buf<E> {
+pub(crate) fn host<S: Shape, E: DenseFloat, T>(t: &Tensor<S, E, Cpu, T>) -> Buf<E> {
     let mut buf = Buf::take(t.shape().num_elements());
     t.copy_into(&mut buf);
     buf
@@ -187,6 +197,12 @@ macro_rules! cpu_dense {
                 bias: &Tensor<Rank1<O>, $t, Self>,
             ) -> DenseResult<B, O, $t, Self, T> {
                 cpu_dense::<B, I, O, A, $t, T>(x, weight, bias)
+            }
+            fn mlp<B: Dim, const I: usize, L: Layers<$t, Self, I>, T: Tape<$t, Self>>(
+                x: Tensor<(B, Const<I>), $t, Self, T>,
+                layers: &L,
+            ) -> MlpResult<B, L::Out, $t, Self, T> {
+                super::mlp::cpu_mlp::<B, I, L, $t, T>(x, layers)
             }
         }
     )*};

@@ -40,6 +40,7 @@ mod handoff;
 pub mod isa;
 pub mod kernels;
 pub mod matmul;
+mod mlp;
 mod pool;
 mod simd;
 pub mod threads;
@@ -47,5 +48,6 @@ mod time;
 
 pub use activation::{Activation, FastActivations, Identity, Sigmoid, Silu, Softplus, Tanh};
 pub use dense::{builders, Dense, DenseResult, FastDense};
+pub use mlp::{LayerVisitor, Layers, Mlp, MlpResult};
 pub use simd::map;
 pub use time::{with_row_times, with_time};

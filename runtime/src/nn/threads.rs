@@ -57,52 +57,59 @@ pub(crate) fn by_rows<T: Send>(
         f(0..rows, out);
         return;
     }
-    share(blocks(out, width, PAR_ROWS), &f);
+    share(blocks(out, width, PAR_ROWS), &|(r, chunk)| f(r, chunk));
 }
 
-/// `out` (rows of `width` values) cut into blocks of `size` rows, the last one also taking the
-/// remainder (so no block has fewer than `size` rows, unless `out` has), with their row ranges.
-pub(crate) fn blocks<T>(
-    mut out: &mut [T],
-    width: usize,
-    size: usize,
-) -> Vec<(Range<usize>, &mut [T])> {
-    let rows = out.len() / width;
+/// The row ranges of a batch of `rows` cut into blocks of `size` rows, the last one also taking
+/// the remainder (so no block has fewer than `size` rows, unless the batch has).
+pub(crate) fn row_blocks(rows: usize, size: usize) -> Vec<Range<usize>> {
     let count = (rows / size).max(1);
-    let mut cut = Vec::with_capacity(count);
-    for b in 0..count {
-        let end = if b + 1 == count { rows } else { (b + 1) * size };
-        let (head, tail) = std::mem::take(&mut out).split_at_mut((end - b * size) * width);
-        cut.push((b * size..end, head));
-        out = tail;
-    }
-    cut
+    (0..count)
+        .map(|b| b * size..if b + 1 == count { rows } else { (b + 1) * size })
+        .collect()
+}
+
+/// The blocks of `buf` (rows of `width` values) for the row ranges `cut` (consecutive, from 0).
+pub(crate) fn split_rows<'a, T>(
+    mut buf: &'a mut [T],
+    width: usize,
+    cut: &[Range<usize>],
+) -> Vec<&'a mut [T]> {
+    cut.iter()
+        .map(|r| {
+            let (head, tail) = std::mem::take(&mut buf).split_at_mut(r.len() * width);
+            buf = tail;
+            head
+        })
+        .collect()
+}
+
+/// `out` (rows of `width` values) cut into blocks of `size` rows ([`row_blocks`]), with their row
+/// ranges.
+pub(crate) fn blocks<T>(out: &mut [T], width: usize, size: usize) -> Vec<Block<'_, T>> {
+    let cut = row_blocks(out.len() / width.max(1), size);
+    let parts = split_rows(out, width, &cut);
+    cut.into_iter().zip(parts).collect()
 }
 
 /// A block of split work: its row range and its rows of the output.
 type Block<'a, T> = (Range<usize>, &'a mut [T]);
 
-/// `f` on every block, each exactly once, by the calling thread and up to [`helpers`] threads
-/// of rayon's pool (see the module docs). A panic in `f` on any thread is raised again here once
-/// no thread runs `f` any more.
-pub(crate) fn share<T: Send>(
-    blocks: Vec<(Range<usize>, &mut [T])>,
-    f: &(dyn Fn(Range<usize>, &mut [T]) + Sync),
-) {
-    let count = blocks.len();
+/// `f` on every item (a block of work), each exactly once, by the calling thread and up to
+/// [`helpers`] threads of rayon's pool (see the module docs). A panic in `f` on any thread is
+/// raised again here once no thread runs `f` any more.
+pub(crate) fn share<X: Send>(items: Vec<X>, f: &(dyn Fn(X) + Sync)) {
+    let count = items.len();
     let helpers = helpers().min(count.saturating_sub(1));
     if helpers == 0 {
-        for (r, chunk) in blocks {
-            f(r, chunk);
-        }
+        items.into_iter().for_each(f);
         return;
     }
-    let slots: Vec<Mutex<Option<Block<T>>>> =
-        blocks.into_iter().map(|b| Mutex::new(Some(b))).collect();
+    let slots: Vec<Mutex<Option<X>>> = items.into_iter().map(|x| Mutex::new(Some(x))).collect();
     let run = |i: usize| {
-        let block = slots[i].lock().ok().and_then(|mut slot| slot.take());
-        if let Some((r, chunk)) = block {
-            f(r, chunk);
+        let item = slots[i].lock().ok().and_then(|mut slot| slot.take());
+        if let Some(item) = item {
+            f(item);
         }
     };
     let run: &(dyn Fn(usize) + Sync + '_) = &run;

@@ -123,8 +123,8 @@ fn product<E: Float>(
     }
 }
 
-/// `wᵀ` when the input is narrow (the kernel for it reads the weight transposed), else empty.
-fn transposed_if_narrow<E: Float>(i: usize, o: usize, w: &[E]) -> Vec<E> {
+/// `wᵀ` when the input is narrow (the kernels for it read the weight transposed), else empty.
+pub(crate) fn transposed_if_narrow<E: Float>(i: usize, o: usize, w: &[E]) -> Vec<E> {
     let mut wt = Vec::new();
     if i <= SMALL && i > 0 {
         transpose_into(o, i, w, &mut wt);
@@ -143,10 +143,8 @@ fn forward_impl<E: Float>(rows: usize, i: usize, o: usize, x: &[E], w: &[E], y: 
 /// `f64` at width 64) stays in the L1 cache between two passes over it.
 pub const BLOCK_ROWS: usize = 32;
 
-/// [`forward_impl`], handing the product to `then` block by block while each block is in cache:
-/// blocks of [`BLOCK_ROWS`] rows for a narrow input (a cheap product per block, with the weight
-/// transposed once), each task's rows otherwise (where `gemm`'s cost per call rules out small
-/// blocks).
+/// [`forward_impl`], handing the product to `then` block by block while each block is in cache
+/// ([`forward_then_rows`] on each of [`by_rows`]' blocks).
 fn forward_then_impl<E: Float>(
     rows: usize,
     i: usize,
@@ -158,40 +156,67 @@ fn forward_then_impl<E: Float>(
 ) {
     let isa = Isa::best();
     let wt = transposed_if_narrow(i, o, w);
+    by_rows(rows, y, o, |r, yb| {
+        forward_then_rows(isa, r, (i, o), x, w, &wt, yb, then)
+    });
+}
+
+/// `y = x wᵀ` on the rows `r` of `x` into `y` (those rows only), handing the product to `then`
+/// while it is in cache: in blocks of [`BLOCK_ROWS`] rows for a narrow input (a cheap product
+/// per block, with the weight transposed once: `wt`, see [`transposed_if_narrow`]), at once
+/// otherwise (where `gemm`'s cost per call rules out small blocks).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_then_rows<E: Float>(
+    isa: Isa,
+    r: Range<usize>,
+    (i, o): (usize, usize),
+    x: &[E],
+    w: &[E],
+    wt: &[E],
+    y: &mut [E],
+    then: &(dyn Fn(&mut [E]) + Sync),
+) {
     if i > 0 && i <= SMALL && o > 0 {
-        by_rows(rows, y, o, |r, yb| {
-            for (k, yc) in yb.chunks_mut(BLOCK_ROWS * o).enumerate() {
-                let first = r.start + k * BLOCK_ROWS;
-                let n = yc.len() / o;
-                product(isa, first..first + n, (i, o), x, w, &wt, yc);
-                then(yc);
-            }
-        });
+        for (k, yc) in y.chunks_mut(BLOCK_ROWS * o).enumerate() {
+            let first = r.start + k * BLOCK_ROWS;
+            let n = yc.len() / o;
+            product(isa, first..first + n, (i, o), x, w, wt, yc);
+            then(yc);
+        }
     } else {
-        by_rows(rows, y, o, |r, yb| {
-            product(isa, r, (i, o), x, w, &wt, yb);
-            then(yb);
-        });
+        product(isa, r, (i, o), x, w, wt, y);
+        then(y);
     }
 }
 
 /// `x̄ (rows × i) += d (rows × o) · w` with `w` (o × i).
 fn input_grad_impl<E: Float>(rows: usize, i: usize, o: usize, d: &[E], w: &[E], x_bar: &mut [E]) {
     let isa = Isa::best();
-    let mut wt = Vec::new();
-    if !(o <= SMALL && o > 0) && i <= SMALL && i > 0 {
-        transpose_into(o, i, w, &mut wt);
-    }
+    let wt = transposed_if_narrow(i, o, w);
     by_rows(rows, x_bar, i, |r, xb| {
-        let (n, d) = (r.len(), &d[r.start * o..r.end * o]);
-        if o <= SMALL && o > 0 {
-            skinny::small_k(isa, n, i, o, d, o, w, xb, true);
-        } else if i <= SMALL && i > 0 {
-            skinny::small_n(isa, n, i, o, d, &wt, xb, true);
-        } else {
-            gemm((n, i, o), xb, i, d, (o, 1), w, (i, 1), true);
-        }
+        let d = &d[r.start * o..r.end * o];
+        input_grad_rows(isa, (i, o), d, w, &wt, xb)
     });
+}
+
+/// `x̄ += d · w` for a block of rows: `d` (n × o) and `x̄` (n × i) hold those rows only; `wt` as
+/// [`transposed_if_narrow`] gives it.
+pub(crate) fn input_grad_rows<E: Float>(
+    isa: Isa,
+    (i, o): (usize, usize),
+    d: &[E],
+    w: &[E],
+    wt: &[E],
+    x_bar: &mut [E],
+) {
+    let n = d.len().checked_div(o).unwrap_or(0);
+    if o <= SMALL && o > 0 {
+        skinny::small_k(isa, n, i, o, d, o, w, x_bar, true);
+    } else if i <= SMALL && i > 0 {
+        skinny::small_n(isa, n, i, o, d, wt, x_bar, true);
+    } else {
+        gemm((n, i, o), x_bar, i, d, (o, 1), w, (i, 1), true);
+    }
 }
 
 /// `w̄ (o × i) += dᵀ · x` with `d` (rows × o) and `x` (rows × i).
@@ -210,7 +235,7 @@ fn weight_grad_impl<E: Float>(rows: usize, i: usize, o: usize, d: &[E], x: &[E],
         }
     } else if splits(rows) && helpers() > 0 {
         // Blocks of w̄'s rows, each summing over the whole batch in row order.
-        share(blocks(&mut w_bar[..o * i], i, PAR_OUTPUTS), &|r, wb| {
+        share(blocks(&mut w_bar[..o * i], i, PAR_OUTPUTS), &|(r, wb)| {
             gemm(
                 (r.len(), i, rows),
                 wb,
