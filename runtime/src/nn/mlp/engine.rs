@@ -13,7 +13,7 @@ use crate::nn::activation::Kept;
 use crate::nn::apply::DenseFloat;
 use crate::nn::matmul::{self, Isa};
 use crate::nn::pool::Buf;
-use crate::nn::threads::{by_rows, row_blocks, share, split_rows, splits, PAR_ROWS};
+use crate::nn::threads::{by_rows, helpers, row_blocks, share, split_rows, splits, PAR_ROWS};
 
 /// One layer as the engine sees it: its shape, its parameters on the host (and the weight
 /// transposed where the kernels want it), and its activation's passes.
@@ -92,10 +92,12 @@ macro_rules! engine {
 }
 engine!(f32, f64);
 
-/// The rows of a batch as blocks: of [`PAR_ROWS`] where the batch splits, else one block (as
-/// [`by_rows`] cuts them, so that the bits are those of the layers called one by one).
+/// The rows of a batch as blocks: of [`PAR_ROWS`] where the batch splits and other threads can
+/// help, else one block, as [`by_rows`] cuts them. (One block on one thread: a wide layer's
+/// product on the whole batch is one `gemm` call, which packs the weight once. The bits are the
+/// same either way.)
 fn cut(rows: usize) -> Vec<Range<usize>> {
-    if splits(rows) {
+    if splits(rows) && helpers() > 0 {
         row_blocks(rows, PAR_ROWS)
     } else {
         std::iter::once(0..rows).collect()

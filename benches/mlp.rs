@@ -1,0 +1,187 @@
+//! The fused stack `nn::Mlp` against the same `Dense` layers called one by one (an MLP
+//! 2 → W → W → 2 with tanh, W = 64 and 256, f64 and f32, batch 512 and 4096): one evaluation
+//! without a tape, one evaluation with its backward pass, and the symplectic gradient of a
+//! solve (dopri5, 10 fixed steps on [0, 1], loss Σ x(1)²). Each on one thread (inside a rayon
+//! pool of one) and as a program that sets nothing up runs it (the main thread, rayon's default
+//! global pool).
+//!
+//! ```text
+//! cargo bench --bench mlp    # the paired table (median of 7 interleaved rounds)
+//! MLP_CASES="64 f64, 256 f32" MLP_ROWS=512 cargo bench --bench mlp   # some of it
+//! ```
+//!
+//! The two are bit-identical (`nn::mlp`'s tests); this measures only the work around the
+//! arithmetic.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use neural_ode::dfdx::prelude::*;
+use neural_ode::nn::{builders, Dense, Identity, Mlp, Tanh};
+use neural_ode::{neural_ode, solve, GradMethod, SolveOptions, VectorField};
+
+type State = (usize, Const<2>);
+
+/// What the table times, per model.
+trait Probe: Sync {
+    fn eval(&self, x0: &[f64]);
+    fn vjp(&self, x0: &[f64]);
+    fn gradient(&self, x0: &[f64]);
+}
+
+macro_rules! fields {
+    ($($name:ident<$w:literal, $e:ty>: $net:ty = $build:ty),* $(,)?) => {$(
+        #[neural_ode(solver = "dopri5", grad = "symplectic")]
+        #[derive(Clone, Debug)]
+        struct $name {
+            net: $net,
+        }
+
+        impl VectorField<State, $e, Cpu> for $name {
+            fn eval<T: Tape<$e, Cpu>>(&self, _t: $e, x: Tensor<State, $e, Cpu, T>) -> Tensor<State, $e, Cpu, T> {
+                self.net.forward(x)
+            }
+        }
+
+        impl $name {
+            fn build() -> Self {
+                $name { net: Cpu::seed_from_u64(0).build_module::<$build, $e>() }
+            }
+            fn x0(x0: &[f64]) -> Tensor<State, $e, Cpu> {
+                let rows = x0.len() / 2;
+                Cpu::default().tensor_from_vec(x0.iter().map(|&v| v as $e).collect(), (rows, Const))
+            }
+        }
+
+        impl Probe for $name {
+            fn eval(&self, x0: &[f64]) {
+                black_box(self.net.forward(Self::x0(x0)));
+            }
+            fn vjp(&self, x0: &[f64]) {
+                let x = Self::x0(x0);
+                let g = self.net.forward(x.leaky_trace()).square().sum::<Rank0, _>().backward();
+                black_box(g.get(&x));
+            }
+            fn gradient(&self, x0: &[f64]) {
+                let opts = SolveOptions::fixed_steps(10).with_grad(GradMethod::Symplectic);
+                let times: [$e; 2] = [0.0, 1.0];
+                let sol = solve(self, Self::x0(x0).leaky_trace(), &times, &opts).expect("solve");
+                black_box(sol.ys.square().sum::<Rank0, _>().backward());
+            }
+        }
+    )*};
+}
+
+type Layers<const W: usize, E> = (
+    Dense<2, W, Tanh, E, Cpu>,
+    Dense<W, W, Tanh, E, Cpu>,
+    Dense<W, 2, Identity, E, Cpu>,
+);
+type Build<const W: usize> = (
+    builders::Dense<2, W, Tanh>,
+    builders::Dense<W, W, Tanh>,
+    builders::Dense<W, 2, Identity>,
+);
+
+fields!(
+    L64F64<64, f64>: Layers<64, f64> = Build<64>,
+    M64F64<64, f64>: Mlp<Layers<64, f64>> = Mlp<Build<64>>,
+    L256F64<256, f64>: Layers<256, f64> = Build<256>,
+    M256F64<256, f64>: Mlp<Layers<256, f64>> = Mlp<Build<256>>,
+    L64F32<64, f32>: Layers<64, f32> = Build<64>,
+    M64F32<64, f32>: Mlp<Layers<64, f32>> = Mlp<Build<64>>,
+    L256F32<256, f32>: Layers<256, f32> = Build<256>,
+    M256F32<256, f32>: Mlp<Layers<256, f32>> = Mlp<Build<256>>,
+);
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median times of `a` and `b` and the median of the per-round ratios b / a, over `rounds`
+/// interleaved rounds of about 50 ms each.
+fn paired(a: &dyn Fn(), b: &dyn Fn(), rounds: usize) -> (f64, f64, f64) {
+    a();
+    b();
+    let start = Instant::now();
+    a();
+    let reps = ((0.05 / start.elapsed().as_secs_f64()).ceil() as usize).clamp(1, 5000);
+    let time = |f: &dyn Fn()| {
+        let start = Instant::now();
+        for _ in 0..reps {
+            f();
+        }
+        start.elapsed().as_secs_f64() / reps as f64
+    };
+    let (mut ta, mut tb, mut r) = (vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        let (x, y) = (time(a), time(b));
+        ta.push(x);
+        tb.push(y);
+        r.push(y / x);
+    }
+    (median(&mut ta), median(&mut tb), median(&mut r))
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
+    let models: [(&str, &str, Box<dyn Probe>, Box<dyn Probe>); 4] = [
+        ("64", "f64", Box::new(L64F64::build()), Box::new(M64F64::build())),
+        ("256", "f64", Box::new(L256F64::build()), Box::new(M256F64::build())),
+        ("64", "f32", Box::new(L64F32::build()), Box::new(M64F32::build())),
+        ("256", "f32", Box::new(L256F32::build()), Box::new(M256F32::build())),
+    ];
+    println!(
+        "\nnn::Mlp against its Dense layers one by one; median of 7 interleaved rounds \
+         (global pool: {} threads)\n",
+        rayon::current_num_threads()
+    );
+    println!("| W | dtype | batch | what | threads | layers | Mlp | Mlp / layers |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    // `MLP_CASES="64 f64, 256 f32"` picks cases (all by default); `MLP_ROWS="512"` batches.
+    let pick = |var: &str, case: &str| {
+        std::env::var(var).map_or(true, |v| v.split(',').any(|c| c.trim() == case))
+    };
+    for (w, e, layers, fused) in &models {
+        if !pick("MLP_CASES", &format!("{w} {e}")) {
+            continue;
+        }
+        for rows in [512usize, 4096] {
+            if !pick("MLP_ROWS", &rows.to_string()) {
+                continue;
+            }
+            let x0: Vec<f64> = (0..2 * rows).map(|k| (0.37 * k as f64).sin()).collect();
+            type Pick = fn(&dyn Probe, &[f64]);
+            let whats: [(&str, Pick); 3] = [
+                ("forward", |p, x| p.eval(x)),
+                ("forward + backward", |p, x| p.vjp(x)),
+                ("symplectic gradient", |p, x| p.gradient(x)),
+            ];
+            for (what, f) in whats {
+                for threads in ["1", "default"] {
+                    let run = |p: &dyn Probe| {
+                        if threads == "1" {
+                            one.install(|| f(p, &x0))
+                        } else {
+                            f(p, &x0)
+                        }
+                    };
+                    let (a, b, r) = paired(&|| run(layers.as_ref()), &|| run(fused.as_ref()), 7);
+                    let us = |s: f64| format!("{:.1} µs", s * 1e6);
+                    println!(
+                        "| {w} | {e} | {rows} | {what} | {threads} | {} | {} | {r:.3} |",
+                        us(a),
+                        us(b)
+                    );
+                }
+            }
+        }
+    }
+}
