@@ -209,6 +209,13 @@ impl<E: DenseFloat> LayerVisitor<E, Cpu> for Collect<E> {
     }
 }
 
+/// `values` in a pooled buffer.
+fn host_copy<E: DenseFloat>(values: &[E]) -> Buf<E> {
+    let mut buf = Buf::take(values.len());
+    buf.copy_from_slice(values);
+    buf
+}
+
 /// The CPU evaluation: the engine's forward pass, and on a tape one backward operation.
 pub(crate) fn cpu_mlp<B, const I: usize, L, E, T>(
     x: Tensor<(B, Const<I>), E, Cpu, T>,
@@ -244,20 +251,11 @@ where
         let (x_g, out_g) = (x.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
             let last = last.as_deref();
-            let d_last = {
-                let g: &[E] = grads.get_or_alloc_mut(&out_g)?;
-                E::last_cotangent(rows, &specs, &trace, last, g)
-            };
-            let ds = E::backward(
-                rows,
-                &specs,
-                &trace,
-                last,
-                &d_last,
-                grads.get_or_alloc_mut(&x_g)?,
-            );
-            for (l, add) in adds.iter().enumerate() {
-                let d: &[E] = ds.get(l).map_or(&d_last, |d| d);
+            // The output's cotangent, copied: dfdx lends one gradient buffer at a time, and the
+            // input's is written while this is read.
+            let g = host_copy(grads.get_or_alloc_mut(&out_g)?);
+            let ds = E::backward(rows, &specs, &trace, last, &g, grads.get_or_alloc_mut(&x_g)?);
+            for (l, (add, d)) in adds.iter().zip(&ds).enumerate() {
                 let input: &[E] = if l == 0 { &xs } else { &trace.ys[l - 1] };
                 add(grads, rows, d, input)?;
             }

@@ -95,6 +95,9 @@ fn fused_gives_the_bits_of_the_layers_one_by_one() {
     three!(f64, Softplus, Silu, Sigmoid, 33);
     three!(f32, Sigmoid, Softplus, Tanh, 33);
     three!(f64, Silu, Identity, Silu, 5);
+    // Wide enough for blocks of 128 rows.
+    three!(f64, Tanh, Softplus, Identity, 130);
+    three!(f32, Tanh, Tanh, Identity, 256);
 }
 
 #[test]
