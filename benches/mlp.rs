@@ -8,6 +8,7 @@
 //! ```text
 //! cargo bench --bench mlp    # the paired table (median of 7 interleaved rounds)
 //! MLP_CASES="64 f64, 256 f32" MLP_ROWS=512 cargo bench --bench mlp   # some of it
+//! cargo bench --bench mlp -- --memory   # peak heap of the symplectic and backprop gradients
 //! ```
 //!
 //! The two are bit-identical (`nn::mlp`'s tests); this measures only the work around the
@@ -16,6 +17,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use neural_ode::alloc::{self, CountingAllocator};
 use neural_ode::dfdx::prelude::*;
 use neural_ode::nn::{builders, Dense, Identity, Mlp, Tanh};
 use neural_ode::{neural_ode, solve, GradMethod, SolveOptions, VectorField};
@@ -27,6 +29,21 @@ trait Probe: Sync {
     fn eval(&self, x0: &[f64]);
     fn vjp(&self, x0: &[f64]);
     fn gradient(&self, x0: &[f64]);
+    fn gradient_with(&self, x0: &[f64], grad: GradMethod);
+}
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+/// Peak heap bytes while `f` runs a second time (the counting allocator), above the level after
+/// the first call: the steady state, what a call adds to what the first left in the layers'
+/// buffer pools and `gemm`'s workspace.
+fn peak_of(f: impl Fn()) -> usize {
+    f();
+    let warm = alloc::current();
+    alloc::reset_peak();
+    f();
+    alloc::peak().saturating_sub(warm)
 }
 
 macro_rules! fields {
@@ -63,7 +80,10 @@ macro_rules! fields {
                 black_box(g.get(&x));
             }
             fn gradient(&self, x0: &[f64]) {
-                let opts = SolveOptions::fixed_steps(10).with_grad(GradMethod::Symplectic);
+                self.gradient_with(x0, GradMethod::Symplectic)
+            }
+            fn gradient_with(&self, x0: &[f64], grad: GradMethod) {
+                let opts = SolveOptions::fixed_steps(10).with_grad(grad);
                 let times: [$e; 2] = [0.0, 1.0];
                 let sol = solve(self, Self::x0(x0).leaky_trace(), &times, &opts).expect("solve");
                 black_box(sol.ys.square().sum::<Rank0, _>().backward());
@@ -93,6 +113,9 @@ fields!(
     L256F32<256, f32>: Layers<256, f32> = Build<256>,
     M256F32<256, f32>: Mlp<Layers<256, f32>> = Mlp<Build<256>>,
 );
+
+/// A case: width, dtype, the layers one by one, the same fused.
+type Case = (&'static str, &'static str, Box<dyn Probe>, Box<dyn Probe>);
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -124,6 +147,44 @@ fn paired(a: &dyn Fn(), b: &dyn Fn(), rounds: usize) -> (f64, f64, f64) {
     (median(&mut ta), median(&mut tb), median(&mut r))
 }
 
+/// Peak heap of a gradient, the layers against `Mlp`, each on a fresh thread (a new pool of one,
+/// so no buffers pooled by an earlier measurement are counted or reused).
+fn memory(models: &[Case]) {
+    let fresh = |f: &(dyn Fn() -> usize + Sync)| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("pool")
+            .install(f)
+    };
+    println!(
+        "\npeak heap (counting allocator, one thread, batch 512; the second of two calls, above \
+         the level after the first)\n"
+    );
+    println!("| W | dtype | what | layers | Mlp | Mlp / layers |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let mib = |v: usize| format!("{:.3} MiB", v as f64 / (1 << 20) as f64);
+    let row = |what: &str, a: usize, b: usize| {
+        format!(
+            "{what} | {} | {} | {:.3}",
+            mib(a),
+            mib(b),
+            b as f64 / a as f64
+        )
+    };
+    let x0: Vec<f64> = (0..1024).map(|k| (0.37 * k as f64).sin()).collect();
+    for (w, e, layers, fused) in models {
+        let peak = |p: &dyn Probe| fresh(&|| peak_of(|| p.vjp(&x0)));
+        let (a, b) = (peak(layers.as_ref()), peak(fused.as_ref()));
+        println!("| {w} | {e} | {} |", row("one evaluation + backward", a, b));
+        for grad in [GradMethod::Symplectic, GradMethod::Backprop] {
+            let peak = |p: &dyn Probe| fresh(&|| peak_of(|| p.gradient_with(&x0, grad)));
+            let (a, b) = (peak(layers.as_ref()), peak(fused.as_ref()));
+            println!("| {w} | {e} | {} |", row(&format!("{grad:?}"), a, b));
+        }
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -132,12 +193,36 @@ fn main() {
         .num_threads(1)
         .build()
         .expect("pool");
-    let models: [(&str, &str, Box<dyn Probe>, Box<dyn Probe>); 4] = [
-        ("64", "f64", Box::new(L64F64::build()), Box::new(M64F64::build())),
-        ("256", "f64", Box::new(L256F64::build()), Box::new(M256F64::build())),
-        ("64", "f32", Box::new(L64F32::build()), Box::new(M64F32::build())),
-        ("256", "f32", Box::new(L256F32::build()), Box::new(M256F32::build())),
+    let models: [Case; 4] = [
+        (
+            "64",
+            "f64",
+            Box::new(L64F64::build()),
+            Box::new(M64F64::build()),
+        ),
+        (
+            "256",
+            "f64",
+            Box::new(L256F64::build()),
+            Box::new(M256F64::build()),
+        ),
+        (
+            "64",
+            "f32",
+            Box::new(L64F32::build()),
+            Box::new(M64F32::build()),
+        ),
+        (
+            "256",
+            "f32",
+            Box::new(L256F32::build()),
+            Box::new(M256F32::build()),
+        ),
     ];
+    if std::env::args().any(|a| a == "--memory") {
+        memory(&models);
+        return;
+    }
     println!(
         "\nnn::Mlp against its Dense layers one by one; median of 7 interleaved rounds \
          (global pool: {} threads)\n",

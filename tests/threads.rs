@@ -30,12 +30,15 @@ impl<E: Real, D: OdeDevice<E>> VectorField<State, E, D> for Mlp<E, D> {
 #[neural_ode(solver = "dopri5")]
 #[derive(Clone, Debug)]
 struct Fused<E: Dtype, D: Storage<E>> {
-    net: nn::Mlp<(
-        Dense<2, 64, Tanh, E, D>,
-        Dense<64, 48, Softplus, E, D>,
-        Dense<48, 2, Identity, E, D>,
-    )>,
+    net: nn::Mlp<Layers<E, D>>,
 }
+
+/// The layers of `Mlp`, as a tuple.
+type Layers<E, D> = (
+    Dense<2, 64, Tanh, E, D>,
+    Dense<64, 48, Softplus, E, D>,
+    Dense<48, 2, Identity, E, D>,
+);
 
 impl<E: Real, D: OdeDevice<E>> VectorField<State, E, D> for Fused<E, D> {
     fn eval<T: Tape<E, D>>(&self, _t: E, x: Tensor<State, E, D, T>) -> Tensor<State, E, D, T> {

@@ -40,13 +40,16 @@ pooled!(f32 => POOL_F32, f64 => POOL_F64);
 pub(crate) struct Buf<E: Pooled>(Vec<E>);
 
 impl<E: Pooled> Buf<E> {
-    /// A buffer of exactly `len` elements, reusing the smallest pooled one that is big enough.
+    /// A buffer of exactly `len` elements, reusing the smallest pooled one that is big enough
+    /// and at most twice as big. (A small request never takes a large buffer: a buffer handed
+    /// to dfdx as a tensor keeps its capacity for the tensor's life, and a layer's 2-wide output
+    /// stored by a solve would otherwise hold a hidden layer's worth of memory.)
     pub(crate) fn take(len: usize) -> Buf<E> {
         let mut v = E::with_pool(|pool| {
             let best = pool
                 .iter()
                 .enumerate()
-                .filter(|(_, v)| v.capacity() >= len)
+                .filter(|(_, v)| v.capacity() >= len && v.capacity() <= 2 * len.max(64))
                 .min_by_key(|(_, v)| v.capacity())
                 .map(|(i, _)| i);
             best.map(|i| pool.swap_remove(i))
@@ -109,6 +112,12 @@ mod tests {
         let a = Buf::<f64>::take(1000);
         let ptr = a.as_ptr();
         drop(a);
+        let small = Buf::<f64>::take(100);
+        assert_ne!(
+            small.as_ptr(),
+            ptr,
+            "a small request does not take a large buffer"
+        );
         let b = Buf::<f64>::take(500);
         assert_eq!(b.len(), 500);
         assert_eq!(b.as_ptr(), ptr, "the pooled buffer is reused");

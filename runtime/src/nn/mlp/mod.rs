@@ -254,7 +254,14 @@ where
             // The output's cotangent, copied: dfdx lends one gradient buffer at a time, and the
             // input's is written while this is read.
             let g = host_copy(grads.get_or_alloc_mut(&out_g)?);
-            let ds = E::backward(rows, &specs, &trace, last, &g, grads.get_or_alloc_mut(&x_g)?);
+            let ds = E::backward(
+                rows,
+                &specs,
+                &trace,
+                last,
+                &g,
+                grads.get_or_alloc_mut(&x_g)?,
+            );
             for (l, (add, d)) in adds.iter().zip(&ds).enumerate() {
                 let input: &[E] = if l == 0 { &xs } else { &trace.ys[l - 1] };
                 add(grads, rows, d, input)?;
