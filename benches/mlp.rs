@@ -9,6 +9,8 @@
 //! cargo bench --bench mlp    # the paired table (median of 7 interleaved rounds)
 //! MLP_CASES="64 f64, 256 f32" MLP_ROWS=512 cargo bench --bench mlp   # some of it
 //! cargo bench --bench mlp -- --memory   # peak heap of the symplectic and backprop gradients
+//! taskset -c 0 cargo bench --bench mlp -- --peer   # the peers harness's case, f32 and f64
+//!                                                  # (with benches/diffrax_dtype.py)
 //! ```
 //!
 //! The two are bit-identical (`nn::mlp`'s tests); this measures only the work around the
@@ -29,7 +31,7 @@ trait Probe: Sync {
     fn eval(&self, x0: &[f64]);
     fn vjp(&self, x0: &[f64]);
     fn gradient(&self, x0: &[f64]);
-    fn gradient_with(&self, x0: &[f64], grad: GradMethod);
+    fn gradient_with(&self, x0: &[f64], grad: GradMethod, steps: usize);
 }
 
 #[global_allocator]
@@ -80,10 +82,10 @@ macro_rules! fields {
                 black_box(g.get(&x));
             }
             fn gradient(&self, x0: &[f64]) {
-                self.gradient_with(x0, GradMethod::Symplectic)
+                self.gradient_with(x0, GradMethod::Symplectic, 10)
             }
-            fn gradient_with(&self, x0: &[f64], grad: GradMethod) {
-                let opts = SolveOptions::fixed_steps(10).with_grad(grad);
+            fn gradient_with(&self, x0: &[f64], grad: GradMethod, steps: usize) {
+                let opts = SolveOptions::fixed_steps(steps).with_grad(grad);
                 let times: [$e; 2] = [0.0, 1.0];
                 let sol = solve(self, Self::x0(x0).leaky_trace(), &times, &opts).expect("solve");
                 black_box(sol.ys.square().sum::<Rank0, _>().backward());
@@ -178,9 +180,43 @@ fn memory(models: &[Case]) {
         let (a, b) = (peak(layers.as_ref()), peak(fused.as_ref()));
         println!("| {w} | {e} | {} |", row("one evaluation + backward", a, b));
         for grad in [GradMethod::Symplectic, GradMethod::Backprop] {
-            let peak = |p: &dyn Probe| fresh(&|| peak_of(|| p.gradient_with(&x0, grad)));
+            let peak = |p: &dyn Probe| fresh(&|| peak_of(|| p.gradient_with(&x0, grad, 10)));
             let (a, b) = (peak(layers.as_ref()), peak(fused.as_ref()));
             println!("| {w} | {e} | {} |", row(&format!("{grad:?}"), a, b));
+        }
+    }
+}
+
+/// The peers harness's gradient case (`c2_dopri5_N100`: dopri5, 100 fixed steps, batch 512),
+/// on the threads the process is given (`taskset`, `RAYON_NUM_THREADS`), for comparison with
+/// `benches/diffrax_dtype.py` run the same way: median seconds per symplectic gradient and
+/// microseconds per evaluation without a tape, of 7.
+fn peer(models: &[Case]) {
+    println!(
+        "\npeers case c2_dopri5_N100 (global pool: {} threads)\n",
+        rayon::current_num_threads()
+    );
+    println!("| W | dtype | network | symplectic gradient | one evaluation |");
+    println!("| --- | --- | --- | --- | --- |");
+    let x0: Vec<f64> = (0..1024).map(|k| (0.37 * k as f64).sin()).collect();
+    let median_of = |f: &dyn Fn(), reps: usize, inner: usize| {
+        f();
+        let mut t: Vec<f64> = (0..reps)
+            .map(|_| {
+                let start = Instant::now();
+                for _ in 0..inner {
+                    f();
+                }
+                start.elapsed().as_secs_f64() / inner as f64
+            })
+            .collect();
+        median(&mut t)
+    };
+    for (w, e, layers, fused) in models {
+        for (net, p) in [("layers", layers), ("Mlp", fused)] {
+            let g = median_of(&|| p.gradient_with(&x0, GradMethod::Symplectic, 100), 7, 1);
+            let ev = median_of(&|| p.eval(&x0), 7, 200);
+            println!("| {w} | {e} | {net} | {g:.4} s | {:.1} µs |", ev * 1e6);
         }
     }
 }
@@ -219,6 +255,10 @@ fn main() {
             Box::new(M256F32::build()),
         ),
     ];
+    if std::env::args().any(|a| a == "--peer") {
+        peer(&models);
+        return;
+    }
     if std::env::args().any(|a| a == "--memory") {
         memory(&models);
         return;

@@ -1,8 +1,9 @@
 //! Thread scaling of the symplectic gradient with the fused layers, for batches 16, 512 and 4096,
-//! widths 64 and 256, f64 and f32 (an MLP 2 → W → W → 2 of `Dense` layers with tanh, dopri5, 10
-//! fixed steps on [0, 1], loss Σ x(1)²): inside a rayon pool of one thread, inside a pool of two
-//! threads, and called from the program's main thread (what a program gets that sets nothing up;
-//! the layers then run on that thread alone, whatever `RAYON_NUM_THREADS` says).
+//! widths 64 and 256, f64 and f32 (an MLP 2 → W → W → 2 of `Dense` layers with tanh, called one
+//! by one or fused into one `nn::Mlp`; dopri5, 10 fixed steps on [0, 1], loss Σ x(1)²): inside a
+//! rayon pool of one thread, inside a pool of two threads, and called from the program's main
+//! thread (what a program gets that sets nothing up: the layers share their blocks with rayon's
+//! global pool, `RAYON_NUM_THREADS` threads, by default one per core).
 //!
 //! ```text
 //! cargo bench --bench threads            # criterion's group, then the paired table
@@ -20,34 +21,28 @@ use std::time::Instant;
 
 use criterion::{criterion_group, Criterion};
 use neural_ode::dfdx::prelude::*;
-use neural_ode::nn::{builders, Dense, Identity, Tanh};
+use neural_ode::nn::{builders, Dense, Identity, Mlp, Tanh};
 use neural_ode::{neural_ode, solve, GradMethod, SolveOptions, VectorField};
 
 type State = (usize, Const<2>);
 
 macro_rules! mlps {
-    ($($name:ident<$w:literal, $e:ty>),* $(,)?) => {$(
+    ($($name:ident<$w:literal, $e:ty>: $net:ty = $build:ty),* $(,)?) => {$(
         #[neural_ode(solver = "dopri5", grad = "symplectic")]
         #[derive(Clone, Debug)]
         struct $name {
-            l1: Dense<2, $w, Tanh, $e, Cpu>,
-            l2: Dense<$w, $w, Tanh, $e, Cpu>,
-            l3: Dense<$w, 2, Identity, $e, Cpu>,
+            net: $net,
         }
 
         impl VectorField<State, $e, Cpu> for $name {
             fn eval<T: Tape<$e, Cpu>>(&self, _t: $e, x: Tensor<State, $e, Cpu, T>) -> Tensor<State, $e, Cpu, T> {
-                self.l3.forward(self.l2.forward(self.l1.forward(x)))
+                self.net.forward(x)
             }
         }
 
         impl $name {
             fn build(dev: &Cpu) -> Self {
-                $name {
-                    l1: dev.build_module::<builders::Dense<2, $w, Tanh>, $e>(),
-                    l2: dev.build_module::<builders::Dense<$w, $w, Tanh>, $e>(),
-                    l3: dev.build_module::<builders::Dense<$w, 2, Identity>, $e>(),
-                }
+                $name { net: dev.build_module::<$build, $e>() }
             }
         }
 
@@ -67,11 +62,32 @@ macro_rules! mlps {
     )*};
 }
 
+/// The layers of the field's MLP, called one by one.
+type Layers<const W: usize, E> = (
+    Dense<2, W, Tanh, E, Cpu>,
+    Dense<W, W, Tanh, E, Cpu>,
+    Dense<W, 2, Identity, E, Cpu>,
+);
+type Build<const W: usize> = (
+    builders::Dense<2, W, Tanh>,
+    builders::Dense<W, W, Tanh>,
+    builders::Dense<W, 2, Identity>,
+);
+
 trait Gradient: Sync {
     fn gradient(&self, x0: &[f64]);
 }
 
-mlps!(W64F64<64, f64>, W256F64<256, f64>, W64F32<64, f32>, W256F32<256, f32>);
+mlps!(
+    W64F64<64, f64>: Layers<64, f64> = Build<64>,
+    W256F64<256, f64>: Layers<256, f64> = Build<256>,
+    W64F32<64, f32>: Layers<64, f32> = Build<64>,
+    W256F32<256, f32>: Layers<256, f32> = Build<256>,
+    M64F64<64, f64>: Mlp<Layers<64, f64>> = Mlp<Build<64>>,
+    M256F64<256, f64>: Mlp<Layers<256, f64>> = Mlp<Build<256>>,
+    M64F32<64, f32>: Mlp<Layers<64, f32>> = Mlp<Build<64>>,
+    M256F32<256, f32>: Mlp<Layers<256, f32>> = Mlp<Build<256>>,
+);
 
 fn initial(rows: usize) -> Vec<f64> {
     (0..2 * rows).map(|k| (0.37 * k as f64).sin()).collect()
@@ -149,23 +165,31 @@ fn scaling(m: &dyn Gradient, rows: usize, rounds: usize) -> ([f64; 3], [f64; 2])
 
 fn table() {
     let dev = Cpu::seed_from_u64(0);
-    let models: [(&str, &str, Box<dyn Gradient>); 4] = [
-        ("64", "f64", Box::new(W64F64::build(&dev))),
-        ("256", "f64", Box::new(W256F64::build(&dev))),
-        ("64", "f32", Box::new(W64F32::build(&dev))),
-        ("256", "f32", Box::new(W256F32::build(&dev))),
+    let models: [(&str, &str, &str, Box<dyn Gradient>); 8] = [
+        ("64", "f64", "layers", Box::new(W64F64::build(&dev))),
+        ("64", "f64", "Mlp", Box::new(M64F64::build(&dev))),
+        ("256", "f64", "layers", Box::new(W256F64::build(&dev))),
+        ("256", "f64", "Mlp", Box::new(M256F64::build(&dev))),
+        ("64", "f32", "layers", Box::new(W64F32::build(&dev))),
+        ("64", "f32", "Mlp", Box::new(M64F32::build(&dev))),
+        ("256", "f32", "layers", Box::new(W256F32::build(&dev))),
+        ("256", "f32", "Mlp", Box::new(M256F32::build(&dev))),
     ];
-    println!("\nsymplectic gradient, dopri5, 10 fixed steps; median of 7 interleaved rounds\n");
     println!(
-        "| W | dtype | batch | pool of 1 | pool of 2 | main thread | pool of 2 / 1 | main thread / pool of 1 |"
+        "\nsymplectic gradient, dopri5, 10 fixed steps; median of 7 interleaved rounds; \
+         global pool: {} threads\n",
+        rayon::current_num_threads()
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (w, e, m) in &models {
+    println!(
+        "| W | dtype | network | batch | pool of 1 | pool of 2 | main thread | pool of 2 / 1 | main thread / pool of 1 |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (w, e, net, m) in &models {
         for rows in [16, 512, 4096] {
             let (t, r) = scaling(m.as_ref(), rows, 7);
             let ms = |s: f64| format!("{:.3} ms", s * 1e3);
             println!(
-                "| {w} | {e} | {rows} | {} | {} | {} | {:.3} | {:.3} |",
+                "| {w} | {e} | {net} | {rows} | {} | {} | {} | {:.3} | {:.3} |",
                 ms(t[0]),
                 ms(t[1]),
                 ms(t[2]),

@@ -40,16 +40,13 @@ pooled!(f32 => POOL_F32, f64 => POOL_F64);
 pub(crate) struct Buf<E: Pooled>(Vec<E>);
 
 impl<E: Pooled> Buf<E> {
-    /// A buffer of exactly `len` elements, reusing the smallest pooled one that is big enough
-    /// and at most twice as big. (A small request never takes a large buffer: a buffer handed
-    /// to dfdx as a tensor keeps its capacity for the tensor's life, and a layer's 2-wide output
-    /// stored by a solve would otherwise hold a hidden layer's worth of memory.)
+    /// A buffer of exactly `len` elements, reusing the smallest pooled one that is big enough.
     pub(crate) fn take(len: usize) -> Buf<E> {
         let mut v = E::with_pool(|pool| {
             let best = pool
                 .iter()
                 .enumerate()
-                .filter(|(_, v)| v.capacity() >= len && v.capacity() <= 2 * len.max(64))
+                .filter(|(_, v)| v.capacity() >= len)
                 .min_by_key(|(_, v)| v.capacity())
                 .map(|(i, _)| i);
             best.map(|i| pool.swap_remove(i))
@@ -62,6 +59,26 @@ impl<E: Pooled> Buf<E> {
 }
 
 impl<E: Pooled> Buf<E> {
+    /// A buffer of exactly `len` elements for handing to dfdx: a pooled one only if it is at
+    /// most twice as big, else a new one. (A tensor keeps its buffer's capacity for its life: a
+    /// narrow output stored by a solve must not hold a wide layer's buffer.)
+    pub(crate) fn take_to_hand_over(len: usize) -> Buf<E> {
+        let v = E::with_pool(|pool| {
+            let fits = |v: &Vec<E>| v.capacity() >= len && v.capacity() <= 2 * len.max(64);
+            let best = pool
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| fits(v))
+                .min_by_key(|(_, v)| v.capacity())
+                .map(|(i, _)| i);
+            best.map(|i| pool.swap_remove(i))
+        })
+        .flatten();
+        let mut v = v.unwrap_or_else(|| Vec::with_capacity(len));
+        E::resize(&mut v, len);
+        Buf(v)
+    }
+
     /// A pooled copy of the buffer.
     pub(crate) fn duplicate(&self) -> Buf<E> {
         let mut copy = Buf::take(self.0.len());
@@ -112,15 +129,17 @@ mod tests {
         let a = Buf::<f64>::take(1000);
         let ptr = a.as_ptr();
         drop(a);
-        let small = Buf::<f64>::take(100);
-        assert_ne!(
-            small.as_ptr(),
-            ptr,
-            "a small request does not take a large buffer"
-        );
         let b = Buf::<f64>::take(500);
         assert_eq!(b.len(), 500);
         assert_eq!(b.as_ptr(), ptr, "the pooled buffer is reused");
+        drop(b);
+        let handed = Buf::<f64>::take_to_hand_over(100);
+        assert_ne!(
+            handed.as_ptr(),
+            ptr,
+            "handed over: not a buffer 10 times as big"
+        );
+        assert_eq!(handed.into_vec().capacity(), 100);
         let c = Buf::<f64>::take(2000);
         assert_eq!(c.len(), 2000);
         assert_ne!(c.as_ptr(), ptr);

@@ -9,13 +9,15 @@
 //!   for every thread count (`tests/threads.rs`).
 //! - **The caller works too, and never waits for a thread to wake up.** The blocks are claimed
 //!   one at a time from a shared counter, by the calling thread and by helpers it posts to
-//!   rayon's pool (the pool of the thread it runs on, else the global pool). A helper that
-//!   arrives late finds the blocks taken and leaves; the caller waits only for blocks a helper is
-//!   already running. So a program's main thread gets the pool's cores without handing its work
-//!   over, and a product costs at most the posting of a helper more than on one thread.
+//!   rayon's pool (the pool of the thread it runs on, else, under [`off_pool`], the global pool).
+//!   A helper that arrives late finds the blocks taken and leaves; the caller waits only for
+//!   blocks a helper is already running. So a program's main thread gets the pool's cores
+//!   without handing its work over, and a product costs at most the posting of a helper more
+//!   than on one thread.
 //! - Each product itself is single-threaded: `gemm` splitting the small products of a dense
 //!   layer cost more in synchronisation than it gained.
 
+use std::cell::Cell;
 use std::ops::Range;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -34,11 +36,37 @@ pub fn splits(rows: usize) -> bool {
     rows >= 2 * PAR_ROWS
 }
 
+thread_local! {
+    /// Whether this thread, outside any pool, shares split work with rayon's global pool now.
+    static OFF_POOL: Cell<bool> = const { Cell::new(false) };
+}
+
 /// How many threads may help the calling thread with split work: one fewer than the threads of
-/// the rayon pool it runs on, or of rayon's global pool (`RAYON_NUM_THREADS`, by default one
-/// per core) when it runs on none. Zero runs everything on the calling thread.
+/// the rayon pool it runs on; on a thread outside any pool (a program's main thread), one fewer
+/// than the threads of rayon's global pool (`RAYON_NUM_THREADS`, by default one per core) while
+/// [`off_pool`] allows it, else none. Zero runs everything on the calling thread.
 pub fn helpers() -> usize {
+    if rayon::current_thread_index().is_none() && !OFF_POOL.with(Cell::get) {
+        return 0;
+    }
     rayon::current_num_threads().saturating_sub(1)
+}
+
+/// `f`, with the calling thread, if it is outside any pool, sharing split work with rayon's
+/// global pool. [`Mlp`](crate::nn::Mlp) evaluates under it; a [`Dense`](crate::nn::Dense) layer
+/// called on its own does not: each layer hands a batch-sized output to dfdx and allocates the
+/// next, and on a program's main thread glibc's allocator answers that churn with page faults
+/// (it shrinks and regrows the heap) that a second busy thread made several times worse than
+/// what the split saved (measured: `benches/README.md`, "Threads").
+pub(crate) fn off_pool<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OFF_POOL.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(OFF_POOL.with(|c| c.replace(true)));
+    f()
 }
 
 /// `f(rows, the rows of out)` for the first `rows` rows of `out` (`width` values per row): once
@@ -219,12 +247,17 @@ mod tests {
         let seen = Mutex::new(std::collections::HashSet::new());
         std::thread::spawn(move || {
             assert!(rayon::current_thread_index().is_none());
+            assert_eq!(helpers(), 0, "not outside `off_pool`");
             let global = rayon::current_num_threads();
-            by_rows(4096, &mut out, 1, |r, chunk| {
-                seen.lock().unwrap().insert(std::thread::current().id());
-                // Slow blocks, so that a helper surely arrives before the caller is done.
-                std::thread::sleep(std::time::Duration::from_millis(1));
-                chunk.iter_mut().zip(r).for_each(|(v, k)| *v = k as u64);
+            off_pool(|| assert_eq!(helpers(), global - 1));
+            assert_eq!(helpers(), 0, "restored");
+            off_pool(|| {
+                by_rows(4096, &mut out, 1, |r, chunk| {
+                    seen.lock().unwrap().insert(std::thread::current().id());
+                    // Slow blocks, so that a helper surely arrives before the caller is done.
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    chunk.iter_mut().zip(r).for_each(|(v, k)| *v = k as u64);
+                })
             });
             assert!(out.iter().enumerate().all(|(k, v)| *v == k as u64));
             let threads = seen.lock().unwrap().len();

@@ -302,8 +302,9 @@ fn small_kernels_on_every_instruction_set() {
     }
 }
 
-/// Split over a pool of two threads, and from the test's own thread (on no pool: shared with
-/// rayon's global pool), every product gives the bits of the unsplit call (in a pool of one).
+/// Split over a pool of two threads, and from the test's own thread (on no pool, under
+/// `off_pool`: shared with rayon's global pool), every product gives the bits of the unsplit
+/// call (in a pool of one).
 fn split_matches_unsplit<E: TestFloat + PartialEq + std::fmt::Debug>(
     rows: usize,
     i: usize,
@@ -340,7 +341,7 @@ fn split_matches_unsplit<E: TestFloat + PartialEq + std::fmt::Debug>(
         assert_eq!(crate::nn::threads::helpers(), 1);
         run()
     });
-    let shared = run();
+    let shared = crate::nn::threads::off_pool(run);
     for (k, ((a, b), c)) in unsplit.iter().zip(&split).zip(&shared).enumerate() {
         assert!(
             a == b && a == c,

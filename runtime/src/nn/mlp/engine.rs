@@ -129,7 +129,7 @@ fn layer<E: DenseFloat>(
 /// layer's), and, with `trace`, what the backward pass needs.
 fn forward<E: DenseFloat>(rows: usize, specs: &[Spec<E>], x: &[E], trace: bool) -> Forward<E> {
     let last = specs.len() - 1;
-    let mut out = Buf::<E>::take(rows * specs[last].o);
+    let mut out = Buf::<E>::take_to_hand_over(rows * specs[last].o);
     let cut = cut(rows, specs);
     let isa = Isa::best();
     if !trace {

@@ -10,6 +10,7 @@ use super::dense::{host, Dense, FastDense};
 use super::handoff;
 use super::matmul;
 use super::pool::Buf;
+use super::threads::off_pool;
 
 mod engine;
 #[cfg(test)]
@@ -243,30 +244,32 @@ where
         .map(|c| (c.spec, c.add_grads))
         .unzip();
     let xs = host(&x);
-    let (y, trace) = <E as Engine>::forward(rows, &specs, &xs, T::OWNS_TAPE);
+    let (y, trace) = off_pool(|| <E as Engine>::forward(rows, &specs, &xs, T::OWNS_TAPE));
     let keep_last = T::OWNS_TAPE && specs[specs.len() - 1].kept == Kept::Output;
     let shape = (x.shape().0, L::Out::default());
     let (out, last) = handoff::to_tensor(x.device(), shape, y, keep_last)?;
     if let Some(trace) = trace {
         let (x_g, out_g) = (x.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
-            let last = last.as_deref();
-            // The output's cotangent, copied: dfdx lends one gradient buffer at a time, and the
-            // input's is written while this is read.
-            let g = host_copy(grads.get_or_alloc_mut(&out_g)?);
-            let ds = E::backward(
-                rows,
-                &specs,
-                &trace,
-                last,
-                &g,
-                grads.get_or_alloc_mut(&x_g)?,
-            );
-            for (l, (add, d)) in adds.iter().zip(&ds).enumerate() {
-                let input: &[E] = if l == 0 { &xs } else { &trace.ys[l - 1] };
-                add(grads, rows, d, input)?;
-            }
-            Ok(())
+            off_pool(|| {
+                let last = last.as_deref();
+                // The output's cotangent, copied: dfdx lends one gradient buffer at a time, and the
+                // input's is written while this is read.
+                let g = host_copy(grads.get_or_alloc_mut(&out_g)?);
+                let ds = E::backward(
+                    rows,
+                    &specs,
+                    &trace,
+                    last,
+                    &g,
+                    grads.get_or_alloc_mut(&x_g)?,
+                );
+                for (l, (add, d)) in adds.iter().zip(&ds).enumerate() {
+                    let input: &[E] = if l == 0 { &xs } else { &trace.ys[l - 1] };
+                    add(grads, rows, d, input)?;
+                }
+                Ok(())
+            })
         });
     }
     Ok(out.put_tape(tape))
