@@ -1,5 +1,6 @@
-//! Fast layers for dfdx models: the fused dense layer [`Dense`] and the activation modules
-//! [`Tanh`], [`Sigmoid`], [`Softplus`], [`Silu`] (plus [`Identity`]).
+//! Fast layers for dfdx models: the fused dense layer [`Dense`], a stack of them evaluated as one
+//! operation ([`Mlp`]), and the activation modules [`Tanh`], [`Sigmoid`], [`Softplus`], [`Silu`]
+//! (plus [`Identity`]).
 //!
 //! - [`Dense<I, O, A, E, D>`](Dense): `act(x Wᵀ + b)` as one dfdx module, with `weight` (O × I)
 //!   and `bias` (O) laid out like dfdx's `Linear` (same `TensorCollection` keys, so safetensors
@@ -8,10 +9,16 @@
 //!   computes the input, weight and bias cotangents with the same products from what the
 //!   forward pass kept (the output for `tanh`/`sigmoid`, the pre-activation for
 //!   `softplus`/`silu`). Build it with `dev.build_module::<builders::Dense<I, O, Tanh>, E>()`.
+//! - [`Mlp<(Dense<…>, …)>`](Mlp): the layers of a tuple as one dfdx operation with one backward
+//!   operation, bit for bit what the tuple computes; hidden activations in pooled buffers, each
+//!   block of rows through every layer in turn.
 //! - The activations are drop-in replacements for dfdx's (`(Linear<2, 64>, Tanh, Linear<64,
 //!   2>)` works with either), with forward and backward on dfdx's tape, for `f32` and `f64`. On
 //!   the CPU they evaluate branch-free approximations (tested within 4 ulp of the standard
 //!   library; see [`kernels`]) over whole buffers.
+//!
+//! Threads: a batch is split into blocks of a fixed number of rows, run by the calling thread
+//! with helpers from rayon's pool, bit-identical for every thread count ([`threads`]).
 //!
 //! Instruction sets are chosen at run time (AVX-512, AVX2 + FMA, or the x86-64 baseline; no
 //! `target-cpu` flag needed) by one dispatcher ([`isa`]), for the activations ([`map`] and
