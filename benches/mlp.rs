@@ -16,15 +16,16 @@
 //! The two are bit-identical (`nn::mlp`'s tests); this measures only the work around the
 //! arithmetic.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Instant;
 
+use common::{net_fields, DenseBuild, DenseLayers, State};
 use neural_ode::alloc::{self, CountingAllocator};
 use neural_ode::dfdx::prelude::*;
-use neural_ode::nn::{builders, Dense, Identity, Mlp, Tanh};
-use neural_ode::{neural_ode, solve, GradMethod, SolveOptions, VectorField};
-
-type State = (usize, Const<2>);
+use neural_ode::nn::Mlp;
+use neural_ode::{solve, GradMethod, SolveOptions};
 
 /// What the table times, per model.
 trait Probe: Sync {
@@ -48,24 +49,10 @@ fn peak_of(f: impl Fn()) -> usize {
     alloc::peak().saturating_sub(warm)
 }
 
-macro_rules! fields {
-    ($($name:ident<$w:literal, $e:ty>: $net:ty = $build:ty),* $(,)?) => {$(
-        #[neural_ode(solver = "dopri5", grad = "symplectic")]
-        #[derive(Clone, Debug)]
-        struct $name {
-            net: $net,
-        }
-
-        impl VectorField<State, $e, Cpu> for $name {
-            fn eval<T: Tape<$e, Cpu>>(&self, _t: $e, x: Tensor<State, $e, Cpu, T>) -> Tensor<State, $e, Cpu, T> {
-                self.net.forward(x)
-            }
-        }
-
+/// What the table times, for each field.
+macro_rules! probes {
+    ($($name:ident<$e:ty>),* $(,)?) => {$(
         impl $name {
-            fn build() -> Self {
-                $name { net: Cpu::seed_from_u64(0).build_module::<$build, $e>() }
-            }
             fn x0(x0: &[f64]) -> Tensor<State, $e, Cpu> {
                 let rows = x0.len() / 2;
                 Cpu::default().tensor_from_vec(x0.iter().map(|&v| v as $e).collect(), (rows, Const))
@@ -94,27 +81,18 @@ macro_rules! fields {
     )*};
 }
 
-type Layers<const W: usize, E> = (
-    Dense<2, W, Tanh, E, Cpu>,
-    Dense<W, W, Tanh, E, Cpu>,
-    Dense<W, 2, Identity, E, Cpu>,
+net_fields!(
+    L64F64<f64>: DenseLayers<64, f64> = DenseBuild<64>,
+    M64F64<f64>: Mlp<DenseLayers<64, f64>> = Mlp<DenseBuild<64>>,
+    L256F64<f64>: DenseLayers<256, f64> = DenseBuild<256>,
+    M256F64<f64>: Mlp<DenseLayers<256, f64>> = Mlp<DenseBuild<256>>,
+    L64F32<f32>: DenseLayers<64, f32> = DenseBuild<64>,
+    M64F32<f32>: Mlp<DenseLayers<64, f32>> = Mlp<DenseBuild<64>>,
+    L256F32<f32>: DenseLayers<256, f32> = DenseBuild<256>,
+    M256F32<f32>: Mlp<DenseLayers<256, f32>> = Mlp<DenseBuild<256>>,
 );
-type Build<const W: usize> = (
-    builders::Dense<2, W, Tanh>,
-    builders::Dense<W, W, Tanh>,
-    builders::Dense<W, 2, Identity>,
-);
-
-fields!(
-    L64F64<64, f64>: Layers<64, f64> = Build<64>,
-    M64F64<64, f64>: Mlp<Layers<64, f64>> = Mlp<Build<64>>,
-    L256F64<256, f64>: Layers<256, f64> = Build<256>,
-    M256F64<256, f64>: Mlp<Layers<256, f64>> = Mlp<Build<256>>,
-    L64F32<64, f32>: Layers<64, f32> = Build<64>,
-    M64F32<64, f32>: Mlp<Layers<64, f32>> = Mlp<Build<64>>,
-    L256F32<256, f32>: Layers<256, f32> = Build<256>,
-    M256F32<256, f32>: Mlp<Layers<256, f32>> = Mlp<Build<256>>,
-);
+probes!(L64F64<f64>, M64F64<f64>, L256F64<f64>, M256F64<f64>);
+probes!(L64F32<f32>, M64F32<f32>, L256F32<f32>, M256F32<f32>);
 
 /// A case: width, dtype, the layers one by one, the same fused.
 type Case = (&'static str, &'static str, Box<dyn Probe>, Box<dyn Probe>);
@@ -229,30 +207,31 @@ fn main() {
         .num_threads(1)
         .build()
         .expect("pool");
+    let dev = Cpu::seed_from_u64(0);
     let models: [Case; 4] = [
         (
             "64",
             "f64",
-            Box::new(L64F64::build()),
-            Box::new(M64F64::build()),
+            Box::new(L64F64::build(&dev)),
+            Box::new(M64F64::build(&dev)),
         ),
         (
             "256",
             "f64",
-            Box::new(L256F64::build()),
-            Box::new(M256F64::build()),
+            Box::new(L256F64::build(&dev)),
+            Box::new(M256F64::build(&dev)),
         ),
         (
             "64",
             "f32",
-            Box::new(L64F32::build()),
-            Box::new(M64F32::build()),
+            Box::new(L64F32::build(&dev)),
+            Box::new(M64F32::build(&dev)),
         ),
         (
             "256",
             "f32",
-            Box::new(L256F32::build()),
-            Box::new(M256F32::build()),
+            Box::new(L256F32::build(&dev)),
+            Box::new(M256F32::build(&dev)),
         ),
     ];
     if std::env::args().any(|a| a == "--peer") {

@@ -16,36 +16,19 @@
 
 mod common;
 
+use common::{net_fields, DenseBuild, DenseLayers, State};
+
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{criterion_group, Criterion};
 use neural_ode::dfdx::prelude::*;
-use neural_ode::nn::{builders, Dense, Identity, Mlp, Tanh};
-use neural_ode::{neural_ode, solve, GradMethod, SolveOptions, VectorField};
+use neural_ode::nn::Mlp;
+use neural_ode::{solve, GradMethod, SolveOptions};
 
-type State = (usize, Const<2>);
-
-macro_rules! mlps {
-    ($($name:ident<$w:literal, $e:ty>: $net:ty = $build:ty),* $(,)?) => {$(
-        #[neural_ode(solver = "dopri5", grad = "symplectic")]
-        #[derive(Clone, Debug)]
-        struct $name {
-            net: $net,
-        }
-
-        impl VectorField<State, $e, Cpu> for $name {
-            fn eval<T: Tape<$e, Cpu>>(&self, _t: $e, x: Tensor<State, $e, Cpu, T>) -> Tensor<State, $e, Cpu, T> {
-                self.net.forward(x)
-            }
-        }
-
-        impl $name {
-            fn build(dev: &Cpu) -> Self {
-                $name { net: dev.build_module::<$build, $e>() }
-            }
-        }
-
+/// The symplectic gradient of 10 fixed steps, for each field.
+macro_rules! gradients {
+    ($($name:ident<$e:ty>),* $(,)?) => {$(
         impl Gradient for $name {
             fn gradient(&self, x0: &[f64]) {
                 let dev = Cpu::default();
@@ -62,32 +45,22 @@ macro_rules! mlps {
     )*};
 }
 
-/// The layers of the field's MLP, called one by one.
-type Layers<const W: usize, E> = (
-    Dense<2, W, Tanh, E, Cpu>,
-    Dense<W, W, Tanh, E, Cpu>,
-    Dense<W, 2, Identity, E, Cpu>,
-);
-type Build<const W: usize> = (
-    builders::Dense<2, W, Tanh>,
-    builders::Dense<W, W, Tanh>,
-    builders::Dense<W, 2, Identity>,
-);
-
 trait Gradient: Sync {
     fn gradient(&self, x0: &[f64]);
 }
 
-mlps!(
-    W64F64<64, f64>: Layers<64, f64> = Build<64>,
-    W256F64<256, f64>: Layers<256, f64> = Build<256>,
-    W64F32<64, f32>: Layers<64, f32> = Build<64>,
-    W256F32<256, f32>: Layers<256, f32> = Build<256>,
-    M64F64<64, f64>: Mlp<Layers<64, f64>> = Mlp<Build<64>>,
-    M256F64<256, f64>: Mlp<Layers<256, f64>> = Mlp<Build<256>>,
-    M64F32<64, f32>: Mlp<Layers<64, f32>> = Mlp<Build<64>>,
-    M256F32<256, f32>: Mlp<Layers<256, f32>> = Mlp<Build<256>>,
+net_fields!(
+    W64F64<f64>: DenseLayers<64, f64> = DenseBuild<64>,
+    W256F64<f64>: DenseLayers<256, f64> = DenseBuild<256>,
+    W64F32<f32>: DenseLayers<64, f32> = DenseBuild<64>,
+    W256F32<f32>: DenseLayers<256, f32> = DenseBuild<256>,
+    M64F64<f64>: Mlp<DenseLayers<64, f64>> = Mlp<DenseBuild<64>>,
+    M256F64<f64>: Mlp<DenseLayers<256, f64>> = Mlp<DenseBuild<256>>,
+    M64F32<f32>: Mlp<DenseLayers<64, f32>> = Mlp<DenseBuild<64>>,
+    M256F32<f32>: Mlp<DenseLayers<256, f32>> = Mlp<DenseBuild<256>>,
 );
+gradients!(W64F64<f64>, W256F64<f64>, W64F32<f32>, W256F32<f32>);
+gradients!(M64F64<f64>, M256F64<f64>, M64F32<f32>, M256F32<f32>);
 
 fn initial(rows: usize) -> Vec<f64> {
     (0..2 * rows).map(|k| (0.37 * k as f64).sin()).collect()

@@ -43,6 +43,46 @@ mlps! {
     Dopri8Mlp => "dopri8",
 }
 
+/// The layers of an MLP 2 → W → W → 2 with tanh, as a tuple of `Dense` layers (called one by
+/// one, or fused as `nn::Mlp<DenseLayers<W, E>>`), and their builder.
+pub type DenseLayers<const W: usize, E> = (
+    neural_ode::nn::Dense<2, W, Tanh, E, Cpu>,
+    neural_ode::nn::Dense<W, W, Tanh, E, Cpu>,
+    neural_ode::nn::Dense<W, 2, neural_ode::nn::Identity, E, Cpu>,
+);
+pub type DenseBuild<const W: usize> = (
+    neural_ode::nn::builders::Dense<2, W, Tanh>,
+    neural_ode::nn::builders::Dense<W, W, Tanh>,
+    neural_ode::nn::builders::Dense<W, 2, neural_ode::nn::Identity>,
+);
+
+/// Vector fields (dopri5, symplectic) whose network is one field `net` of the type given, built
+/// with the builder given: `net_fields!(Name<f64>: DenseLayers<64, f64> = DenseBuild<64>)`.
+#[allow(unused_macros)] // used by some of the benches that include this module
+macro_rules! net_fields {
+    ($($name:ident<$e:ty>: $net:ty = $build:ty),* $(,)?) => {$(
+        #[neural_ode::neural_ode(solver = "dopri5", grad = "symplectic")]
+        #[derive(Clone, Debug)]
+        struct $name {
+            net: $net,
+        }
+
+        impl neural_ode::VectorField<State, $e, Cpu> for $name {
+            fn eval<T: Tape<$e, Cpu>>(&self, _t: $e, x: Tensor<State, $e, Cpu, T>) -> Tensor<State, $e, Cpu, T> {
+                self.net.forward(x)
+            }
+        }
+
+        impl $name {
+            fn build(dev: &Cpu) -> Self {
+                $name { net: dev.build_module::<$build, $e>() }
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use net_fields;
+
 /// The spiral demo's vector field (torchdiffeq's `ODEFunc`: an MLP 2 → 50 → 2 on `x³`).
 #[neural_ode(solver = "dopri5")]
 #[derive(Clone, Debug)]
