@@ -1,7 +1,7 @@
 //! How the fused layers use threads: a batch is cut into blocks of a fixed number of rows, and
 //! the calling thread runs the blocks together with up to [`helpers`] threads of rayon's pool.
 //!
-//! - **Blocks of a fixed size.** [`by_rows`] cuts a batch of at least two blocks ([`splits`])
+//! - **Blocks of a fixed size.** `by_rows` cuts a batch of at least two blocks ([`splits`])
 //!   into blocks of [`PAR_ROWS`] rows (the last one also taking the remainder), and the weight
 //!   cotangent is cut into blocks of [`PAR_OUTPUTS`] of its rows (each summing over the whole
 //!   batch in row order). Every kernel computes a row, and an entry of the weight cotangent, with
@@ -9,7 +9,7 @@
 //!   for every thread count (`tests/threads.rs`).
 //! - **The caller works too, and never waits for a thread to wake up.** The blocks are claimed
 //!   one at a time from a shared counter, by the calling thread and by helpers it posts to
-//!   rayon's pool (the pool of the thread it runs on, else, under [`off_pool`], the global pool).
+//!   rayon's pool (the pool of the thread it runs on, else, under `off_pool`, the global pool).
 //!   A helper that arrives late finds the blocks taken and leaves; the caller waits only for
 //!   blocks a helper is already running. So a program's main thread gets the pool's cores
 //!   without handing its work over, and a product costs at most the posting of a helper more
@@ -44,7 +44,7 @@ thread_local! {
 /// How many threads may help the calling thread with split work: one fewer than the threads of
 /// the rayon pool it runs on; on a thread outside any pool (a program's main thread), one fewer
 /// than the threads of rayon's global pool (`RAYON_NUM_THREADS`, by default one per core) while
-/// [`off_pool`] allows it, else none. Zero runs everything on the calling thread.
+/// an [`Mlp`](crate::nn::Mlp) evaluates, else none. Zero runs everything on the calling thread.
 pub fn helpers() -> usize {
     if rayon::current_thread_index().is_none() && !OFF_POOL.with(Cell::get) {
         return 0;
