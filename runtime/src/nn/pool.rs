@@ -42,11 +42,24 @@ pub(crate) struct Buf<E: Pooled>(Vec<E>);
 impl<E: Pooled> Buf<E> {
     /// A buffer of exactly `len` elements, reusing the smallest pooled one that is big enough.
     pub(crate) fn take(len: usize) -> Buf<E> {
+        Self::take_fitting(len, |_| true)
+    }
+
+    /// A buffer of exactly `len` elements for handing to dfdx: a pooled one only if it is at
+    /// most twice as big, else a new one. (A tensor keeps its buffer's capacity for its life: a
+    /// narrow output stored by a solve must not hold a wide layer's buffer.)
+    pub(crate) fn take_to_hand_over(len: usize) -> Buf<E> {
+        Self::take_fitting(len, |capacity| capacity <= 2 * len.max(64))
+    }
+
+    /// A buffer of exactly `len` elements: the smallest pooled one that is big enough and whose
+    /// capacity `fits`, else a new one.
+    fn take_fitting(len: usize, fits: impl Fn(usize) -> bool) -> Buf<E> {
         let mut v = E::with_pool(|pool| {
             let best = pool
                 .iter()
                 .enumerate()
-                .filter(|(_, v)| v.capacity() >= len)
+                .filter(|(_, v)| v.capacity() >= len && fits(v.capacity()))
                 .min_by_key(|(_, v)| v.capacity())
                 .map(|(i, _)| i);
             best.map(|i| pool.swap_remove(i))
@@ -59,26 +72,6 @@ impl<E: Pooled> Buf<E> {
 }
 
 impl<E: Pooled> Buf<E> {
-    /// A buffer of exactly `len` elements for handing to dfdx: a pooled one only if it is at
-    /// most twice as big, else a new one. (A tensor keeps its buffer's capacity for its life: a
-    /// narrow output stored by a solve must not hold a wide layer's buffer.)
-    pub(crate) fn take_to_hand_over(len: usize) -> Buf<E> {
-        let v = E::with_pool(|pool| {
-            let fits = |v: &Vec<E>| v.capacity() >= len && v.capacity() <= 2 * len.max(64);
-            let best = pool
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| fits(v))
-                .min_by_key(|(_, v)| v.capacity())
-                .map(|(i, _)| i);
-            best.map(|i| pool.swap_remove(i))
-        })
-        .flatten();
-        let mut v = v.unwrap_or_else(|| Vec::with_capacity(len));
-        E::resize(&mut v, len);
-        Buf(v)
-    }
-
     /// A pooled copy of the buffer.
     pub(crate) fn duplicate(&self) -> Buf<E> {
         let mut copy = Buf::take(self.0.len());
