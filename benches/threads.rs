@@ -2,8 +2,9 @@
 //! widths 64 and 256, f64 and f32 (an MLP 2 → W → W → 2 of `Dense` layers with tanh, called one
 //! by one or fused into one `nn::Mlp`; dopri5, 10 fixed steps on [0, 1], loss Σ x(1)²): inside a
 //! rayon pool of one thread, inside a pool of two threads, and called from the program's main
-//! thread (what a program gets that sets nothing up: the layers share their blocks with rayon's
-//! global pool, `RAYON_NUM_THREADS` threads, by default one per core).
+//! thread (what a program gets that sets nothing up: an `Mlp` shares its blocks with rayon's
+//! global pool, `RAYON_NUM_THREADS` threads, by default one per core; the layers called one by
+//! one compute on the main thread alone).
 //!
 //! ```text
 //! cargo bench --bench threads            # criterion's group, then the paired table

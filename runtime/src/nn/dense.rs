@@ -233,7 +233,7 @@ fn cpu_dense<
     let bs = host(&bias);
     // y = x Wᵀ, then bias and activation in one pass while y is in cache (for the activations
     // whose derivative needs the pre-activation on a tape: bias, keep a copy, activation).
-    let mut y = Buf::<E>::take(rows * O);
+    let mut y = Buf::<E>::take_to_hand_over(rows * O);
     let z = if T::OWNS_TAPE && A::KEPT == Kept::PreActivation {
         matmul::forward_then(rows, I, O, &xs, &ws, &mut y, &|yb| {
             matmul::add_bias(yb, &bs)

@@ -12,8 +12,7 @@
 //!   rayon's pool (the pool of the thread it runs on, else, under `off_pool`, the global pool).
 //!   A helper that arrives late finds the blocks taken and leaves; the caller waits only for
 //!   blocks a helper is already running. So a program's main thread gets the pool's cores
-//!   without handing its work over, and a product costs at most the posting of a helper more
-//!   than on one thread.
+//!   without handing its work over.
 //! - Each product itself is single-threaded: `gemm` splitting the small products of a dense
 //!   layer cost more in synchronisation than it gained.
 

@@ -47,7 +47,7 @@ fn cpu_activation<A: Activation, S: Shape, E: DenseFloat, T: Tape<E, Cpu>>(
     // `contiguous` is free for the usual (already contiguous) input and materialises views.
     let (x, mut tape) = x.try_contiguous()?.split_tape();
     let n = x.shape().num_elements();
-    let mut values = Buf::<E>::take(n);
+    let mut values = Buf::<E>::take_to_hand_over(n);
     x.copy_into(&mut values);
     let input = (T::OWNS_TAPE && A::KEPT == Kept::PreActivation).then(|| values.duplicate());
     A::apply(&mut values);
